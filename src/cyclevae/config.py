@@ -1,0 +1,249 @@
+"""Run configuration: dataclasses, validation, YAML load/save and ``--set key=value`` overrides.
+
+A config has five sections, each a dataclass: ``data``, ``model``, ``schedule`` (the keywords of
+:func:`cyclevae.schedules.cyclical_beta` plus its unit), ``lr_schedule`` and ``train``. Every
+field is settable from YAML or the command line as ``section.field=value`` (values are parsed
+as YAML scalars). Unknown keys and wrong types are :class:`~cyclevae.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+from .models.vae import VAEConfig
+from .schedules import validate_schedule
+
+
+@dataclass
+class DataConfig:
+    """Corpus files: a path or a known data set ``NAME:SPLIT`` (e.g. ``ptb:train``)."""
+
+    train: str = ""
+    valid: str | None = None
+    test: str | None = None
+    data_dir: str | None = None
+    max_length: int | None = None  # sentences with more tokens are dropped (and counted)
+    max_vocab: int | None = None  # None: every word of the training split
+    min_count: int = 1
+    batch_size: int = 32
+
+
+@dataclass
+class ModelConfig(VAEConfig):
+    """Model sizes (see :class:`~cyclevae.models.vae.VAEConfig`) and the model kind."""
+
+    kind: str = "vae"
+
+
+@dataclass
+class ScheduleConfig:
+    """Beta schedule (SPEC section 2). ``unit`` says what ``total`` counts: ``epoch`` (the
+    schedule spans ``train.epochs``) or ``step`` (it spans all training batches). With
+    ``interpolate`` an epoch-unit schedule still rises smoothly batch by batch."""
+
+    n_cycles: int = 4
+    ratio: float = 0.5
+    shape: str = "linear"
+    start: float = 0.0
+    stop: float = 1.0
+    unit: str = "epoch"
+    interpolate: bool = True
+
+
+@dataclass
+class LRScheduleConfig:
+    """Learning rate: ``constant`` or ``cyclical`` (half cosine restarting every cycle; its
+    cycles are set here, independently of the beta schedule)."""
+
+    kind: str = "constant"
+    n_cycles: int = 4
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and run settings."""
+
+    epochs: int = 40
+    seed: int = 0
+    lr: float = 1e-3
+    clip: float = 5.0
+    free_bits: float = 0.0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16
+    num_threads: int | None = None
+    iw_samples: int = 500  # importance samples for the final test IW-NLL; 0 disables
+    iw_chunk: int = 50
+    eval_every: int = 1  # epochs between valid/test ELBO evaluations
+    nonfinite: str = "stop"  # stop | skip: what to do on a NaN/Inf loss or gradient
+    log_every: int = 50  # batches between JSONL train records
+
+
+@dataclass
+class Config:
+    """A whole run's configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lr_schedule: LRScheduleConfig = field(default_factory=LRScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _section_class(name: str) -> type:
+    return {
+        "data": DataConfig,
+        "model": ModelConfig,
+        "schedule": ScheduleConfig,
+        "lr_schedule": LRScheduleConfig,
+        "train": TrainConfig,
+    }[name]
+
+
+def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Check ``value`` against a field annotation (given as a string); return the value."""
+    hint = eval(annotation, {"int": int, "float": float, "str": str, "bool": bool})  # noqa: S307
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise UserError(f"{source}: {key} must be {names}, got {value!r}")
+
+
+def _apply(config: Config, key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in _SECTIONS:
+        raise UserError(
+            f"{source}: unknown config key {key!r} (expected section.field with section one of "
+            f"{', '.join(_SECTIONS)})"
+        )
+    section = getattr(config, parts[0])
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if parts[1] not in fields:
+        raise UserError(
+            f"{source}: unknown config key {key!r} (fields of {parts[0]}: {', '.join(fields)})"
+        )
+    setattr(section, parts[1], _coerce(value, fields[parts[1]].type, key, source))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file (if any), then ``key=value`` overrides; validated."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: config file not found (expected a YAML file)")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            detail = str(exc).replace("\n", " ")
+            raise UserError(f"{path}: not valid YAML ({detail})") from None
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise UserError(f"{path}: section {section!r} must be a mapping")
+            for name, value in values.items():
+                _apply(config, f"{section}.{name}", value, str(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        _apply(config, key.strip(), value, "--set")
+    validate_config(config)
+    return config
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. from a checkpoint)."""
+    config = Config()
+    for section, values in raw.items():
+        for name, value in values.items():
+            _apply(config, f"{section}.{name}", value, "checkpoint config")
+    validate_config(config)
+    return config
+
+
+def validate_config(config: Config) -> None:
+    """Range and consistency checks, each error naming the field."""
+
+    def need(cond: bool, key: str, expected: str, value: Any) -> None:
+        if not cond:
+            raise UserError(f"config: {key} must be {expected}, got {value!r}")
+
+    d, m, s, lr, t = config.data, config.model, config.schedule, config.lr_schedule, config.train
+    need(d.batch_size >= 1, "data.batch_size", ">= 1", d.batch_size)
+    need(d.max_length is None or d.max_length >= 1, "data.max_length", ">= 1 or null", d.max_length)
+    need(d.max_vocab is None or d.max_vocab >= 1, "data.max_vocab", ">= 1 or null", d.max_vocab)
+    need(d.min_count >= 1, "data.min_count", ">= 1", d.min_count)
+    need(m.kind in ("vae",), "model.kind", "'vae'", m.kind)
+    for key in ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers", "latent_dim"):
+        need(getattr(m, key) >= 1, f"model.{key}", ">= 1", getattr(m, key))
+    need(0.0 <= m.dropout < 1.0, "model.dropout", "in [0, 1)", m.dropout)
+    need(0.0 <= m.word_dropout <= 1.0, "model.word_dropout", "in [0, 1]", m.word_dropout)
+    need(m.init_range >= 0.0, "model.init_range", ">= 0 (0 = PyTorch default init)", m.init_range)
+    need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
+    need(t.lr > 0, "train.lr", "> 0", t.lr)
+    need(t.clip >= 0, "train.clip", ">= 0 (0 disables clipping)", t.clip)
+    need(t.free_bits >= 0, "train.free_bits", ">= 0", t.free_bits)
+    need(t.precision in ("fp32", "bf16"), "train.precision", "'fp32' or 'bf16'", t.precision)
+    need(t.nonfinite in ("stop", "skip"), "train.nonfinite", "'stop' or 'skip'", t.nonfinite)
+    need(t.iw_samples >= 0, "train.iw_samples", ">= 0", t.iw_samples)
+    need(t.iw_chunk >= 1, "train.iw_chunk", ">= 1", t.iw_chunk)
+    need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
+    need(t.log_every >= 1, "train.log_every", ">= 1", t.log_every)
+    need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", ">= 1 or null",
+         t.num_threads)
+    need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)
+    need(lr.kind in ("constant", "cyclical"), "lr_schedule.kind", "'constant' or 'cyclical'",
+         lr.kind)
+    if s.unit == "epoch":
+        if s.n_cycles > t.epochs:
+            raise UserError(
+                f"config: schedule.n_cycles={s.n_cycles} is more cycles than train.epochs="
+                f"{t.epochs} (each cycle must span at least one epoch; use schedule.unit=step)"
+            )
+        total: float = t.epochs
+    else:
+        total = 1e18  # checked against the real number of steps once the data is loaded
+    try:
+        validate_schedule(total, s.n_cycles, s.ratio, s.shape, s.start, s.stop)
+    except ValueError as exc:
+        raise UserError(f"config: schedule.{exc}") from None
+    if lr.kind == "cyclical":
+        need(1 <= lr.n_cycles <= t.epochs, "lr_schedule.n_cycles", f"in [1, {t.epochs}]",
+             lr.n_cycles)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from .report import write_text_atomic
+
+    write_text_atomic(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,336 @@
+"""Beta (KL weight) and learning-rate schedules of Fu et al. (NAACL 2019), eq. (6)-(7).
+
+For iteration t = 1..T, M cycles and a proportion R of each cycle spent increasing beta::
+
+    tau_t  = mod(t - 1, ceil(T / M)) / (T / M)
+    beta_t = start + (stop - start) * f(tau_t)   if tau_t <= R
+           = stop                                otherwise
+
+Here ``step = t - 1`` counts from 0. Three shapes f are provided (``linear``, ``sigmoid``,
+``cosine``). ``ratio = 0`` is the constant schedule (beta = stop at every step) and
+``n_cycles = 1`` with a small ratio is the usual monotonic schedule (Bowman et al. 2015).
+
+Use in any training loop::
+
+    from cyclevae.schedules import BetaScheduler
+    beta = BetaScheduler(total_steps=len(loader) * epochs, n_cycles=4, ratio=0.5)
+    for batch in loader:
+        loss = rec + beta.value * kl      # beta in force for this step
+        ...
+        beta.step()
+
+The functions accept a fractional ``step`` (e.g. ``epoch + batch / batches_per_epoch``) so that a
+schedule defined in epochs can rise smoothly within an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+SHAPES = ("linear", "sigmoid", "cosine")
+
+__all__ = [
+    "SHAPES",
+    "BetaScheduler",
+    "CyclicalLR",
+    "beta_schedule",
+    "constant_beta",
+    "cyclical_beta",
+    "cyclical_lr_factor",
+    "monotonic_beta",
+]
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def validate_schedule(
+    total_steps: float,
+    n_cycles: int = 4,
+    ratio: float = 0.5,
+    shape: str = "linear",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> None:
+    """Raise ``ValueError`` naming the offending argument and its accepted range."""
+    _check_finite("total_steps", total_steps)
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps!r}")
+    if isinstance(n_cycles, bool) or not isinstance(n_cycles, (int, np.integer)):
+        raise ValueError(f"n_cycles must be an integer in [1, total_steps], got {n_cycles!r}")
+    if n_cycles < 1 or n_cycles > total_steps:
+        raise ValueError(
+            f"n_cycles must be in [1, total_steps={total_steps}], got {n_cycles!r}"
+        )
+    _check_finite("ratio", ratio)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"ratio must be in [0, 1], got {ratio!r}")
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+    _check_finite("start", start)
+    _check_finite("stop", stop)
+    if start > stop:
+        raise ValueError(f"start must be <= stop ({stop!r}), got start={start!r}")
+
+
+def _tau(step: np.ndarray, total_steps: float, n_cycles: int) -> np.ndarray:
+    """Position in the current cycle, eq. (7): mod(t - 1, ceil(T/M)) / (T/M)."""
+    period = total_steps / n_cycles
+    return np.mod(step, math.ceil(period)) / period
+
+
+def _shape(tau: np.ndarray, ratio: float, shape: str) -> np.ndarray:
+    """f(tau) on [0, R], increasing from (about) 0 to (about) 1."""
+    x = tau / ratio
+    if shape == "linear":
+        return x
+    if shape == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-(12.0 * x - 6.0)))
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def _beta_array(
+    steps: np.ndarray,
+    total_steps: float,
+    n_cycles: int,
+    ratio: float,
+    shape: str,
+    start: float,
+    stop: float,
+) -> np.ndarray:
+    steps = np.asarray(steps, dtype=np.float64)
+    if ratio == 0.0:
+        return np.full(steps.shape, float(stop))
+    tau = _tau(steps, total_steps, n_cycles)
+    rising = tau <= ratio
+    f = _shape(np.where(rising, tau, 0.0), ratio, shape)
+    return np.where(rising, start + (stop - start) * f, float(stop))
+
+
+def cyclical_beta(
+    step: float,
+    total_steps: float,
+    *,
+    n_cycles: int = 4,
+    ratio: float = 0.5,
+    shape: str = "linear",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> float:
+    """Beta at ``step`` (0-based; step 0 is iteration t = 1 of eq. (7)).
+
+    Args:
+        step: iteration index >= 0 (may be fractional for sub-step interpolation; steps past
+            ``total_steps`` keep cycling).
+        total_steps: T, the length of the schedule in steps (>= 1).
+        n_cycles: M, number of cycles, in [1, T].
+        ratio: R, fraction of each cycle spent increasing beta, in [0, 1]; 0 = constant.
+        shape: ``"linear"``, ``"sigmoid"`` or ``"cosine"``.
+        start, stop: beta at the start of each cycle and its maximum (start <= stop).
+
+    Returns:
+        beta as a Python float.
+    """
+    validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
+    _check_finite("step", step)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step!r}")
+    return float(_beta_array(np.asarray(step), total_steps, n_cycles, ratio, shape, start, stop))
+
+
+def beta_schedule(
+    total_steps: int,
+    *,
+    n_cycles: int = 4,
+    ratio: float = 0.5,
+    shape: str = "linear",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> np.ndarray:
+    """All betas of a schedule: float64 array of shape ``[total_steps]``, equal to
+    ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``."""
+    validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
+    if int(total_steps) != total_steps:
+        raise ValueError(f"total_steps must be an integer for beta_schedule, got {total_steps!r}")
+    steps = np.arange(int(total_steps), dtype=np.float64)
+    return _beta_array(steps, total_steps, n_cycles, ratio, shape, start, stop)
+
+
+def monotonic_beta(
+    step: float,
+    total_steps: float,
+    *,
+    ratio: float = 0.25,
+    shape: str = "linear",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> float:
+    """The monotonic schedule: one cycle (M = 1) rising over the first ``ratio`` of the run."""
+    return cyclical_beta(
+        step, total_steps, n_cycles=1, ratio=ratio, shape=shape, start=start, stop=stop
+    )
+
+
+def constant_beta(step: float, total_steps: float, *, stop: float = 1.0) -> float:
+    """The constant schedule (R = 0): ``stop`` at every step."""
+    return cyclical_beta(step, total_steps, n_cycles=1, ratio=0.0, start=min(0.0, stop), stop=stop)
+
+
+class BetaScheduler:
+    """Stateful beta schedule in the style of ``torch.optim.lr_scheduler``.
+
+    ``value`` is the beta in force for the current step; ``step()`` advances by one call
+    (one batch, or one epoch). The schedule is defined over ``total`` *units*; each unit is
+    ``steps_per_unit`` calls of ``step()``. With the default ``steps_per_unit=1`` the schedule
+    counts in calls. For a schedule defined in epochs but stepped every batch, pass
+    ``steps_per_unit=batches_per_epoch``: with ``interpolate=True`` beta rises smoothly within an
+    epoch, with ``interpolate=False`` it changes only at epoch boundaries.
+
+    Args:
+        total: schedule length T in units (iterations or epochs), >= 1.
+        n_cycles, ratio, shape, start, stop: as in :func:`cyclical_beta`.
+        steps_per_unit: calls of ``step()`` per unit (>= 1).
+        interpolate: use fractional positions within a unit.
+    """
+
+    def __init__(
+        self,
+        total: float,
+        *,
+        n_cycles: int = 4,
+        ratio: float = 0.5,
+        shape: str = "linear",
+        start: float = 0.0,
+        stop: float = 1.0,
+        steps_per_unit: int = 1,
+        interpolate: bool = True,
+    ) -> None:
+        validate_schedule(total, n_cycles, ratio, shape, start, stop)
+        if isinstance(steps_per_unit, bool) or not isinstance(steps_per_unit, (int, np.integer)):
+            raise ValueError(f"steps_per_unit must be an integer >= 1, got {steps_per_unit!r}")
+        if steps_per_unit < 1:
+            raise ValueError(f"steps_per_unit must be >= 1, got {steps_per_unit!r}")
+        self.total = total
+        self.n_cycles = int(n_cycles)
+        self.ratio = float(ratio)
+        self.shape = shape
+        self.start = float(start)
+        self.stop = float(stop)
+        self.steps_per_unit = int(steps_per_unit)
+        self.interpolate = bool(interpolate)
+        self.last_step = 0
+
+    @property
+    def position(self) -> float:
+        """Current position in schedule units (fractional if ``interpolate``)."""
+        if self.interpolate:
+            return self.last_step / self.steps_per_unit
+        return float(self.last_step // self.steps_per_unit)
+
+    @property
+    def value(self) -> float:
+        """Beta in force for the current step."""
+        return float(
+            _beta_array(
+                np.asarray(self.position),
+                self.total,
+                self.n_cycles,
+                self.ratio,
+                self.shape,
+                self.start,
+                self.stop,
+            )
+        )
+
+    def get_last_beta(self) -> float:
+        """Alias of :attr:`value`, named like ``LRScheduler.get_last_lr``."""
+        return self.value
+
+    def step(self) -> float:
+        """Advance one call; return the new beta."""
+        self.last_step += 1
+        return self.value
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: the settings and the step counter."""
+        return {
+            "total": self.total,
+            "n_cycles": self.n_cycles,
+            "ratio": self.ratio,
+            "shape": self.shape,
+            "start": self.start,
+            "stop": self.stop,
+            "steps_per_unit": self.steps_per_unit,
+            "interpolate": self.interpolate,
+            "last_step": self.last_step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict` (settings are validated again)."""
+        validate_schedule(
+            state["total"], state["n_cycles"], state["ratio"], state["shape"], state["start"],
+            state["stop"],
+        )
+        for key in ("total", "n_cycles", "ratio", "shape", "start", "stop", "steps_per_unit",
+                    "interpolate", "last_step"):
+            setattr(self, key, state[key])
+
+    def __repr__(self) -> str:
+        return (
+            f"BetaScheduler(total={self.total}, n_cycles={self.n_cycles}, ratio={self.ratio}, "
+            f"shape={self.shape!r}, start={self.start}, stop={self.stop}, "
+            f"steps_per_unit={self.steps_per_unit}, last_step={self.last_step})"
+        )
+
+
+def cyclical_lr_factor(step: float, total_steps: float, n_cycles: int) -> float:
+    """Multiplier of the base learning rate: a half cosine from 1 to 0 within each cycle.
+
+    ``0.5 * (1 + cos(pi * tau))`` with tau the position in the cycle as in eq. (7), clipped to 1.
+    """
+    validate_schedule(total_steps, n_cycles)
+    tau = min(float(_tau(np.asarray(float(step)), total_steps, n_cycles)), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * tau))
+
+
+class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
+    """Half-cosine learning rate restarting every cycle, for any ``torch.optim`` optimizer.
+
+    lr = base_lr * 0.5 * (1 + cos(pi * position_in_cycle / cycle_length)). Independent of the
+    beta schedule: give it the same ``total``/``n_cycles`` to align the restarts, or not.
+
+    Args:
+        optimizer: the optimizer whose parameter groups' ``lr`` is driven.
+        total: schedule length in units; ``n_cycles``: number of restarts + 1.
+        steps_per_unit: calls of ``step()`` per unit (e.g. batches per epoch).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total: float,
+        *,
+        n_cycles: int = 4,
+        steps_per_unit: int = 1,
+        last_epoch: int = -1,
+    ) -> None:
+        validate_schedule(total, n_cycles)
+        if steps_per_unit < 1:
+            raise ValueError(f"steps_per_unit must be >= 1, got {steps_per_unit!r}")
+        self.total = total
+        self.n_cycles = int(n_cycles)
+        self.steps_per_unit = int(steps_per_unit)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        factor = cyclical_lr_factor(self.last_epoch / self.steps_per_unit, self.total,
+                                    self.n_cycles)
+        return [base * factor for base in self.base_lrs]

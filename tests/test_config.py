@@ -1,0 +1,70 @@
+"""Config loading: YAML, --set overrides, unknown keys, types, ranges, contradictions."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from cyclevae.config import config_from_dict, load_config
+from cyclevae.errors import UserError
+
+
+def test_defaults_and_overrides_parse_yaml_scalars():
+    c = load_config(None, ["data.train=corpus.txt", "train.epochs=4", "schedule.ratio=0.25",
+                           "data.max_length=null", "schedule.interpolate=false"])
+    assert c.data.train == "corpus.txt" and c.train.epochs == 4
+    assert c.schedule.ratio == 0.25 and c.schedule.interpolate is False
+    assert c.data.max_length is None
+    assert isinstance(load_config(None, ["train.lr=1"]).train.lr, float)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "ptb").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_configs_load_and_round_trip(path):
+    c = load_config(path)
+    assert c.data.train == "ptb:train" and c.train.epochs == 40
+    assert config_from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.epoch=3", "unknown config key 'train.epoch'"),
+        ("training.epochs=3", "unknown config key 'training.epochs'"),
+        ("epochs=3", "unknown config key 'epochs'"),
+        ("train.epochs=three", "train.epochs must be int"),
+        ("train.epochs=2.5", "train.epochs must be int"),
+        ("schedule.interpolate=3", "schedule.interpolate must be bool"),
+        ("schedule.ratio=1.5", "ratio must be in [0, 1]"),
+        ("schedule.shape=square", "shape must be one of"),
+        ("schedule.n_cycles=50", "schedule.n_cycles=50 is more cycles than train.epochs=40"),
+        ("schedule.start=2", "start must be <= stop"),
+        ("train.precision=fp8", "train.precision"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("train.epochs", "expected key=value"),
+    ],
+)
+def test_bad_overrides_name_the_field(override, fragment):
+    with pytest.raises(UserError) as exc:
+        load_config(None, [override])
+    assert fragment in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_yaml_files(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(UserError, match="nope.yaml: config file not found"):
+        load_config(missing)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(UserError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("train:\n  epochs: 2\n  colour: red\n")
+    with pytest.raises(UserError, match="unknown.yaml: unknown config key 'train.colour'"):
+        load_config(unknown)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("train: 3\n")
+    with pytest.raises(UserError, match="section 'train' must be a mapping"):
+        load_config(scalar)
