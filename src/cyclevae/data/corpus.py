@@ -1,0 +1,180 @@
+"""Reading sentence corpora: one sentence per line, tokens separated by whitespace, UTF-8.
+
+Two formats: plain sentences (PTB) and ``LABEL<TAB>SENTENCE`` (Yelp). Both skip blank lines,
+can drop sentences longer than ``max_length`` tokens, and return a :class:`CorpusStats` that
+counts what was kept and what was dropped. Every problem with a file raises
+:class:`~cyclevae.errors.UserError` with a one-line message naming the file and, where
+relevant, the line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+__all__ = ["CorpusStats", "read_labelled", "read_sentences"]
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What reading a corpus file found.
+
+    Attributes:
+        path: the file read.
+        lines: lines in the file.
+        sentences: sentences kept.
+        blank: blank lines skipped.
+        too_long: sentences dropped for having more than ``max_length`` tokens.
+        tokens: tokens in the kept sentences (no ``<s>``/``</s>``).
+    """
+
+    path: Path
+    lines: int
+    sentences: int
+    blank: int
+    too_long: int
+    tokens: int
+
+    def summary(self) -> str:
+        """One line for logs, e.g. ``train.txt: 42068 sentences, 887521 tokens (...)``."""
+        return (f"{self.path.name}: {self.sentences} sentences, {self.tokens} tokens "
+                f"({self.lines} lines, {self.blank} blank, {self.too_long} too long)")
+
+
+def _open_checked(path: Path) -> None:
+    """Raise UserError unless ``path`` is an existing, non-empty regular file."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file, expected a text corpus")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a text corpus file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty, expected one sentence per line")
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every line, decoded from UTF-8, newline removed.
+
+    Raises UserError on NUL bytes (binary content) and invalid UTF-8, with the line number.
+    """
+    _open_checked(path)
+    try:
+        with path.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                if b"\x00" in raw:
+                    raise UserError(f"{path}, line {lineno}: contains NUL bytes; this looks "
+                                    "like a binary file, expected UTF-8 text")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise UserError(f"{path}, line {lineno}: invalid UTF-8 (byte "
+                                    f"0x{raw[e.start]:02x} at byte offset {e.start} of the "
+                                    "line), expected UTF-8 text") from None
+                if lineno == 1 and text.startswith("\ufeff"):
+                    text = text[1:]  # UTF-8 byte-order mark
+                yield lineno, text
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+
+
+def _tokenize(text: str, max_length: int | None) -> list[str] | None:
+    """Whitespace tokens of ``text``, or None if there are more than ``max_length``.
+
+    With a limit, at most ``max_length + 1`` pieces are split off, so a line of a million
+    tokens costs no more than a short one.
+    """
+    if max_length is None:
+        return text.split()
+    tokens = text.split(maxsplit=max_length)
+    if len(tokens) > max_length:
+        return None
+    return tokens
+
+
+def _check_max_length(max_length: int | None) -> None:
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be >= 1 or None, got {max_length}")
+
+
+def _finish(path: Path, lines: int, sentences: list[list[str]], blank: int, too_long: int,
+            max_length: int | None) -> CorpusStats:
+    if not sentences:
+        if too_long:
+            raise UserError(f"{path}: no sentence has at most {max_length} tokens "
+                            f"({too_long} longer ones dropped)")
+        raise UserError(f"{path}: contains only blank lines ({blank}), expected one sentence "
+                        "per line")
+    return CorpusStats(path=path, lines=lines, sentences=len(sentences), blank=blank,
+                       too_long=too_long, tokens=sum(map(len, sentences)))
+
+
+def read_sentences(
+    path: str | os.PathLike[str],
+    *,
+    max_length: int | None = None,
+) -> tuple[list[list[str]], CorpusStats]:
+    """Read one sentence per line (whitespace-separated tokens, UTF-8, LF or CRLF).
+
+    Blank lines are skipped and counted; with ``max_length``, sentences of more than
+    ``max_length`` tokens are dropped and counted.
+
+    Returns:
+        ``(sentences, stats)``: the token lists in file order, and the counts.
+    """
+    _check_max_length(max_length)
+    path = Path(path)
+    sentences: list[list[str]] = []
+    lines = blank = too_long = 0
+    for lines, text in _iter_lines(path):
+        tokens = _tokenize(text, max_length)
+        if tokens is None:
+            too_long += 1
+        elif not tokens:
+            blank += 1
+        else:
+            sentences.append(tokens)
+    return sentences, _finish(path, lines, sentences, blank, too_long, max_length)
+
+
+def read_labelled(
+    path: str | os.PathLike[str],
+    *,
+    max_length: int | None = None,
+) -> tuple[list[int], list[list[str]], CorpusStats]:
+    """Read ``LABEL<TAB>SENTENCE`` lines (e.g. Yelp: ``1<TAB>the food was great .``).
+
+    LABEL is an integer. Blank lines, and lines whose sentence part is blank, are skipped and
+    counted as blank; sentences longer than ``max_length`` are dropped with their label.
+
+    Returns:
+        ``(labels, sentences, stats)`` with ``labels[i]`` the label of ``sentences[i]``.
+    """
+    _check_max_length(max_length)
+    path = Path(path)
+    labels: list[int] = []
+    sentences: list[list[str]] = []
+    lines = blank = too_long = 0
+    for lines, text in _iter_lines(path):
+        if not text.strip():
+            blank += 1
+            continue
+        label_text, tab, sentence = text.partition("\t")
+        if not tab:
+            raise UserError(f"{path}, line {lines}: expected LABEL<TAB>SENTENCE, found no tab")
+        try:
+            label = int(label_text.strip())
+        except ValueError:
+            raise UserError(f"{path}, line {lines}: expected an integer label before the tab, "
+                            f"got {label_text.strip()[:40]!r}") from None
+        tokens = _tokenize(sentence, max_length)
+        if tokens is None:
+            too_long += 1
+        elif not tokens:
+            blank += 1
+        else:
+            labels.append(label)
+            sentences.append(tokens)
+    return labels, sentences, _finish(path, lines, sentences, blank, too_long, max_length)
