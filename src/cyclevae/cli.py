@@ -1,0 +1,292 @@
+"""The ``cyclevae`` command line.
+
+Every user error (bad file, bad config, bad argument) is printed on one line as
+``cyclevae: error: ...`` with exit status 2; an interrupted training run exits with 130 after
+writing its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+
+def _add_schedule_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "schedule",
+        help="plot or tabulate a beta schedule (the paper's Figure 2)",
+        description="Draw the cyclical beta schedule beside the monotonic one (Figure 2 of "
+        "Fu et al. 2019), or write the values as CSV.",
+    )
+    p.add_argument("--total-steps", type=int, default=40000, help="T, iterations (default 40000)")
+    p.add_argument("--n-cycles", type=int, default=4, help="M, cycles (default 4)")
+    p.add_argument("--ratio", type=float, default=0.5, help="R, rising proportion (default 0.5)")
+    p.add_argument("--shape", default="linear", choices=["linear", "sigmoid", "cosine"])
+    p.add_argument("--start", type=float, default=0.0, help="beta at each cycle start")
+    p.add_argument("--stop", type=float, default=1.0, help="maximum beta")
+    p.add_argument("--monotonic-ratio", type=float, default=0.25,
+                   help="R of the monotonic schedule drawn beside it (default 0.25)")
+    p.add_argument("--out", type=Path, help="figure file (PNG, PDF or SVG)")
+    p.add_argument("--csv", type=Path, help="write step,cyclical,monotonic values as CSV "
+                   "('-' for stdout)")
+    p.set_defaults(func=_cmd_schedule)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from .schedules import beta_schedule
+
+    if args.out is None and args.csv is None:
+        raise UserError("schedule: give --out FILE (figure) and/or --csv FILE (values)")
+    keywords = dict(shape=args.shape, start=args.start, stop=args.stop)
+    try:
+        cyclical = beta_schedule(args.total_steps, n_cycles=args.n_cycles, ratio=args.ratio,
+                                 **keywords)
+        monotonic = beta_schedule(args.total_steps, n_cycles=1, ratio=args.monotonic_ratio,
+                                  **keywords)
+    except ValueError as exc:
+        raise UserError(f"schedule: {exc}") from None
+    if args.csv is not None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["step", "cyclical", "monotonic"])
+        for step, (c, m) in enumerate(zip(cyclical, monotonic)):
+            writer.writerow([step, repr(float(c)), repr(float(m))])
+        if str(args.csv) == "-":
+            sys.stdout.write(buffer.getvalue())
+        else:
+            from .report import write_text_atomic
+
+            write_text_atomic(args.csv, buffer.getvalue())
+    if args.out is not None:
+        from .report import plot_beta_schedules
+
+        plot_beta_schedules(
+            {f"cyclical (M={args.n_cycles}, R={args.ratio})": cyclical,
+             f"monotonic (R={args.monotonic_ratio})": monotonic},
+            args.out,
+        )
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a text VAE on a corpus",
+        description="Train a text VAE. Settings come from the defaults, then --config, then "
+        "--set key=value (e.g. --set data.train=corpus.txt --set train.epochs=10).",
+    )
+    p.add_argument("--config", type=Path, help="YAML config (e.g. configs/ptb/vae-cyclical.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.add_argument("--out", type=Path, default=Path("runs/train"),
+                   help="output directory (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .training import NonFiniteLoss, Trainer, TrainingInterrupted
+
+    if args.resume and args.overwrite:
+        raise UserError("train: --resume and --overwrite contradict each other; choose one")
+    if args.resume and (args.config or args.overrides):
+        raise UserError("train: --resume continues the saved config of --out; drop --config/--set")
+    config = load_config(args.config, args.overrides)
+    trainer = Trainer(config, args.out, resume=args.resume, overwrite=args.overwrite,
+                      progress=False if args.no_progress else None)
+    try:
+        metrics = trainer.fit()
+    except TrainingInterrupted as exc:
+        print(f"cyclevae: {exc}", file=sys.stderr)
+        return 130
+    except NonFiniteLoss as exc:
+        print(f"cyclevae: error: {exc}", file=sys.stderr)
+        return 1
+    summary = {k: metrics.get(k) for k in ("epochs", "seconds_per_epoch", "test")}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint (JSON to stdout)",
+                       description="Evaluate a checkpoint on a split of its run's data, or on "
+                       "another corpus file with the run's vocabulary.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--data", help="evaluate on this corpus file (or NAME:SPLIT) instead")
+    p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
+    p.add_argument("--iw-samples", type=int, default=500,
+                   help="importance samples for IW-NLL (default 500; 0 disables)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .inference import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
+                                 data_dir=args.data_dir, iw_samples=args.iw_samples)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="sample, reconstruct or interpolate sentences",
+                       description="Generate from a trained text VAE: --prior N samples from "
+                       "p(z); --reconstruct FILE encodes and decodes each line; --interpolate "
+                       "A B decodes points on the line between the two sentences' codes.")
+    p.add_argument("checkpoint", type=Path)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--prior", type=int, metavar="N", help="N sentences from z ~ p(z)")
+    mode.add_argument("--reconstruct", type=Path, metavar="FILE", help="sentences to reconstruct")
+    mode.add_argument("--interpolate", nargs=2, metavar=("SENT_A", "SENT_B"))
+    p.add_argument("--steps", type=int, default=5, help="interpolation points (default 5)")
+    p.add_argument("--sample", action="store_true", help="sample words instead of greedy")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-length", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .inference import generate_from_checkpoint
+
+    lines = generate_from_checkpoint(
+        args.checkpoint, prior=args.prior, reconstruct=args.reconstruct,
+        interpolate=args.interpolate, steps=args.steps, greedy=not args.sample,
+        temperature=args.temperature, max_length=args.max_length, seed=args.seed,
+    )
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="reproduce an experiment of the paper")
+    exp = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    s = exp.add_parser("synthetic", help="the illustrative problem (Figures 3 and 4)",
+                       description="Ten one-hot sequences, 2-D latent; constant, monotonic and "
+                       "cyclical schedules; writes metrics.json, learning_curves.png, "
+                       "latent_space.png and report.md into --out.")
+    s.add_argument("--steps", type=int, default=40000, help="iterations (default 40000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", type=Path, default=Path("runs/synthetic"))
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_reproduce_synthetic)
+    t = exp.add_parser("ptb", help="Penn Treebank language modelling (Table 1 VAE rows, Table 4)",
+                       description="Train the chosen rows (one config each in configs/ptb/) "
+                       "and write report.md with our test-set numbers beside the paper's. "
+                       "Finished runs in --out are reused, unfinished ones resumed.")
+    t.add_argument("--rows", default="vae-monotonic,vae-cyclical-cyclr",
+                   help="comma-separated rows, or 'all' (default: vae-monotonic,"
+                   "vae-cyclical-cyclr)")
+    t.add_argument("--epochs", type=int, help="shorten every row to this many epochs")
+    t.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every row; repeatable")
+    t.add_argument("--configs", type=Path, help="directory of row configs (default configs/ptb)")
+    t.add_argument("--out", type=Path, default=Path("runs/ptb"))
+    t.add_argument("--report-only", action="store_true",
+                   help="only rebuild report.md from the finished runs in --out")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_cmd_reproduce_ptb)
+
+
+def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
+    from .experiments.synthetic import run_synthetic
+
+    if args.steps < 4:
+        raise UserError(f"--steps must be >= 4 (one per cycle), got {args.steps}")
+    metrics = run_synthetic(steps=args.steps, seed=args.seed, out=args.out,
+                            progress=False if args.no_progress else None)
+    rows = {name: m["final"] for name, m in metrics.items() if name != "settings"}
+    print(json.dumps(rows, indent=1))
+    print(f"wrote {args.out}/report.md", file=sys.stderr)
+    return 0
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+
+def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
+    from .experiments import ptb
+
+    rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
+                                                      if r.strip()]
+    seeds = _int_list(args.seeds, "--seeds")
+    if args.report_only:
+        result = ptb.write_ptb_report(args.out, rows=rows, seeds=seeds)
+    else:
+        result = ptb.run_ptb(rows=rows, out=args.out, epochs=args.epochs, seeds=seeds,
+                             overrides=args.overrides, config_dir=args.configs or ptb.CONFIG_DIR,
+                             progress=False if args.no_progress else None)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {args.out}/report.md", file=sys.stderr)
+    return 0
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="download and verify known data sets")
+    cmd = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    d = cmd.add_parser("download", help="fetch a known data set (ptb) and verify its checksums")
+    d.add_argument("name", help="data set name (ptb)")
+    d.add_argument("--data-dir", help="target directory (default: $CYCLEVAE_DATA or the cache)")
+    d.add_argument("--url", help="archive URL (default: the public source)")
+    d.set_defaults(func=_cmd_data_download)
+
+
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from .data.sources import data_dir, download_dataset
+
+    paths = download_dataset(args.name, data_dir(args.data_dir), url=args.url,
+                             progress=sys.stderr.isatty())
+    for path in paths:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cyclevae",
+        description="Text VAEs without KL vanishing: the cyclical annealing schedule of "
+        "Fu et al. (NAACL 2019).",
+    )
+    parser.add_argument("--version", action="version", version=f"cyclevae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
+                _add_reproduce_parser, _add_schedule_parser, _add_data_parser):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cyclevae`` console command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        message = " ".join(str(exc).split())
+        print(f"cyclevae: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cyclevae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Penn Treebank language modelling (paper section 5.1, Table 1 VAE rows and Table 4).
+
+Each row is one config file in ``configs/ptb/``; a row runs through the ordinary Trainer into
+``OUT/<row>[-seedS]/`` and the report puts our test-set numbers beside the paper's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import load_config
+from ..errors import UserError
+from ..report import markdown_table, plot_curves, save_figure_atomic, write_text_atomic
+from ..training import LAST, Trainer
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "ptb"
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """A published row: where it is printed and its test-set numbers (last epoch)."""
+
+    table: str
+    label: str
+    numbers: dict[str, float]
+
+
+# row name (= config file stem) -> the published rows it reproduces
+ROWS: dict[str, list[PaperRow]] = {
+    "vae-monotonic": [
+        PaperRow("Table 1", "VAE, M", {"rec": 101.73, "kl": 0.907, "elbo": -102.63, "ppl": 108.09}),
+        PaperRow("Table 4", "beta monotonic, lr constant",
+                 {"rec": 101.93, "kl": 0.858, "elbo": -102.78}),
+    ],
+    "vae-cyclical": [
+        PaperRow("Table 4", "beta cyclical, lr constant",
+                 {"rec": 101.30, "kl": 1.457, "elbo": -102.76}),
+    ],
+    "vae-cyclical-cyclr": [
+        PaperRow("Table 1", "VAE, C", {"rec": 100.51, "kl": 1.955, "elbo": -102.46, "ppl": 107.25}),
+        PaperRow("Table 4", "beta cyclical, lr cyclical",
+                 {"rec": 100.61, "kl": 1.897, "elbo": -102.51}),
+    ],
+    "vae-monotonic-cyclr": [
+        PaperRow("Table 4", "beta monotonic, lr cyclical",
+                 {"rec": 101.74, "kl": 0.748, "elbo": -102.49}),
+    ],
+    "vae-beta0.5-monotonic": [
+        PaperRow("Table 1", "VAE beta_m=0.5, M",
+                 {"rec": 97.36, "kl": 9.605, "elbo": -106.96, "ppl": 132.57}),
+    ],
+    "vae-beta0.5-cyclical": [
+        PaperRow("Table 1", "VAE beta_m=0.5, C",
+                 {"rec": 95.22, "kl": 9.484, "elbo": -104.70, "ppl": 118.78}),
+    ],
+}
+DEFAULT_ROWS = ("vae-monotonic", "vae-cyclical-cyclr")
+PAPER_SECONDS_PER_EPOCH = {"vae": 30.0, "savae": 472.0}
+METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "active_units")
+
+
+def run_dir_name(row: str, seed: int, seeds: list[int]) -> str:
+    return row if seeds == [0] else f"{row}-seed{seed}"
+
+
+def run_ptb(
+    *,
+    rows: list[str],
+    out: Path,
+    epochs: int | None = None,
+    seeds: list[int] | None = None,
+    overrides: list[str] | None = None,
+    config_dir: Path = CONFIG_DIR,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train every (row, seed) not finished yet in ``out``, then write the report.
+
+    A run directory holding ``metrics.json`` is done and is not trained again; one holding only
+    a checkpoint is resumed. ``epochs`` shortens every row (same M and R, fewer epochs per
+    cycle); ``overrides`` are ``key=value`` strings applied to every row.
+    """
+    seeds = seeds or [0]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    for row in rows:
+        path = config_dir / f"{row}.yaml"
+        if not path.is_file():
+            raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
+        for seed in seeds:
+            run = out / run_dir_name(row, seed, seeds)
+            if (run / "metrics.json").is_file():
+                continue
+            extra = list(overrides or []) + [f"train.seed={seed}"]
+            if epochs is not None:
+                extra.append(f"train.epochs={epochs}")
+            config = load_config(path, extra)
+            resume = (run / LAST).is_file()
+            Trainer(config, run, resume=resume, progress=progress).fit()
+    return write_ptb_report(out, rows=rows, seeds=seeds)
+
+
+def _load_runs(out: Path, rows: list[str], seeds: list[int]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        for seed in seeds:
+            run = out / run_dir_name(row, seed, seeds)
+            if not (run / "metrics.json").is_file():
+                continue
+            metrics = json.loads((run / "metrics.json").read_text())
+            history = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()
+                       if '"kind": "epoch"' in line] if (run / "log.jsonl").is_file() else []
+            found.setdefault(row, []).append({"seed": seed, "metrics": metrics,
+                                              "history": history, "dir": run.name})
+    return found
+
+
+def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[str, Any]:
+    """``OUT/report.md`` and ``OUT/learning_curves.png`` from the finished runs in ``out``."""
+    runs = _load_runs(out, rows, seeds)
+    if not runs:
+        raise UserError(f"{out}: no finished PTB runs (metrics.json) to report")
+    headers = ["row", "seed", "source", "epochs", *METRICS, "s/epoch"]
+    table: list[list[Any]] = []
+    for row, items in runs.items():
+        for item in items:
+            m = item["metrics"]
+            test = m.get("test", {})
+            table.append([row, item["seed"], "ours", m["epochs"],
+                          *[test.get(k) for k in METRICS], m.get("seconds_per_epoch")])
+        for paper in ROWS[row]:
+            table.append([row, "", f"paper {paper.table}: {paper.label}", 40,
+                          *[paper.numbers.get(k) for k in METRICS],
+                          PAPER_SECONDS_PER_EPOCH["vae"]])
+    curves = {}
+    for row, items in runs.items():
+        for item in items:
+            points = []
+            for record in item["history"]:
+                point = {"epoch": record["epoch"], "beta": record["beta"]}
+                for split in ("train", "valid"):
+                    if split in record:
+                        for key in ("rec", "kl", "elbo"):
+                            point[f"{split}_{key}"] = record[split][key]
+                points.append(point)
+            curves[item["dir"]] = points
+    figure = None
+    if any(curves.values()):
+        fig = plot_curves(curves, ["valid_elbo", "valid_rec", "valid_kl", "beta"], x="epoch",
+                          titles=["valid ELBO", "valid Rec", "valid KL", "beta"],
+                          xlabel="epoch", ncols=4)
+        figure = out / "learning_curves.png"
+        save_figure_atomic(fig, figure)
+    lines = [
+        "# Penn Treebank language modelling: ours beside the paper",
+        "",
+        "Test set, per sentence, at the last epoch (Table 1 / Table 4 of Fu et al. 2019). PPL is "
+        "the paper's exp((Rec+KL)/tokens); IW-NLL uses K importance samples (see each run's "
+        "config, train.iw_samples). MI = I_q(z, n); AU = active units. The paper's time per "
+        "epoch is on one GPU.",
+        "",
+        markdown_table(headers, table),
+        "",
+    ]
+    if figure is not None:
+        lines += ["![learning curves](learning_curves.png)", ""]
+    for row, items in runs.items():
+        for item in items:
+            cfg = item["metrics"]["config"]
+            lines.append(
+                f"- `{item['dir']}`: {item['metrics']['epochs']} epochs, schedule "
+                f"{cfg['schedule']}, lr {cfg['lr_schedule']}, commit "
+                f"{item['metrics'].get('git_commit')}, torch {item['metrics'].get('torch')}, "
+                f"{item['metrics'].get('num_threads')} threads"
+            )
+    lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+    return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()}}

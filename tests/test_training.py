@@ -1,0 +1,139 @@
+"""The Trainer end to end on a small PTB slice: metrics file, resume, determinism, refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from pathlib import Path
+
+import pytest
+
+from cyclevae.cli import main
+from cyclevae.config import load_config
+from cyclevae.errors import UserError
+from cyclevae.training import LAST, Trainer, TrainingInterrupted
+
+TEST_KEYS = {"rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "marginal_kl", "active_units"}
+
+
+@pytest.fixture(scope="module")
+def ptb_slice(tmp_path_factory, shared_data) -> Path:
+    root = tmp_path_factory.mktemp("ptb_slice")
+    for split, n in (("train", 240), ("valid", 40), ("test", 40)):
+        lines = (shared_data / "ptb" / f"{split}.txt").read_text().splitlines()[:n]
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def small_overrides(root: Path, **extra: object) -> list[str]:
+    values = {
+        "data.train": root / "train.txt", "data.valid": root / "valid.txt",
+        "data.test": root / "test.txt", "data.max_length": 25, "data.batch_size": 16,
+        "model.emb_dim": 16, "model.enc_hidden": 16, "model.dec_hidden": 16,
+        "model.latent_dim": 4, "train.epochs": 2, "schedule.n_cycles": 2,
+        "train.iw_samples": 8, "train.iw_chunk": 4, "train.log_every": 5,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def train(root: Path, out: Path, **extra: object) -> dict:
+    config = load_config(None, small_overrides(root, **extra))
+    return Trainer(config, out, progress=False).fit()
+
+
+def test_run_writes_metrics_and_logs(ptb_slice, tmp_path):
+    metrics = train(ptb_slice, tmp_path / "run")
+    assert metrics["epochs"] == 2 and metrics["seconds_per_epoch"] > 0
+    assert TEST_KEYS <= set(metrics["test"])
+    assert all(math.isfinite(metrics["test"][k]) for k in TEST_KEYS)
+    assert metrics["test"]["iw_nll"] <= metrics["test"]["rec"] + metrics["test"]["kl"] + 1.0
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk["test"] == metrics["test"]
+    assert on_disk["config"]["train"]["epochs"] == 2
+    records = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert {"train", "valid", "test"} <= set(epochs[0])
+    # the beta logged rises within the first cycle (epoch 1 of 2, ratio 0.5)
+    betas = [r["beta"] for r in records if r["kind"] == "train" and r["epoch"] == 1]
+    assert betas == sorted(betas) and betas[0] < 1.0
+    assert (tmp_path / "run" / "vocab.txt").is_file() and (tmp_path / "run" / LAST).is_file()
+
+
+def test_resume_after_interrupt_matches_uninterrupted(ptb_slice, tmp_path):
+    reference = train(ptb_slice, tmp_path / "full")
+    config = load_config(None, small_overrides(ptb_slice))
+    trainer = Trainer(config, tmp_path / "cut", progress=False)
+    original = trainer.train_step
+
+    def interrupting_step(tokens, beta):
+        result = original(tokens, beta)
+        if trainer.state.global_step == 3:  # mid-epoch 1
+            trainer._stop_signal = signal.SIGTERM
+        return result
+
+    trainer.train_step = interrupting_step  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        trainer.fit()
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    resumed = Trainer(load_config(None, []), tmp_path / "cut", resume=True, progress=False).fit()
+    for split in ("valid", "test"):
+        for key, value in reference[split].items():
+            assert resumed[split][key] == pytest.approx(value, rel=1e-6, abs=1e-6), (split, key)
+    assert resumed["train"] == pytest.approx(reference["train"], rel=1e-6)
+
+
+def test_same_seed_same_numbers(ptb_slice, tmp_path):
+    a = train(ptb_slice, tmp_path / "a", **{"train.epochs": 1, "schedule.n_cycles": 1})
+    b = train(ptb_slice, tmp_path / "b", **{"train.epochs": 1, "schedule.n_cycles": 1})
+    assert a["test"] == b["test"]
+
+
+def test_output_directory_of_another_run_is_refused(ptb_slice, tmp_path):
+    out = tmp_path / "run"
+    train(ptb_slice, out, **{"train.epochs": 1, "schedule.n_cycles": 1})
+    before = (out / "metrics.json").read_bytes()
+    with pytest.raises(UserError, match="--resume .* or --overwrite"):
+        train(ptb_slice, out, **{"train.epochs": 1, "schedule.n_cycles": 1})
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_cli_train_on_a_plain_text_file_with_defaults(tmp_path, capsys):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("the cat sat on the mat\n\n" * 20 + "a dog ran\r\n" * 20)
+    code = main(["train", "--set", f"data.train={corpus}", "--set", "train.epochs=1",
+                 "--set", "schedule.n_cycles=1", "--set", "train.iw_samples=0",
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["data"]["train"]["blank"] == 20 and metrics["data"]["train"]["sentences"] == 40
+    assert metrics["vocab_size"] == 4 + 8  # the cat sat on mat a dog ran
+
+
+@pytest.mark.parametrize(
+    "setup, args, fragment",
+    [
+        (None, ["--set", "data.train=MISSING"], "missing.txt: no such file"),
+        ("", ["--set", "data.train=FILE"], "empty"),
+        (b"abc\x00def\n", ["--set", "data.train=FILE"], "binary"),
+        ("ok line\n", ["--set", "data.train=FILE", "--set", "train.colour=red"],
+         "unknown config key 'train.colour'"),
+    ],
+)
+def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, setup, args, fragment):
+    path = tmp_path / "corpus.txt"
+    if isinstance(setup, bytes):
+        path.write_bytes(setup)
+    elif isinstance(setup, str):
+        path.write_text(setup)
+    args = [a.replace("FILE", str(path)).replace("MISSING", str(tmp_path / "missing.txt"))
+            for a in args]
+    out = tmp_path / "out"
+    code = main(["train", *args, "--set", "train.epochs=1", "--set", "schedule.n_cycles=1",
+                 "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("cyclevae: error:") and "\n" not in err and fragment in err
+    assert not out.exists() or not any(out.iterdir())
