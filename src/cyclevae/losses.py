@@ -11,9 +11,10 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Args:
         mu, logvar: ``[B, D]``.
     Returns:
-        ``[B, D]``: 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1).
+        ``[B, D]``: 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1), written with ``expm1`` so that
+        it never rounds below 0 near the prior.
     """
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
+    return 0.5 * (mu.pow(2) + torch.expm1(logvar) - logvar)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
