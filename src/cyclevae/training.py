@@ -37,6 +37,7 @@ from .losses import beta_vae_loss
 from .metrics.likelihood import evaluate_model
 from .models.vae import TextVAE, VAEConfig
 from .report import write_json_atomic
+from .runtime import keep_freed_memory, make_adam
 from .schedules import BetaScheduler, CyclicalLR
 
 LAST = "checkpoint_last.pt"
@@ -180,6 +181,7 @@ class Trainer:
         t = config.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
+        keep_freed_memory()
         self.device = resolve_device(t.device)
         seed_everything(t.seed)
 
@@ -190,7 +192,7 @@ class Trainer:
         if len(self.data.train) == 0:
             raise UserError(f"{config.data.train}: no sentences left to train on")
         self.model = build_model(config, len(self.vocab)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        self.optimizer = make_adam(self.model.parameters(), t.lr)
         steps_per_epoch = len(self.data.train)
         s = config.schedule
         total, per_unit = (t.epochs, steps_per_epoch) if s.unit == "epoch" else (
@@ -318,7 +320,8 @@ class Trainer:
         else:
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                  t.clip if t.clip > 0 else math.inf)
+                                                  t.clip if t.clip > 0 else math.inf,
+                                                  foreach=True)
             if not torch.isfinite(norm):
                 problem = f"gradient norm is {norm.item()}"
         if problem is not None:

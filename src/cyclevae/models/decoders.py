@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..ops import linear_cross_entropy
 
 
 class LSTMDecoder(nn.Module):
@@ -82,8 +83,7 @@ class LSTMDecoder(nn.Module):
             ``[B]`` nats (float32).
         """
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        logits = self.logits(inputs, z)
-        nll = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
-        )
+        out, _ = self.hidden_states(inputs, z)
+        nll = linear_cross_entropy(out.reshape(-1, out.shape[-1]), self.output.weight,
+                                   self.output.bias, targets.reshape(-1))
         return nll.view(targets.shape).sum(dim=1)

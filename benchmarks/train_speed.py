@@ -1,0 +1,244 @@
+"""Training and evaluation throughput on PTB at the paper's sizes, against a straightforward
+reference implementation timed in the same run (these machines are shared; only ratios in one
+run are comparable).
+
+    python benchmarks/train_speed.py [--batches 40] [--repeats 3] [--modes train_fp32,...]
+
+Prints one JSON line per measurement with "mode", "tokens_per_s", "reference_tokens_per_s",
+"ratio", "seconds_per_epoch" (train modes), "floor_fraction" (achieved FLOP/s over the GEMM
+peak measured in this run) and the details. Run from the repository root with ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
+EPOCH_TOKENS = 929_589
+
+
+# --------------------------------------------------------------------- the reference
+class ReferenceVAE(nn.Module):
+    """What a competent user writes first: nn.LSTM encoder/decoder, one cross-entropy."""
+
+    def __init__(self, vocab: int, emb: int = 256, hidden: int = 256, latent: int = 32) -> None:
+        super().__init__()
+        self.enc_emb = nn.Embedding(vocab, emb)
+        self.enc = nn.LSTM(emb, hidden, batch_first=True)
+        self.to_params = nn.Linear(hidden, 2 * latent)
+        self.dec_emb = nn.Embedding(vocab, emb)
+        self.z_to_h = nn.Linear(latent, hidden)
+        self.dec = nn.LSTM(emb + latent, hidden, batch_first=True)
+        self.drop = nn.Dropout(0.5)
+        self.out = nn.Linear(hidden, vocab)
+        for p in self.parameters():
+            nn.init.uniform_(p, -0.1, 0.1)
+
+    def forward(self, tokens: torch.Tensor, iw: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        _, (h, _) = self.enc(self.enc_emb(tokens))
+        mu, logvar = self.to_params(h[-1]).chunk(2, -1)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        inp, tgt = tokens[:, :-1], tokens[:, 1:]
+        emb = self.drop(self.dec_emb(inp))
+        x = torch.cat([emb, z.unsqueeze(1).expand(-1, inp.shape[1], -1)], -1)
+        h0 = self.z_to_h(z).unsqueeze(0)
+        out, _ = self.dec(x, (h0, torch.zeros_like(h0)))
+        logits = self.out(self.drop(out))
+        rec = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                              reduction="none").view(tgt.shape).sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
+        return rec, kl
+
+    @torch.no_grad()
+    def iw_nll(self, tokens: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+        """The straightforward chunked importance-weighted loop."""
+        _, (h, _) = self.enc(self.enc_emb(tokens))
+        mu, logvar = self.to_params(h[-1]).chunk(2, -1)
+        std = (0.5 * logvar).exp()
+        parts = []
+        for _ in range(k // chunk):
+            eps = torch.randn(tokens.shape[0], chunk, mu.shape[1])
+            z = (mu.unsqueeze(1) + std.unsqueeze(1) * eps).reshape(-1, mu.shape[1])
+            rep = tokens.repeat_interleave(chunk, 0)
+            inp, tgt = rep[:, :-1], rep[:, 1:]
+            x = torch.cat([self.dec_emb(inp), z.unsqueeze(1).expand(-1, inp.shape[1], -1)], -1)
+            h0 = self.z_to_h(z).unsqueeze(0)
+            out, _ = self.dec(x, (h0, torch.zeros_like(h0)))
+            logits = self.out(out)
+            rec = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                  reduction="none").view(tgt.shape).sum(1).view(-1, chunk)
+            log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1).view(-1, chunk)
+            log_q = (-0.5 * eps.pow(2) - 0.5 * logvar.unsqueeze(1)
+                     - 0.5 * math.log(2 * math.pi)).sum(-1)
+            parts.append(-rec + log_pz - log_q)
+        w = torch.cat(parts, 1)
+        return -(torch.logsumexp(w, 1) - math.log(w.shape[1]))
+
+
+# --------------------------------------------------------------------- measurement
+def flops_per_token(emb: int = 256, hidden: int = 256, latent: int = 32, vocab: int = 10002
+                    ) -> dict[str, float]:
+    """Multiply-add FLOPs per predicted token of the PTB VAE (x2 for a multiply-add)."""
+    enc = 2 * 4 * hidden * (emb + hidden)
+    dec = 2 * 4 * hidden * (emb + latent + hidden)
+    out = 2 * hidden * vocab
+    forward = enc + dec + out
+    return {"train": 3 * forward, "eval": forward, "iw_sample": dec + out}
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype``."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def timed(fn, batches, repeats: int) -> float:
+    """Median over repeats of the time of one pass of ``fn`` over all ``batches``."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for b in batches:
+            fn(b)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=40, help="PTB batches sampled per pass")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--iw-sentences", type=int, default=64)
+    parser.add_argument("--modes", default="train_fp32,train_bf16,eval_elbo,eval_iw_nll")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+
+    from cyclevae.config import load_config
+    from cyclevae.metrics.likelihood import evaluate_model, iw_log_likelihood
+    from cyclevae.training import Trainer
+
+    torch.manual_seed(0)
+    out = Path(tempfile.mkdtemp(prefix="cyclevae-bench-"))
+    overrides = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.epochs=40",
+                 "schedule.n_cycles=4", "train.seed=0"]
+    trainer = Trainer(load_config(REPO / "configs" / "ptb" / "vae-cyclical.yaml", overrides),
+                      out / "run", progress=False)
+    all_batches = trainer.data.train.batches(0, shuffle=True)
+    gen = torch.Generator().manual_seed(0)
+    pick = torch.randperm(len(all_batches), generator=gen)[: args.batches].tolist()
+    batches = [all_batches[i] for i in pick]
+    tokens = sum(b.shape[0] * (b.shape[1] - 1) for b in batches)
+    vocab = len(trainer.vocab)
+    flops = flops_per_token(vocab=vocab)
+    peak = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    threads = torch.get_num_threads()
+
+    reference = ReferenceVAE(vocab)
+    ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
+
+    def ref_step(b: torch.Tensor, bf16: bool = False) -> None:
+        reference.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            rec, kl = reference(b)
+        loss = rec.float().mean() + 0.5 * kl.float().mean()
+        ref_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), 5.0)
+        ref_opt.step()
+
+    def emit(record: dict) -> None:
+        print(json.dumps(record), flush=True)
+
+    common = {"batches": len(batches), "tokens": tokens, "threads": threads,
+              "torch": torch.__version__, "gemm_gflops_fp32": round(peak["fp32"], 1),
+              "gemm_gflops_bf16": round(peak["bf16"], 1)}
+    for mode in [m for m in modes if m.startswith("train_")]:
+        precision = mode.split("_")[1]
+        trainer.config.train.precision = precision
+        ours_fn = lambda b: trainer.train_step(b, 0.5)  # noqa: E731 - the real Trainer step
+        ref_fn = lambda b: ref_step(b, bf16=False)  # noqa: E731 - reference in fp32 always
+        for fn in (ours_fn, ref_fn):  # warm-up
+            for b in batches[:3]:
+                fn(b)
+        ours = timed(ours_fn, batches, args.repeats)
+        ref = timed(ref_fn, batches, args.repeats)
+        ours_tps, ref_tps = tokens / ours, tokens / ref
+        emit({"mode": mode, "tokens_per_s": round(ours_tps), "reference_tokens_per_s":
+              round(ref_tps), "ratio": round(ours_tps / ref_tps, 3),
+              "seconds_per_epoch": round(EPOCH_TOKENS / ours_tps, 1),
+              "reference_seconds_per_epoch": round(EPOCH_TOKENS / ref_tps, 1),
+              "floor_fraction": round(ours_tps * flops["train"] / (peak["fp32"] * 1e9), 3),
+              **common})
+    trainer.config.train.precision = "fp32"
+    if "eval_elbo" in modes:
+        model = trainer.model
+
+        def ours_eval(_b: torch.Tensor) -> None:
+            evaluate_model(model, batches, iw_samples=0, seed=0)
+
+        def ref_eval(_b: torch.Tensor) -> None:
+            reference.eval()
+            with torch.no_grad():
+                for b in batches:
+                    reference(b)
+
+        ours_eval(None), ref_eval(None)
+        ours = timed(ours_eval, [None], args.repeats)
+        ref = timed(ref_eval, [None], args.repeats)
+        emit({"mode": "eval_elbo", "tokens_per_s": round(tokens / ours),
+              "reference_tokens_per_s": round(tokens / ref), "ratio": round(ref / ours, 3),
+              "floor_fraction": round(tokens / ours * flops["eval"] / (peak["fp32"] * 1e9), 3),
+              **common})
+    if "eval_iw_nll" in modes:
+        k, chunk = 500, 50
+        # test-set-like sample: sentences from the sampled batches, ~iw_sentences of them
+        sample, n = [], 0
+        for b in batches:
+            if n >= args.iw_sentences:
+                break
+            sample.append(b[: args.iw_sentences - n])
+            n += sample[-1].shape[0]
+        iw_tokens = sum(b.shape[0] * (b.shape[1] - 1) for b in sample)
+        gen = torch.Generator().manual_seed(0)
+        t = time.perf_counter()
+        trainer.model.eval()
+        with torch.no_grad():
+            for b in sample:
+                iw_log_likelihood(trainer.model, b, k, chunk, gen)
+        ours = time.perf_counter() - t
+        reference.eval()
+        t = time.perf_counter()
+        for b in sample:
+            reference.iw_nll(b, k, chunk)
+        ref = time.perf_counter() - t
+        test_tokens = 82_430
+        emit({"mode": "eval_iw_nll", "iw_samples": k, "sentences": n, "tokens_per_s":
+              round(iw_tokens / ours), "reference_tokens_per_s": round(iw_tokens / ref),
+              "ratio": round(ref / ours, 3),
+              "test_set_minutes": round(test_tokens / (iw_tokens / ours) / 60, 1),
+              "reference_test_set_minutes": round(test_tokens / (iw_tokens / ref) / 60, 1),
+              "floor_fraction": round(iw_tokens * k / ours * flops["iw_sample"]
+                                      / (peak["fp32"] * 1e9), 3),
+              **common})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
