@@ -20,6 +20,29 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def ptb_slice(tmp_path_factory, shared_data) -> Path:
+    """The first lines of each PTB split: big enough to train on, small enough to be fast."""
+    root = tmp_path_factory.mktemp("ptb_slice")
+    for split, n in (("train", 240), ("valid", 40), ("test", 40)):
+        lines = (shared_data / "ptb" / f"{split}.txt").read_text().splitlines()[:n]
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def small_overrides(root: Path, **extra: object) -> list[str]:
+    """``--set`` values of a tiny model on :func:`ptb_slice` (2 epochs, 2 cycles)."""
+    values = {
+        "data.train": root / "train.txt", "data.valid": root / "valid.txt",
+        "data.test": root / "test.txt", "data.max_length": 25, "data.batch_size": 16,
+        "model.emb_dim": 16, "model.enc_hidden": 16, "model.dec_hidden": 16,
+        "model.latent_dim": 4, "train.epochs": 2, "schedule.n_cycles": 2,
+        "train.iw_samples": 8, "train.iw_chunk": 4, "train.log_every": 5,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

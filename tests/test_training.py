@@ -12,30 +12,10 @@ import pytest
 from cyclevae.cli import main
 from cyclevae.config import load_config
 from cyclevae.errors import UserError
+from conftest import small_overrides
 from cyclevae.training import LAST, Trainer, TrainingInterrupted
 
 TEST_KEYS = {"rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "marginal_kl", "active_units"}
-
-
-@pytest.fixture(scope="module")
-def ptb_slice(tmp_path_factory, shared_data) -> Path:
-    root = tmp_path_factory.mktemp("ptb_slice")
-    for split, n in (("train", 240), ("valid", 40), ("test", 40)):
-        lines = (shared_data / "ptb" / f"{split}.txt").read_text().splitlines()[:n]
-        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def small_overrides(root: Path, **extra: object) -> list[str]:
-    values = {
-        "data.train": root / "train.txt", "data.valid": root / "valid.txt",
-        "data.test": root / "test.txt", "data.max_length": 25, "data.batch_size": 16,
-        "model.emb_dim": 16, "model.enc_hidden": 16, "model.dec_hidden": 16,
-        "model.latent_dim": 4, "train.epochs": 2, "schedule.n_cycles": 2,
-        "train.iw_samples": 8, "train.iw_chunk": 4, "train.log_every": 5,
-    }
-    values.update(extra)
-    return [f"{k}={v}" for k, v in values.items()]
 
 
 def train(root: Path, out: Path, **extra: object) -> dict:
@@ -68,8 +48,8 @@ def test_resume_after_interrupt_matches_uninterrupted(ptb_slice, tmp_path):
     trainer = Trainer(config, tmp_path / "cut", progress=False)
     original = trainer.train_step
 
-    def interrupting_step(tokens, beta):
-        result = original(tokens, beta)
+    def interrupting_step(tokens, beta, seeds=None):
+        result = original(tokens, beta, seeds)
         if trainer.state.global_step == 3:  # mid-epoch 1
             trainer._stop_signal = signal.SIGTERM
         return result

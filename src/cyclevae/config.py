@@ -83,7 +83,8 @@ class TrainConfig:
     iw_chunk: int = 50
     eval_every: int = 1  # epochs between valid/test ELBO evaluations
     nonfinite: str = "stop"  # stop | skip: what to do on a NaN/Inf loss or gradient
-    log_every: int = 50  # batches between JSONL train records
+    log_every: int = 50  # optimizer steps between JSONL train records
+    accumulate: int = 1  # batches per optimizer step (per process); gradients are averaged
 
 
 @dataclass
@@ -219,6 +220,7 @@ def validate_config(config: Config) -> None:
     need(t.iw_chunk >= 1, "train.iw_chunk", ">= 1", t.iw_chunk)
     need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
     need(t.log_every >= 1, "train.log_every", ">= 1", t.log_every)
+    need(t.accumulate >= 1, "train.accumulate", ">= 1", t.accumulate)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", ">= 1 or null",
          t.num_threads)
     need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)

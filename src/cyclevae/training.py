@@ -11,6 +11,7 @@ so an interrupted run finishes with the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -32,6 +33,7 @@ from .data.corpus import read_sentences
 from .data.sources import data_dir as default_data_dir
 from .data.sources import resolve_data_path
 from .data.vocab import Vocabulary
+from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
 from .losses import beta_vae_loss
 from .metrics.likelihood import evaluate_model
@@ -57,7 +59,7 @@ class Progress:
     """Counters saved in every checkpoint."""
 
     epoch: int = 0  # current epoch (0-based)
-    batch: int = 0  # batches of the current epoch already done
+    batch: int = 0  # optimizer steps of the current epoch already done
     global_step: int = 0
     skipped: int = 0
     best_valid_nll: float = math.inf
@@ -183,6 +185,9 @@ class Trainer:
             torch.set_num_threads(t.num_threads)
         keep_freed_memory()
         self.device = resolve_device(t.device)
+        self.dist: DistContext = init_distributed(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         seed_everything(t.seed)
 
         vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
@@ -193,7 +198,21 @@ class Trainer:
             raise UserError(f"{config.data.train}: no sentences left to train on")
         self.model = build_model(config, len(self.vocab)).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), t.lr)
-        steps_per_epoch = len(self.data.train)
+        self.batches_per_step = self.dist.world_size * t.accumulate
+        steps_per_epoch = len(self.data.train) // self.batches_per_step
+        if steps_per_epoch < 1:
+            raise UserError(
+                f"{config.data.train}: {len(self.data.train)} batches per epoch is fewer than "
+                f"the {self.batches_per_step} needed for one step (processes x train.accumulate)"
+            )
+        self.steps_per_epoch = steps_per_epoch
+        self.ddp: torch.nn.Module | None = None
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         s = config.schedule
         total, per_unit = (t.epochs, steps_per_epoch) if s.unit == "epoch" else (
             t.epochs * steps_per_epoch, 1)
@@ -211,10 +230,11 @@ class Trainer:
         self.state = Progress()
         if checkpoint is not None:
             self._restore(checkpoint)
-        else:
+        elif self.dist.is_main:
             self._create_out_dir(overwrite)
             save_config(config, self.out / "config.yaml")
             self.vocab.save(self.out / "vocab.txt")
+        barrier(self.dist)
         self.log_path = self.out / "log.jsonl"
         self.tensorboard = self._open_tensorboard()
 
@@ -255,6 +275,8 @@ class Trainer:
         set_rng_state(ckpt["rng"])
 
     def _open_tensorboard(self) -> Any:
+        if not self.dist.is_main:
+            return None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -276,9 +298,14 @@ class Trainer:
         }
 
     def save(self, name: str = LAST) -> None:
-        save_checkpoint(self.checkpoint_state(), self.out / name)
+        """Write a checkpoint (rank 0 only; the others wait for it)."""
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_state(), self.out / name)
+        barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
@@ -304,30 +331,51 @@ class Trainer:
                                   iw_samples=iw_samples, iw_chunk=self.config.train.iw_chunk,
                                   seed=self.config.train.seed, device=self.device)
 
-    def train_step(self, tokens: torch.Tensor, beta: float) -> dict[str, float] | None:
-        """One optimisation step; returns batch means, or None if the batch was skipped."""
+    def train_step(self, tokens: torch.Tensor | list[torch.Tensor], beta: float,
+                   seeds: list[int] | None = None) -> dict[str, float] | None:
+        """One optimisation step on one batch or on a list of batches (gradient accumulation:
+        the step follows the mean of the batches' losses). ``seeds``, one per batch, fix the
+        noise of each batch. Returns batch means, or None if the step was skipped for a
+        non-finite value."""
         t = self.config.train
+        micro = tokens if isinstance(tokens, list) else [tokens]
+        model = self.ddp if self.ddp is not None else self.model
         self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=t.precision == "bf16"):
-            out = self.model(tokens)
-        loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
-                             free_bits=t.free_bits)
         self.optimizer.zero_grad(set_to_none=True)
+        totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
+        bad_loss = None
+        for i, batch in enumerate(micro):
+            if seeds is not None:
+                torch.manual_seed(seeds[i])
+            sync = self.ddp is None or i == len(micro) - 1
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():  # type: ignore[union-attr]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                    enabled=t.precision == "bf16"):
+                    out = model(batch)
+                loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
+                                     free_bits=t.free_bits)
+                # backward even on a non-finite loss: under DDP every process must take part
+                (loss / len(micro)).backward()
+            value = loss.item()
+            if not math.isfinite(value):
+                bad_loss = value
+            totals["loss"] += value / len(micro)
+            rec_sum, kl_sum = out.rec.detach().sum().item(), out.kl.detach().sum().item()
+            totals["rec_sum"] += rec_sum
+            totals["kl_sum"] += kl_sum
+            totals["rec"] += rec_sum / batch.shape[0] / len(micro)
+            totals["kl"] += kl_sum / batch.shape[0] / len(micro)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                              t.clip if t.clip > 0 else math.inf, foreach=True)
         problem = None
-        if not torch.isfinite(loss):
-            problem = f"loss is {loss.item()}"
-        else:
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                  t.clip if t.clip > 0 else math.inf,
-                                                  foreach=True)
-            if not torch.isfinite(norm):
-                problem = f"gradient norm is {norm.item()}"
-        if problem is not None:
+        if bad_loss is not None:
+            problem = f"loss is {bad_loss}"
+        elif not torch.isfinite(norm):
+            problem = f"gradient norm is {norm.item()}"
+        if any_flag(problem is not None, self.dist):
             message = (f"non-finite value at step {self.state.global_step} (epoch "
-                       f"{self.state.epoch + 1}, batch {self.state.batch + 1}, beta {beta:.4f}): "
-                       f"{problem}")
+                       f"{self.state.epoch + 1}, step {self.state.batch + 1} of the epoch, beta "
+                       f"{beta:.4f}): {problem or 'on another process'}")
             if t.nonfinite == "stop":
                 raise NonFiniteLoss(message + f"; last good checkpoint kept in {self.out / LAST}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -335,7 +383,19 @@ class Trainer:
             self.log({"kind": "skipped", "step": self.state.global_step, "message": message})
             return None
         self.optimizer.step()
-        return {"loss": loss.item(), "rec": out.rec.mean().item(), "kl": out.kl.mean().item()}
+        return totals
+
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
+        (processes x accumulate), global batch i going to process i % processes."""
+        every = self.data.train.batches(epoch, shuffle=True, drop_last=False)
+        usable = len(every) // self.batches_per_step * self.batches_per_step
+        return every[:usable][self.dist.rank::self.dist.world_size]
+
+    def _batch_seed(self, epoch: int, global_index: int) -> int:
+        """Noise (dropout, z samples) of a batch depends only on the seed and the batch, so a
+        resumed, accumulated or multi-process run draws exactly the same numbers."""
+        return (self.config.train.seed * 1_000_003 + epoch) * 1_000_003 + global_index
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``, evaluating and checkpointing every epoch; return and write
@@ -347,6 +407,7 @@ class Trainer:
                 self._train_epoch()
             return self._finish()
         finally:
+            shutdown(self.dist)
             for s, h in handlers.items():
                 signal.signal(s, h)
             if self.tensorboard is not None:
@@ -354,46 +415,55 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         t, st = self.config.train, self.state
-        batches = self.data.train.batches(st.epoch, shuffle=True)
+        batches = self._epoch_batches(st.epoch)
+        accumulate = t.accumulate
         bar = None
-        if self.progress:
+        if self.progress and self.dist.is_main:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(batches), initial=st.batch, desc=f"epoch {st.epoch + 1}/{t.epochs}",
-                       unit="batch", leave=False)
+            bar = tqdm(total=self.steps_per_epoch, initial=st.batch, unit="step", leave=False,
+                       desc=f"epoch {st.epoch + 1}/{t.epochs}")
         sums = st.epoch_sums or {"rec": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0}
         st.epoch_sums = sums
         resumed_tokens = sums["tokens"]
         started = time.perf_counter()
-        for index in range(st.batch, len(batches)):
-            if self._stop_signal is not None:
-                self.state.seconds += time.perf_counter() - started
+        for step in range(st.batch, self.steps_per_epoch):
+            if any_flag(self._stop_signal is not None, self.dist):
+                st.seconds += time.perf_counter() - started
+                if self.dist.enabled:  # every process resumes with an equal share of the sums
+                    keys = ("rec", "kl", "sentences", "tokens")
+                    totals = sum_floats([sums[k] for k in keys], self.dist)
+                    sums.update({k: v / self.dist.world_size for k, v in zip(keys, totals)})
                 self.save()
-                name = signal.Signals(self._stop_signal).name
+                name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal"
                 raise TrainingInterrupted(
                     f"{name} received: checkpoint written to {self.out / LAST} at epoch "
-                    f"{st.epoch + 1}, batch {st.batch}; continue with --resume"
+                    f"{st.epoch + 1}, step {st.batch} of {self.steps_per_epoch}; continue with "
+                    "--resume"
                 )
-            tokens = batches[index].to(self.device, non_blocking=True)
+            local = range(step * accumulate, (step + 1) * accumulate)
+            micro = [batches[j].to(self.device, non_blocking=True) for j in local]
+            seeds = [self._batch_seed(st.epoch, j * self.dist.world_size + self.dist.rank)
+                     for j in local]
             beta = self.beta.value
             lr = self.optimizer.param_groups[0]["lr"]
-            result = self.train_step(tokens, beta)
+            result = self.train_step(micro, beta, seeds)
             self.beta.step()
             if self.lr_schedule is not None:
                 self.lr_schedule.step()
-            st.batch = index + 1
+            st.batch = step + 1
             st.global_step += 1
-            n_tok = tokens.shape[0] * (tokens.shape[1] - 1)
+            n_sent = sum(b.shape[0] for b in micro)
+            n_tok = sum(b.shape[0] * (b.shape[1] - 1) for b in micro)
             if result is not None:
-                sums["rec"] += result["rec"] * tokens.shape[0]
-                sums["kl"] += result["kl"] * tokens.shape[0]
-                sums["sentences"] += tokens.shape[0]
+                sums["rec"] += result.pop("rec_sum")
+                sums["kl"] += result.pop("kl_sum")
+                sums["sentences"] += n_sent
             sums["tokens"] += n_tok
             if bar is not None:
                 bar.update(1)
-                elapsed = time.perf_counter() - started
-                rate = (sums["tokens"] - resumed_tokens) / max(elapsed, 1e-9)
-                bar.set_postfix(beta=f"{beta:.3f}", tok_s=f"{rate:.0f}")
+                rate = (sums["tokens"] - resumed_tokens) / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(beta=f"{beta:.3f}", tok_s=f"{rate * self.dist.world_size:.0f}")
             if result is not None and st.global_step % t.log_every == 0:
                 self.log({"kind": "train", "epoch": st.epoch + 1, "step": st.global_step,
                           "beta": beta, "lr": lr, **result})
@@ -401,17 +471,17 @@ class Trainer:
             bar.close()
         seconds = time.perf_counter() - started
         st.seconds += seconds
-        n = max(sums["sentences"], 1)
+        rec, kl, n, tokens = sum_floats([sums["rec"], sums["kl"], sums["sentences"],
+                                         sums["tokens"] - resumed_tokens], self.dist)
+        n = max(n, 1)
         record: dict[str, Any] = {
             "kind": "epoch", "epoch": st.epoch + 1, "step": st.global_step,
             "beta": self.beta.value, "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            "tokens_per_s": (sums["tokens"] - resumed_tokens) / max(seconds, 1e-9),
-            "train": {"rec": sums["rec"] / n, "kl": sums["kl"] / n,
-                      "elbo": -(sums["rec"] + sums["kl"]) / n},
+            "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
+            "train": {"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n},
         }
         last_epoch = st.epoch + 1 == t.epochs
-        if (st.epoch + 1) % t.eval_every == 0 or last_epoch:
+        if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or last_epoch):
             for split in ("valid", "test"):
                 corpus = getattr(self.data, split)
                 if corpus is not None:
@@ -425,18 +495,21 @@ class Trainer:
         if is_best:
             st.best_valid_nll = record["valid"]["nll_bound"]
         self.save(LAST)
-        if is_best:
+        if any_flag(is_best, self.dist):
             self.save(BEST)
-        if not self.progress:
+        if not (self.progress and self.dist.is_main):
             return
-        summary = f"epoch {st.epoch}/{t.epochs}: train rec {record['train']['rec']:.2f} kl " \
-                  f"{record['train']['kl']:.3f}"
+        summary = (f"epoch {st.epoch}/{t.epochs}: train rec {record['train']['rec']:.2f} kl "
+                   f"{record['train']['kl']:.3f}")
         if "valid" in record:
             summary += f" | valid elbo {record['valid']['elbo']:.2f} ppl {record['valid']['ppl']:.2f}"
         print(summary + f" | {seconds:.0f}s", file=sys.stderr)
 
     def _finish(self) -> dict[str, Any]:
         t, st = self.config.train, self.state
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return {}
         last = st.history[-1] if st.history else {}
         metrics: dict[str, Any] = {
             "config": self.config.to_dict(),
@@ -468,7 +541,9 @@ class Trainer:
                 "test": self.evaluate(self.data.test),
             }
             self.model.load_state_dict(current)
+        metrics["processes"] = self.dist.world_size
         write_json_atomic(self.out / "metrics.json", metrics)
+        barrier(self.dist)
         self.log({"kind": "final", "step": st.global_step, **{k: metrics[k] for k in
                                                              ("valid", "test") if k in metrics}})
         return metrics
