@@ -1,0 +1,216 @@
+"""Generic reporting helpers: atomic writes, Markdown tables and matplotlib line plots.
+
+Everything an experiment writes goes through the ``*_atomic`` functions: the content is written
+to a temporary file in the destination directory and renamed into place with ``os.replace``,
+so an interrupted run never leaves half a file. Figures use matplotlib's Agg backend (no
+display needed).
+
+Example::
+
+    from cyclevae.report import markdown_table, plot_curves, save_figure_atomic, write_json_atomic
+    write_json_atomic(out / "metrics.json", metrics)
+    fig = plot_curves({"cyclical": curve_c, "monotonic": curve_m}, ["elbo", "rec", "kl"])
+    save_figure_atomic(fig, out / "learning_curves.png")
+    print(markdown_table(["schedule", "Rec"], [["cyclical", 0.12], ["monotonic", 0.98]]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .errors import UserError  # noqa: E402
+
+__all__ = [
+    "atomic_open",
+    "format_number",
+    "markdown_table",
+    "plot_curves",
+    "save_figure_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it is fsynced and renamed to ``path``.
+
+    The parent directory is created if missing. On an exception the temporary file is removed
+    and ``path`` is left untouched. ``mode`` is ``"w"`` (text, UTF-8 by default) or ``"wb"``.
+    An ``OSError`` (disk full, read-only volume, permissions) becomes a one-line
+    :class:`~cyclevae.errors.UserError` naming ``path``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    if mode == "w":
+        kwargs.setdefault("encoding", "utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
+        raise
+
+
+def _write_error(path: Path, exc: OSError) -> UserError:
+    return UserError(f"{path}: could not write ({exc.strerror or exc}); any previous version "
+                     "is unchanged")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (NaN/inf are refused: they are not JSON)."""
+    text = json.dumps(obj, indent=indent, allow_nan=False) + "\n"
+    write_text_atomic(path, text)
+
+
+def save_figure_atomic(
+    fig: Figure, path: str | os.PathLike[str], *, close: bool = True, **savefig_kwargs: Any
+) -> None:
+    """Save a matplotlib figure to ``path`` atomically; the format comes from the suffix.
+
+    Args:
+        fig: the figure. close: close it afterwards (frees its memory).
+        savefig_kwargs: passed to ``Figure.savefig`` (default ``dpi=120``, ``bbox_inches="tight"``).
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    savefig_kwargs.setdefault("dpi", 120)
+    savefig_kwargs.setdefault("bbox_inches", "tight")
+    try:
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, format=fmt, **savefig_kwargs)
+    finally:
+        if close:
+            plt.close(fig)
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: floats with ``digits`` significant digits, ``nan``/``inf`` spelt out,
+    anything else through ``str``."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def markdown_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    align: Sequence[str] | None = None,
+    fmt: Callable[[Any], str] = format_number,
+) -> str:
+    """A GitHub-flavoured Markdown table (ends with a newline).
+
+    Args:
+        headers: column names.
+        rows: one sequence of cells per row, each as long as ``headers``.
+        align: per column ``"l"``, ``"r"`` or ``"c"``; default: left for the first column,
+            right for the others.
+        fmt: turns a cell into text (default :func:`format_number`).
+    """
+    ncol = len(headers)
+    if align is None:
+        align = ["l"] + ["r"] * (ncol - 1)
+    if len(align) != ncol:
+        raise ValueError(f"align has {len(align)} entries for {ncol} columns")
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |",
+             "|" + "|".join(marks[a] for a in align) + "|"]
+    for i, row in enumerate(rows):
+        if len(row) != ncol:
+            raise ValueError(f"row {i} has {len(row)} cells for {ncol} columns")
+        cells = [fmt(cell).replace("|", "\\|") for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    keys: Sequence[str],
+    *,
+    x: str = "step",
+    titles: Sequence[str] | None = None,
+    xlabel: str = "iteration",
+    ncols: int | None = None,
+    panel_size: tuple[float, float] = (4.2, 3.2),
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    suptitle: str | None = None,
+) -> Figure:
+    """One panel per metric, one line per run.
+
+    Args:
+        curves: run name -> list of records (dicts) holding ``x`` and every key in ``keys``
+            (e.g. the ``curve`` lists of a metrics.json).
+        keys: the metrics to plot, one panel each.
+        x: record field on the horizontal axis.
+        titles: panel titles (default: the keys).
+        ncols: panels per row (default: all in one row).
+        styles: per-run keyword arguments for ``Axes.plot`` (colour, line style, ...).
+    Returns:
+        The figure (save it with :func:`save_figure_atomic`).
+    """
+    titles = list(titles) if titles is not None else list(keys)
+    if len(titles) != len(keys):
+        raise ValueError(f"{len(titles)} titles for {len(keys)} keys")
+    ncols = ncols or len(keys)
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), squeeze=False
+    )
+    flat = axes.ravel()
+    for ax, key, title in zip(flat, keys, titles):
+        for name, records in curves.items():
+            xs = [r[x] for r in records]
+            ys = [r[key] for r in records]
+            ax.plot(xs, ys, label=name, linewidth=1.2, **(styles or {}).get(name, {}))
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    for ax in flat[len(keys):]:
+        ax.set_visible(False)
+    flat[0].legend()
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

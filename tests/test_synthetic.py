@@ -1,0 +1,135 @@
+"""The synthetic experiment (paper section 4): data, an end-to-end short run, determinism, and
+the generic report helpers it writes through."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from cyclevae.data.synthetic import BOS, VOCAB_SIZE, one_hot_sequences
+from cyclevae.experiments.synthetic import SCHEDULES, run_synthetic, snapshot_steps
+from cyclevae.report import markdown_table, write_json_atomic, write_text_atomic
+from cyclevae.schedules import cyclical_beta
+
+STEPS = 40
+
+
+def test_one_hot_sequences():
+    x = one_hot_sequences()
+    assert x.shape == (10, 11) and x.dtype == torch.long
+    assert VOCAB_SIZE == 3 and BOS == 2
+    assert (x[:, 0] == BOS).all()
+    body = x[:, 1:]
+    assert torch.equal(body, torch.eye(10, dtype=torch.long))  # sequence n: 1 at position n
+    assert set(x.unique().tolist()) == {0, 1, 2}
+    assert one_hot_sequences(3).tolist() == [[2, 1, 0, 0], [2, 0, 1, 0], [2, 0, 0, 1]]
+    with pytest.raises(ValueError, match="n must be"):
+        one_hot_sequences(0)
+
+
+def test_snapshot_steps_default_are_cycle_middles_and_ends():
+    assert snapshot_steps(40_000) == [5000 * k for k in range(1, 9)]
+    assert snapshot_steps(10, 3) == [3, 7, 10]
+
+
+@pytest.fixture(scope="module")
+def parallel_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic") / "new" / "dir"  # created if missing
+    metrics = run_synthetic(steps=STEPS, seed=0, out=out, progress=False, snapshots=4, workers=2)
+    return out, metrics
+
+
+def _all_finite(obj) -> bool:
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_all_finite(v) for v in obj)
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    return True
+
+
+def test_run_writes_all_outputs(parallel_run):
+    out, metrics = parallel_run
+    for name in ("metrics.json", "learning_curves.png", "latent_space.png", "report.md",
+                 "latent_samples.npz"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert {"constant", "monotonic", "cyclical", "settings"} <= set(saved)
+    for name in ("constant", "monotonic", "cyclical"):
+        final = saved[name]["final"]
+        assert {"elbo", "rec", "kl", "mi", "active_units"} <= set(final)
+        assert final["elbo"] == pytest.approx(-(final["rec"] + final["kl"]))
+        assert 0 <= final["active_units"] <= 2
+        assert final["mi"] <= math.log(10) + 1e-9
+        curve = saved[name]["curve"]
+        assert curve[0]["step"] == 0 and curve[-1]["step"] == STEPS
+        assert all({"step", "beta", "elbo", "rec", "kl"} <= set(p) for p in curve)
+        assert [s["step"] for s in saved[name]["snapshots"]] == [10, 20, 30, 40]
+    assert _all_finite(saved)
+    settings = saved["settings"]
+    assert settings["steps"] == STEPS and settings["seed"] == 0
+    assert settings["torch"] == torch.__version__
+    assert set(settings["seconds_per_schedule"]) == {"constant", "monotonic", "cyclical"}
+    report = (out / "report.md").read_text()
+    assert "](learning_curves.png)" in report and "](latent_space.png)" in report
+    assert report.count("**PASS**") + report.count("**FAIL**") == len(saved["claims"]) >= 4
+
+
+def test_curve_betas_follow_the_schedules(parallel_run):
+    _, metrics = parallel_run
+    assert all(p["beta"] == 1.0 for p in metrics["constant"]["curve"])
+    cyc, mono = metrics["cyclical"]["curve"], metrics["monotonic"]["curve"]
+    assert cyc[0]["beta"] == 0.0 and mono[0]["beta"] == 0.0
+    for name, curve in (("cyclical", cyc), ("monotonic", mono)):
+        kw = {k: SCHEDULES[name][k] for k in ("n_cycles", "ratio")}
+        for p in curve:  # the beta of the update that produced the point's parameters
+            assert p["beta"] == pytest.approx(
+                cyclical_beta(max(p["step"] - 1, 0), STEPS, **kw)), (name, p["step"])
+    assert cyc[-1]["beta"] == 1.0 and mono[-1]["beta"] == 1.0
+    # cyclical restarts at 0 every quarter; monotonic stays at 1 after its first quarter
+    assert [p["beta"] for p in cyc if p["step"] in (11, 21, 31)] == [0.0, 0.0, 0.0]
+    assert all(p["beta"] == 1.0 for p in mono if p["step"] > STEPS // 4)
+
+
+def test_same_seed_same_numbers_in_process_or_in_workers(tmp_path, parallel_run):
+    """A rerun of one schedule, sequential and in this process, matches the parallel run."""
+    _, parallel = parallel_run
+    again = run_synthetic(steps=STEPS, seed=0, out=tmp_path, schedules=("cyclical",),
+                          progress=False, snapshots=4, workers=1)
+    assert set(again) == {"cyclical", "settings", "claims"}
+    assert again["cyclical"]["final"] == parallel["cyclical"]["final"]
+    assert again["cyclical"]["curve"] == parallel["cyclical"]["curve"]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="schedules"):
+        run_synthetic(steps=10, out=tmp_path, schedules=("cosine",))
+    with pytest.raises(ValueError, match="steps"):
+        run_synthetic(steps=0, out=tmp_path)
+
+
+def test_report_helpers(tmp_path):
+    table = markdown_table(["name", "x"], [["a|b", 1.23456789], ["c", 2]])
+    assert table.splitlines() == ["| name | x |", "|:---|---:|", "| a\\|b | 1.235 |", "| c | 2 |"]
+    with pytest.raises(ValueError, match="row 0"):
+        markdown_table(["a", "b"], [[1]])
+    write_json_atomic(tmp_path / "sub" / "m.json", {"a": [1, 2.5]})
+    assert json.loads((tmp_path / "sub" / "m.json").read_text()) == {"a": [1, 2.5]}
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "bad.json", {"a": float("nan")})
+    write_text_atomic(tmp_path / "t.md", "old")
+    with pytest.raises(RuntimeError):
+        from cyclevae.report import atomic_open
+
+        with atomic_open(tmp_path / "t.md") as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+    assert (tmp_path / "t.md").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["sub", "t.md"]
