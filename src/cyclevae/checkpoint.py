@@ -55,9 +55,14 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # torch.save reports a failed write (disk full) as a RuntimeError raised while the
+        # OSError was being handled: find the OSError, re-raise anything else.
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
         raise UserError(
-            f"{path}: could not write checkpoint ({exc.strerror or exc}); the previous "
+            f"{path}: could not write checkpoint ({cause.strerror or cause}); the previous "
             "checkpoint, if any, is unchanged"
         ) from None
     finally:
@@ -66,6 +71,29 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def check_vocabulary_file(vocab_path: str | Path, tokens: list[str],
+                          checkpoint_path: str | Path) -> None:
+    """Raise :class:`UserError` if the vocabulary file beside a checkpoint is not the
+    checkpoint's own vocabulary (``tokens``, specials first): the file, the first line that
+    differs and what was expected. A missing file is not an error (the checkpoint holds the
+    vocabulary); an unreadable or malformed one is."""
+    from .data.vocab import Vocabulary
+
+    vocab_path = Path(vocab_path)
+    if not vocab_path.exists():
+        return
+    found = Vocabulary.load(vocab_path).tokens
+    if found == tokens:
+        return
+    for lineno, (a, b) in enumerate(zip(found, tokens), start=1):
+        if a != b:
+            raise UserError(f"{vocab_path}, line {lineno}: token {a!r} does not match the "
+                            f"vocabulary of {checkpoint_path} ({b!r} expected); the file belongs "
+                            "to another run")
+    raise UserError(f"{vocab_path}: {len(found)} tokens, but the vocabulary of {checkpoint_path} "
+                    f"has {len(tokens)}; the file belongs to another run")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

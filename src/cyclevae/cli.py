@@ -283,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"cyclevae: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file problem no layer below has put into words: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = " ".join(f"{where}{exc.strerror or exc}".split())
+        print(f"cyclevae: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("cyclevae: interrupted", file=sys.stderr)
         return 130

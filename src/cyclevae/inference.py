@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import check_vocabulary_file, load_checkpoint
 from .config import Config, config_from_dict
 from .data.batching import BatchedCorpus, encode_corpus
 from .data.corpus import read_sentences
@@ -26,6 +26,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     ckpt = load_checkpoint(path, map_location=device)
     config = config_from_dict(ckpt["config"])
     vocab = Vocabulary(ckpt["vocab"][len(Vocabulary.SPECIALS):])
+    check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
     model = build_model(config, len(vocab)).to(device)
     try:
         model.load_state_dict(ckpt["model"])

@@ -163,14 +163,22 @@ class Vocabulary:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write one token per line (UTF-8), atomically: a temporary file renamed into place."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 f.write("\n".join(self._itos) + "\n")
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                try:
+                    Path(tmp).unlink(missing_ok=True)
+                except OSError:
+                    pass
+            if isinstance(exc, OSError):
+                raise UserError(f"{path}: could not write vocabulary file "
+                                f"({exc.strerror or exc})") from None
             raise
 
     @classmethod

@@ -1,0 +1,163 @@
+"""Bad configuration and a busy output directory: one-line error, exit 2, nothing touched."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from robust_support import (  # noqa: F401 - fixtures
+    finished_run,
+    one_line_error,
+    overrides,
+    run_cli,
+    set_args,
+    snapshot,
+    tiny_data,
+)
+
+
+def _train(capsys, out, *args):
+    return run_cli(capsys, "train", *args, "--out", out, "--no-progress")
+
+
+@pytest.mark.parametrize("where", ["--set", "yaml"])
+def test_unknown_config_key(where, tiny_data, tmp_path, capsys):
+    args = set_args(overrides(tiny_data / "train.txt"))
+    if where == "--set":
+        args += ["--set", "model.hiden=32"]
+        source = "--set"
+    else:
+        config = tmp_path / "run.yaml"
+        config.write_text("model:\n  latent_dim: 2\n  hiden: 32\n")
+        args += ["--config", str(config)]
+        source = str(config)
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *args)
+    message = one_line_error(err)
+    assert code == 2
+    assert f"{source}: unknown config key 'model.hiden' (fields of model:" in message
+    assert "dec_hidden" in message  # the valid names are listed
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("train.epochs=ten", "--set: train.epochs must be int, got 'ten'"),
+    ("train.lr=[1, 2]", "--set: train.lr must be float, got [1, 2]"),
+    ("data.max_length=yes", "--set: data.max_length must be int or null, got True"),
+])
+def test_wrong_type(item, expected, tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *set_args(overrides(tiny_data / "train.txt")),
+                          "--set", item)
+    assert code == 2 and expected in one_line_error(err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("schedule.ratio=1.5", "schedule.ratio must be in [0, 1], got 1.5"),
+    ("schedule.ratio=-0.1", "schedule.ratio must be in [0, 1], got -0.1"),
+    ("schedule.n_cycles=0", "schedule.n_cycles must be in [1, total_steps"),
+    ("schedule.shape=square", "schedule.shape must be one of linear, sigmoid, cosine"),
+    ("schedule.start=2", "schedule.start must be <= stop"),
+    ("schedule.stop=.nan", "schedule.stop"),
+    ("schedule.unit=minute", "schedule.unit must be 'epoch' or 'step'"),
+])
+def test_out_of_range_schedule_arguments(item, expected, tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *set_args(overrides(tiny_data / "train.txt")),
+                          "--set", "train.epochs=4", "--set", item)
+    message = one_line_error(err)
+    assert code == 2 and message.startswith("cyclevae: error: config: ") and expected in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["train.epochs=2", "schedule.n_cycles=3"],
+     "schedule.n_cycles=3 is more cycles than train.epochs=2"),
+    (["train.epochs=2", "schedule.n_cycles=1", "lr_schedule.kind=cyclical",
+      "lr_schedule.n_cycles=4"], "lr_schedule.n_cycles must be in [1, 2], got 4"),
+    # 26 steps in all: 30 cycles cannot fit; known only once the data is read
+    (["schedule.unit=step", "schedule.n_cycles=30"],
+     "schedule.n_cycles must be in [1, total_steps=26]"),
+])
+def test_cycle_longer_than_the_run(items, expected, tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *set_args(overrides(tiny_data / "train.txt") + items))
+    assert code == 2 and expected in one_line_error(err)
+    assert not out.exists()
+
+
+def test_resume_with_overwrite_is_refused(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    code, _, err = _train(capsys, run, "--resume", "--overwrite")
+    assert code == 2 and "--resume and --overwrite contradict each other" in one_line_error(err)
+    code, _, err = _train(capsys, run, "--resume", "--set", "train.epochs=3")
+    assert code == 2 and "--resume continues the saved config" in one_line_error(err)
+    assert snapshot(run) == before
+
+
+def test_output_directory_of_another_run_is_refused_byte_identical(
+        finished_run, tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    code, _, err = _train(capsys, run, *set_args(overrides(tiny_data / "train.txt",
+                                                           train__seed=7)))
+    message = one_line_error(err)
+    assert code == 2 and f"{run}: output directory holds another run" in message
+    assert "--resume" in message and "--overwrite" in message
+    assert snapshot(run) == before
+    # a directory with only the start of a run (config written, no checkpoint) is a run too
+    (run / "checkpoint_last.pt").unlink()
+    (run / "log.jsonl").unlink()
+    (run / "metrics.json").unlink()
+    partial = snapshot(run)
+    code, _, err = _train(capsys, run, *set_args(overrides(tiny_data / "train.txt")))
+    assert code == 2 and "holds another run" in one_line_error(err)
+    assert snapshot(run) == partial
+
+
+def test_overwrite_with_bad_input_keeps_the_old_run(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff\xfe\n")
+    code, _, err = _train(capsys, run, "--overwrite", *set_args(overrides(bad)))
+    assert code == 2 and f"{bad}, line 2: invalid UTF-8" in one_line_error(err)
+    assert snapshot(run) == before
+
+
+def test_bad_config_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = tmp_path / "missing.yaml"
+    code, _, err = _train(capsys, out, "--config", missing)
+    assert code == 2 and f"{missing}: config file not found" in one_line_error(err)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  epochs: [1,\n")
+    code, _, err = _train(capsys, out, "--config", broken)
+    assert code == 2 and f"{broken}: not valid YAML" in one_line_error(err)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- train\n- epochs\n")
+    code, _, err = _train(capsys, out, "--config", listing)
+    assert code == 2 and f"{listing}: expected a mapping of sections" in one_line_error(err)
+    assert not out.exists()
+
+
+def test_resume_without_a_checkpoint(finished_run, tmp_path, capsys):
+    missing = tmp_path / "typo"
+    code, _, err = _train(capsys, missing, "--resume")
+    assert code == 2
+    assert one_line_error(err).endswith(f"{missing}: nothing to resume (no checkpoint_last.pt)")
+    assert not missing.exists()
+    run = tmp_path / "run"  # killed before its first checkpoint: config and vocabulary only
+    run.mkdir()
+    for name in ("config.yaml", "vocab.txt"):
+        shutil.copy(finished_run / name, run / name)
+    before = snapshot(run)
+    code, _, err = _train(capsys, run, "--resume")
+    assert code == 2 and "start it again with --overwrite" in one_line_error(err)
+    assert snapshot(run) == before
