@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .models.savae import SVIConfig
 from .models.vae import VAEConfig
 from .schedules import validate_schedule
 
@@ -36,11 +37,25 @@ class DataConfig:
     batch_size: int = 32
 
 
+_SVI_DEFAULTS = SVIConfig()
+
+
 @dataclass
 class ModelConfig(VAEConfig):
-    """Model sizes (see :class:`~cyclevae.models.vae.VAEConfig`) and the model kind."""
+    """Model sizes (see :class:`~cyclevae.models.vae.VAEConfig`) and the model kind.
+
+    ``kind``: ``vae``; ``savae`` (semi-amortized VAE: the encoder's q refined by ``svi_steps``
+    steps of SVI, trained through them); ``svi`` (no encoder, SVI from the prior). The
+    ``svi_*`` fields are those of :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
+    """
 
     kind: str = "vae"
+    svi_steps: int = _SVI_DEFAULTS.steps
+    svi_lr: float = _SVI_DEFAULTS.lr
+    svi_momentum: float = _SVI_DEFAULTS.momentum
+    svi_max_grad_norm: float = _SVI_DEFAULTS.max_grad_norm  # 0 disables the clipping
+    svi_grad: str = _SVI_DEFAULTS.grad  # fd | exact: how gradients go back through the steps
+    svi_decoder_grad: bool = _SVI_DEFAULTS.decoder_grad  # decoder also trained through them
 
 
 @dataclass
@@ -204,7 +219,14 @@ def validate_config(config: Config) -> None:
     need(d.max_length is None or d.max_length >= 1, "data.max_length", ">= 1 or null", d.max_length)
     need(d.max_vocab is None or d.max_vocab >= 1, "data.max_vocab", ">= 1 or null", d.max_vocab)
     need(d.min_count >= 1, "data.min_count", ">= 1", d.min_count)
-    need(m.kind in ("vae",), "model.kind", "'vae'", m.kind)
+    need(m.kind in ("vae", "savae", "svi"), "model.kind", "'vae', 'savae' or 'svi'", m.kind)
+    need(m.svi_steps >= (1 if m.kind == "svi" else 0), "model.svi_steps",
+         ">= 1 for kind svi" if m.kind == "svi" else ">= 0", m.svi_steps)
+    need(m.svi_lr > 0, "model.svi_lr", "> 0", m.svi_lr)
+    need(0.0 <= m.svi_momentum < 1.0, "model.svi_momentum", "in [0, 1)", m.svi_momentum)
+    need(m.svi_max_grad_norm >= 0, "model.svi_max_grad_norm", ">= 0 (0 disables clipping)",
+         m.svi_max_grad_norm)
+    need(m.svi_grad in ("fd", "exact"), "model.svi_grad", "'fd' or 'exact'", m.svi_grad)
     for key in ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers", "latent_dim"):
         need(getattr(m, key) >= 1, f"model.{key}", ">= 1", getattr(m, key))
     need(0.0 <= m.dropout < 1.0, "model.dropout", "in [0, 1)", m.dropout)

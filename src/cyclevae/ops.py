@@ -4,13 +4,16 @@ The decoder's output layer dominates a text VAE's cost (70% of the FLOPs at V = 
 naively it materialises logits, log-softmax and their gradients as separate ``[N, V]`` tensors
 (about 30 MB each for a PTB batch). :func:`linear_cross_entropy` computes the per-row negative
 log-likelihood chunk by chunk and, in the same pass, the gradient of the logits
-(softmax - one-hot), so the backward pass is two matrix products and nothing else.
+(softmax - one-hot), written in place over the logits (computed in one product when the
+gradient is wanted, chunk by chunk otherwise), so the backward pass is two matrix products and
+nothing else (the incoming per-row scale multiplies the [N, H] factors).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -25,43 +28,60 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_rows: int):  # type: ignore[override]
         dtype = _compute_dtype(hidden)
+        acc = torch.promote_types(dtype, torch.float32)  # softmax dtype: float32, or float64
         n = hidden.shape[0]
         h = hidden.to(dtype)
         w = weight.to(dtype)
-        nll = torch.empty(n, dtype=torch.float32, device=hidden.device)
+        b = bias.to(dtype)
+        nll = torch.empty(n, dtype=acc, device=hidden.device)
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         grad_logits = (
             torch.empty(n, weight.shape[0], dtype=dtype, device=hidden.device) if need_grad
             else None
         )
+        in_place = grad_logits is not None and dtype == acc
+        if in_place:  # all logits in one product (faster than per chunk), where G will be
+            torch.addmm(b, h, w.t(), out=grad_logits)
         for start in range(0, n, chunk_rows):
             rows = slice(start, min(start + chunk_rows, n))
-            logits = torch.addmm(bias.to(dtype), h[rows], w.t()).float()
-            lse = torch.logsumexp(logits, dim=1)
-            target = targets[rows]
-            nll[rows] = lse - logits.gather(1, target.unsqueeze(1)).squeeze(1)
+            if in_place:
+                logits = grad_logits[rows]  # type: ignore[index]
+            else:
+                logits = torch.addmm(b, h[rows], w.t()).to(acc)
+            target = targets[rows].unsqueeze(1)
+            picked = logits.gather(1, target).squeeze(1)
+            top = logits.amax(dim=1, keepdim=True)
+            probs = logits.sub_(top).exp_()  # unnormalised, in place
+            total = probs.sum(dim=1, keepdim=True)
+            nll[rows] = top.squeeze(1).add_(total.log().squeeze(1)).sub_(picked)
             if grad_logits is not None:
-                probs = logits.sub_(lse.unsqueeze(1)).exp_()
-                probs.scatter_add_(1, target.unsqueeze(1),
-                                   torch.full_like(lse.unsqueeze(1), -1.0))
-                grad_logits[rows] = probs
+                probs.div_(total).scatter_add_(1, target, torch.full_like(total, -1.0))
+                if dtype != acc:
+                    grad_logits[rows] = probs
         ctx.save_for_backward(h, w, grad_logits)
         ctx.input_dtype = hidden.dtype
         ctx.weight_dtype = weight.dtype
         return nll
 
     @staticmethod
+    @once_differentiable  # the saved softmax is a constant: no second derivatives
     def backward(ctx, grad_nll):  # type: ignore[override]
         h, w, grad_logits = ctx.saved_tensors
-        # d nll_i / d logits_i = softmax_i - onehot_i, scaled by the incoming grad of row i
-        g = grad_logits * grad_nll.to(grad_logits.dtype).unsqueeze(1)
+        # d nll_i / d logits_i = softmax_i - onehot_i (G), scaled by the incoming grad of row i;
+        # the row scale is applied to the [N, H] factors, never to the [N, V] matrix
+        scale = grad_nll.to(grad_logits.dtype).unsqueeze(1)
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_hidden = (g @ w).to(ctx.input_dtype)
+            grad_hidden = (grad_logits @ w).mul_(scale).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_weight = (g.t() @ h).to(ctx.weight_dtype)
+            grad_weight = (grad_logits.t() @ (h * scale)).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
-            grad_bias = g.sum(0, dtype=torch.float32).to(ctx.weight_dtype)
+            acc = torch.promote_types(grad_logits.dtype, torch.float32)
+            if grad_logits.dtype == acc:
+                grad_bias = torch.mv(grad_logits.t(), scale.squeeze(1))
+            else:  # low precision: sum in float32
+                grad_bias = (grad_logits * scale).sum(0, dtype=acc)
+            grad_bias = grad_bias.to(ctx.weight_dtype)
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
@@ -80,10 +100,11 @@ def linear_cross_entropy(
         targets: ``[N]`` class ids.
         chunk_rows: rows per chunk (the working set is ``chunk_rows x V`` floats).
     Returns:
-        ``[N]`` float32 negative log-likelihoods in nats. Equal to
+        ``[N]`` float32 (float64 for float64 inputs) negative log-likelihoods in nats. Equal to
         ``F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="none")`` up to
         float rounding, with the same gradients. Under autocast the products run in the autocast
-        dtype and the softmax in float32.
+        dtype and the softmax in float32. Differentiable once: the backward raises if asked
+        for a graph of its own (``create_graph=True``) with respect to these inputs.
     """
     if not (hidden.requires_grad or weight.requires_grad or bias.requires_grad):
         with torch.no_grad():

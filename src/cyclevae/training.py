@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (check_vocabulary_file, load_checkpoint, rng_state, save_checkpoint,
+                         set_rng_state)
 from .config import Config, config_from_dict, save_config
 from .data.batching import BatchedCorpus, encode_corpus
 from .data.corpus import read_sentences
@@ -37,8 +38,9 @@ from .distributed import DistContext, any_flag, barrier, init_distributed, shutd
 from .errors import UserError
 from .losses import beta_vae_loss
 from .metrics.likelihood import evaluate_model
+from .models.savae import SVIVAE, SemiAmortizedVAE, SVIConfig
 from .models.vae import TextVAE, VAEConfig
-from .report import write_json_atomic
+from .report import write_json_atomic, write_text_atomic
 from .runtime import keep_freed_memory, make_adam
 from .schedules import BetaScheduler, CyclicalLR
 
@@ -149,6 +151,12 @@ def build_model(config: Config, vocab_size: int) -> TextVAE:
     fields = {k: v for k, v in vars(config.model).items() if k in VAEConfig.__dataclass_fields__}
     fields["vocab_size"] = vocab_size
     fields["unk_index"] = Vocabulary.UNK_INDEX
+    m = config.model
+    if m.kind in ("savae", "svi"):
+        svi = SVIConfig(steps=m.svi_steps, lr=m.svi_lr, momentum=m.svi_momentum,
+                        max_grad_norm=m.svi_max_grad_norm, grad=m.svi_grad,
+                        decoder_grad=m.svi_decoder_grad)
+        return (SemiAmortizedVAE if m.kind == "savae" else SVIVAE)(VAEConfig(**fields), svi)
     return TextVAE(VAEConfig(**fields))
 
 
@@ -236,6 +244,11 @@ class Trainer:
             self.vocab.save(self.out / "vocab.txt")
         barrier(self.dist)
         self.log_path = self.out / "log.jsonl"
+        if checkpoint is not None and self.dist.is_main:
+            self._trim_log()
+            for stale in self.out.glob(".*.tmp"):  # left by a kill during an atomic write
+                with contextlib.suppress(OSError):
+                    stale.unlink()
         self.tensorboard = self._open_tensorboard()
 
     # ----------------------------------------------------------------- setup helpers
@@ -243,8 +256,12 @@ class Trainer:
         last = self.out / LAST
         if resume:
             if not last.is_file():
-                raise UserError(f"{self.out}: nothing to resume (no {LAST})")
-            return load_checkpoint(last)
+                hint = ("; the run stopped before its first checkpoint: start it again with "
+                        "--overwrite" if (self.out / "config.yaml").is_file() else "")
+                raise UserError(f"{self.out}: nothing to resume (no {LAST}){hint}")
+            checkpoint = load_checkpoint(last)
+            check_vocabulary_file(self.out / "vocab.txt", checkpoint["vocab"], last)
+            return checkpoint
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"{self.out}: output path exists and is not a directory")
         holds_run = any((self.out / name).exists() for name in (LAST, "config.yaml", "log.jsonl"))
@@ -274,6 +291,27 @@ class Trainer:
         self.state = Progress(**ckpt["progress"])
         set_rng_state(ckpt["rng"])
 
+    def _trim_log(self) -> None:
+        """On resume, drop the log records the checkpoint does not know of: those written after
+        it (they will be written again), a line cut short by a kill, and a ``final`` record."""
+        if not self.log_path.is_file():
+            return
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{self.log_path}: cannot read the training log ({exc})") from None
+        keep = []
+        for line in lines:
+            try:
+                record = json.loads(line) if line.endswith("\n") else None
+            except ValueError:
+                record = None
+            if (isinstance(record, dict) and record.get("kind") != "final"
+                    and record.get("step", 0) <= self.state.global_step):
+                keep.append(line)
+        if len(keep) != len(lines):
+            write_text_atomic(self.log_path, "".join(keep))
+
     def _open_tensorboard(self) -> Any:
         if not self.dist.is_main:
             return None
@@ -281,7 +319,11 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-        return SummaryWriter(str(self.out / "tensorboard"))
+        try:
+            return SummaryWriter(str(self.out / "tensorboard"))
+        except OSError as exc:
+            raise UserError(f"{self.out / 'tensorboard'}: cannot write TensorBoard logs "
+                            f"({exc.strerror or exc})") from None
 
     # ----------------------------------------------------------------- checkpoints, logs
     def checkpoint_state(self) -> dict[str, Any]:
@@ -306,30 +348,52 @@ class Trainer:
     def log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.log_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            kind = record.get("kind", "train")
-            step = record.get("step", self.state.global_step)
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
-                elif isinstance(value, dict):
-                    for sub, v in value.items():
-                        if isinstance(v, (int, float)):
-                            self.tensorboard.add_scalar(f"{key}/{sub}", v, step)
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if self.tensorboard is not None:
+                kind = record.get("kind", "train")
+                step = record.get("step", self.state.global_step)
+                for key, value in record.items():
+                    if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                        self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
+                    elif isinstance(value, dict):
+                        for sub, v in value.items():
+                            if isinstance(v, (int, float)):
+                                self.tensorboard.add_scalar(f"{key}/{sub}", v, step)
+        except OSError as exc:
+            raise UserError(f"{exc.filename or self.log_path}: could not write the training log "
+                            f"({exc.strerror or exc}); the last complete checkpoint in "
+                            f"{self.out} is kept") from None
 
     # ----------------------------------------------------------------- the loop
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signum
 
-    def evaluate(self, corpus: BatchedCorpus, iw_samples: int = 0) -> dict[str, float]:
-        """Metrics of SPEC section 3 on one split (pure: training state untouched)."""
+    def _refines(self) -> bool:
+        """Whether the model refines q(z|x) by SVI (kinds savae, svi): its refined q is then
+        the one reported (``valid``, ``test``), the amortized one under ``*_amortized``."""
+        return callable(getattr(self.model, "refined_encode", None))
+
+    def evaluate(self, corpus: BatchedCorpus, iw_samples: int = 0, *,
+                 amortized: bool = False) -> dict[str, float]:
+        """Metrics of SPEC section 3 on one split (pure: training state untouched); with the
+        refined q(z|x) if the model has one, unless ``amortized``."""
+        encode_fn = None
+        if self._refines() and not amortized:
+            generator = torch.Generator().manual_seed(self.config.train.seed + 3)
+            refine = self.model.refined_encode  # type: ignore[attr-defined]
+            encode_fn = lambda tokens: refine(tokens, generator=generator)  # noqa: E731
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.config.train.precision == "bf16"):
             return evaluate_model(self.model, corpus.batches(0, shuffle=False),
                                   iw_samples=iw_samples, iw_chunk=self.config.train.iw_chunk,
-                                  seed=self.config.train.seed, device=self.device)
+                                  seed=self.config.train.seed, device=self.device,
+                                  encode_fn=encode_fn)
+
+    def _amortized_too(self) -> bool:
+        """Whether to also report the amortized q (SA-VAE: yes; SVI from the prior: no)."""
+        return self._refines() and getattr(self.model, "has_amortized_encoder", False)
 
     def train_step(self, tokens: torch.Tensor | list[torch.Tensor], beta: float,
                    seeds: list[int] | None = None) -> dict[str, float] | None:
@@ -343,6 +407,8 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
+        # SA-VAE / SVI models also weight the KL of their SVI objective by beta
+        extra = {"beta": beta} if getattr(self.model, "takes_beta", False) else {}
         bad_loss = None
         for i, batch in enumerate(micro):
             if seeds is not None:
@@ -351,7 +417,7 @@ class Trainer:
             with contextlib.nullcontext() if sync else self.ddp.no_sync():  # type: ignore[union-attr]
                 with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                     enabled=t.precision == "bf16"):
-                    out = model(batch)
+                    out = model(batch, **extra)
                 loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
                                      free_bits=t.free_bits)
                 # backward even on a non-finite loss: under DDP every process must take part
@@ -373,14 +439,18 @@ class Trainer:
         elif not torch.isfinite(norm):
             problem = f"gradient norm is {norm.item()}"
         if any_flag(problem is not None, self.dist):
-            message = (f"non-finite value at step {self.state.global_step} (epoch "
+            message = (f"non-finite value at step {self.state.global_step + 1} (epoch "
                        f"{self.state.epoch + 1}, step {self.state.batch + 1} of the epoch, beta "
-                       f"{beta:.4f}): {problem or 'on another process'}")
-            if t.nonfinite == "stop":
+                       f"{beta:.4g}): {problem or 'on another process'}")
+            bad_weight = next((name for name, p in self.model.named_parameters()
+                               if not bool(torch.isfinite(p).all())), None)
+            if bad_weight is not None:  # skipping batches cannot repair the weights
+                message += f"; parameter {bad_weight} is non-finite"
+            if t.nonfinite == "stop" or bad_weight is not None:
                 raise NonFiniteLoss(message + f"; last good checkpoint kept in {self.out / LAST}")
             self.optimizer.zero_grad(set_to_none=True)
             self.state.skipped += 1
-            self.log({"kind": "skipped", "step": self.state.global_step, "message": message})
+            self.log({"kind": "skipped", "step": self.state.global_step + 1, "message": message})
             return None
         self.optimizer.step()
         return totals
@@ -411,7 +481,11 @@ class Trainer:
             for s, h in handlers.items():
                 signal.signal(s, h)
             if self.tensorboard is not None:
-                self.tensorboard.flush()
+                try:
+                    self.tensorboard.flush()
+                except OSError as exc:
+                    print(f"cyclevae: warning: {self.out / 'tensorboard'}: could not flush "
+                          f"({exc.strerror or exc})", file=sys.stderr)
 
     def _train_epoch(self) -> None:
         t, st = self.config.train, self.state
@@ -439,7 +513,7 @@ class Trainer:
                 raise TrainingInterrupted(
                     f"{name} received: checkpoint written to {self.out / LAST} at epoch "
                     f"{st.epoch + 1}, step {st.batch} of {self.steps_per_epoch}; continue with "
-                    "--resume"
+                    f"`cyclevae train --resume --out {self.out}`"
                 )
             local = range(step * accumulate, (step + 1) * accumulate)
             micro = [batches[j].to(self.device, non_blocking=True) for j in local]
@@ -486,6 +560,8 @@ class Trainer:
                 corpus = getattr(self.data, split)
                 if corpus is not None:
                     record[split] = self.evaluate(corpus)
+                    if self._amortized_too():
+                        record[f"{split}_amortized"] = self.evaluate(corpus, amortized=True)
         st.history.append(record)
         st.epoch += 1
         st.batch = 0
@@ -528,8 +604,12 @@ class Trainer:
             "device": str(self.device),
             "num_threads": torch.get_num_threads(),
         }
+        if self._amortized_too():
+            metrics["valid_amortized"] = last.get("valid_amortized")
         if self.data.test is not None:
             metrics["test"] = self.evaluate(self.data.test, iw_samples=t.iw_samples)
+            if self._amortized_too():  # the same decoder; IW-NLL only with the refined q
+                metrics["test_amortized"] = self.evaluate(self.data.test, amortized=True)
         best = self.out / BEST
         if best.is_file() and self.data.test is not None:
             ckpt = load_checkpoint(best, map_location=self.device)
@@ -540,6 +620,8 @@ class Trainer:
                 "valid": ckpt["progress"]["history"][-1].get("valid"),
                 "test": self.evaluate(self.data.test),
             }
+            if self._amortized_too():
+                metrics["best"]["test_amortized"] = self.evaluate(self.data.test, amortized=True)
             self.model.load_state_dict(current)
         metrics["processes"] = self.dist.world_size
         write_json_atomic(self.out / "metrics.json", metrics)

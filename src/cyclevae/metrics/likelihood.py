@@ -10,7 +10,7 @@ All quantities are in nats; "per sentence" means averaged over sentences.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import torch
@@ -53,6 +53,7 @@ def iw_log_likelihood(
     n_samples: int,
     chunk: int = 50,
     generator: torch.Generator | None = None,
+    posterior: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Importance-weighted estimate of log p(x) per sentence (Burda et al. 2016).
 
@@ -69,12 +70,14 @@ def iw_log_likelihood(
         n_samples: K >= 1.
         chunk: samples per decoder pass.
         generator: seeded generator for reproducible estimates (None: the global RNG).
+        posterior: the proposal's ``(mu, logvar)`` if already computed (default
+            ``model.encode(tokens)``), e.g. a refined q (:mod:`cyclevae.models.savae`).
     Returns:
         ``[B]`` float64, nats (log p(x) estimates; negate for the IW-NLL).
     """
     if n_samples < 1 or chunk < 1:
         raise ValueError(f"n_samples and chunk must be >= 1, got {n_samples} and {chunk}")
-    mu, logvar = model.encode(tokens)
+    mu, logvar = posterior if posterior is not None else model.encode(tokens)
     batch, dim = mu.shape
     eps = _randn((n_samples, batch, dim), generator, mu.device)  # [K, B, D]
     std = (0.5 * logvar).exp()
@@ -111,6 +114,7 @@ def evaluate_model(
     latent_samples: int = 1,
     seed: int = 0,
     device: torch.device | str | None = None,
+    encode_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Evaluate a VAE on a data split. Pure: eval mode (restored afterwards), no gradients, and
     all sampling from private generators seeded by ``seed``, so the global RNG is untouched and
@@ -124,6 +128,10 @@ def evaluate_model(
         latent_samples: Monte Carlo samples per sentence for MI and marginal KL.
         seed: seeds the reconstruction, importance and latent samples (separate streams).
         device: where to compute; default the model's parameters' device.
+        encode_fn: ``tokens -> (mu, logvar)`` giving q(z|x) (default ``model.encode``), e.g.
+            the refined q of a semi-amortized VAE; every metric then uses it. It is called in
+            eval mode under ``torch.no_grad()`` (enable grad inside if it needs it), and
+            should draw any noise from its own generator to keep this function pure.
     Returns:
         Per-sentence averages (nats): ``rec`` (-log p(x|z), one z ~ q(z|x) per sentence),
         ``kl`` (closed form), ``nll_bound`` = rec + kl, ``elbo`` = -(rec + kl),
@@ -146,12 +154,13 @@ def evaluate_model(
     try:
         for tokens in batches:
             tokens = tokens.to(device)
-            mu, logvar = model.encode(tokens)
+            mu, logvar = (encode_fn or model.encode)(tokens)
             z = mu + (0.5 * logvar).exp() * _randn(tuple(mu.shape), rec_gen, mu.device)
             rec_sum += model.decoder.reconstruction_loss(tokens, z).double().sum().item()
             kl_sum += gaussian_kl(mu.double(), logvar.double()).sum().item()
             if iw_samples > 0:
-                log_px = iw_log_likelihood(model, tokens, iw_samples, iw_chunk, iw_gen)
+                log_px = iw_log_likelihood(model, tokens, iw_samples, iw_chunk, iw_gen,
+                                           posterior=(mu, logvar))
                 iw_sum -= log_px.sum().item()
             n_sentences += tokens.shape[0]
             n_tokens += tokens.shape[0] * (tokens.shape[1] - 1)

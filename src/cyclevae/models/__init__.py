@@ -1,7 +1,9 @@
-"""Models: Gaussian encoders, auto-regressive decoders and the text VAE."""
+"""Models: Gaussian encoders, auto-regressive decoders, the text VAE and SA-VAE / SVI."""
 
 from .decoders import LSTMDecoder
 from .encoders import GaussianEncoder, LSTMEncoder
+from .savae import SemiAmortizedVAE, SVIConfig, SVIVAE
 from .vae import TextVAE, VAEConfig, VAEOutput
 
-__all__ = ["GaussianEncoder", "LSTMDecoder", "LSTMEncoder", "TextVAE", "VAEConfig", "VAEOutput"]
+__all__ = ["GaussianEncoder", "LSTMDecoder", "LSTMEncoder", "SVIConfig", "SVIVAE",
+           "SemiAmortizedVAE", "TextVAE", "VAEConfig", "VAEOutput"]
