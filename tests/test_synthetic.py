@@ -133,3 +133,30 @@ def test_report_helpers(tmp_path):
             raise RuntimeError("interrupted")
     assert (tmp_path / "t.md").read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["sub", "t.md"]
+
+
+def test_cli_reproduce_synthetic_prints_final_numbers_per_schedule(tmp_path, capsys):
+    from cyclevae.cli import main
+
+    code = main(["reproduce", "synthetic", "--steps", "8", "--out", str(tmp_path / "s"),
+                 "--no-progress"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert set(rows) == set(SCHEDULES)  # not the settings or claims blocks
+    assert all({"rec", "kl"} <= set(row) for row in rows.values())
+
+
+def test_cli_schedule_draws_figure_and_csv(tmp_path, capsys):
+    from cyclevae.cli import main
+
+    fig, csv_path = tmp_path / "fig" / "beta.png", tmp_path / "beta.csv"
+    code = main(["schedule", "--total-steps", "80", "--out", str(fig), "--csv", str(csv_path)])
+    assert code == 0
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "step,cyclical,monotonic" and len(lines) == 81
+    values = [tuple(map(float, line.split(",")[1:])) for line in lines[1:]]
+    assert values[0] == (0.0, 0.0)
+    assert values[10][0] == pytest.approx(cyclical_beta(10, 80, n_cycles=4, ratio=0.5))
+    assert max(c for c, _ in values) == 1.0 and values[-1][1] == 1.0
+    assert not list(fig.parent.glob(".*"))  # no temporary files left beside it

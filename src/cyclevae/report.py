@@ -214,3 +214,32 @@ def plot_curves(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def plot_beta_schedules(
+    schedules: Mapping[str, Sequence[float]],
+    path: str | os.PathLike[str],
+    *,
+    xlabel: str = "iteration",
+    title: str = "beta schedules",
+) -> None:
+    """Plot beta schedules one above the other (the paper's Figure 2) and save the figure.
+
+    Args:
+        schedules: label -> beta per step (a ``[T]`` sequence, e.g. from
+            :func:`cyclevae.schedules.beta_schedule`); one panel each, sharing the step axis.
+        path: output file; the format comes from the suffix (``.png``, ``.pdf``, ``.svg``).
+    """
+    if not schedules:
+        raise ValueError("no schedule to plot")
+    fig, axes = plt.subplots(len(schedules), 1, figsize=(6.4, 1.9 * len(schedules)),
+                             sharex=True, squeeze=False)
+    for ax, (label, values) in zip(axes[:, 0], schedules.items()):
+        ax.plot(range(len(values)), list(values), linewidth=1.4)
+        ax.set_ylabel("beta")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure_atomic(fig, path)
