@@ -99,10 +99,18 @@ def run_ptb(
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    todo = []  # every config is read and checked before the first row trains
     for row in rows:
         path = config_dir / f"{row}.yaml"
         if not path.is_file():
             raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
+        if epochs is not None:
+            base = load_config(path, list(overrides or []))
+            cycles = max(base.schedule.n_cycles if base.schedule.unit == "epoch" else 1,
+                         base.lr_schedule.n_cycles if base.lr_schedule.kind == "cyclical" else 1)
+            if epochs < cycles:
+                raise UserError(f"--epochs {epochs}: row {row!r} has {cycles} cycles; shortening "
+                                f"keeps them, so give at least {cycles} epochs")
         for seed in seeds:
             run = out / run_dir_name(row, seed, seeds)
             if (run / "metrics.json").is_file():
@@ -110,9 +118,9 @@ def run_ptb(
             extra = list(overrides or []) + [f"train.seed={seed}"]
             if epochs is not None:
                 extra.append(f"train.epochs={epochs}")
-            config = load_config(path, extra)
-            resume = (run / LAST).is_file()
-            Trainer(config, run, resume=resume, progress=progress).fit()
+            todo.append((load_config(path, extra), run))
+    for config, run in todo:
+        Trainer(config, run, resume=(run / LAST).is_file(), progress=progress).fit()
     return write_ptb_report(out, rows=rows, seeds=seeds)
 
 
@@ -191,7 +199,9 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             cfg = item["metrics"]["config"]
             lines.append(
                 f"- `{item['dir']}`: {item['metrics']['epochs']} epochs, schedule "
-                f"{cfg['schedule']}, lr {cfg['lr_schedule']}, commit "
+                f"{cfg['schedule']}, lr {cfg['lr_schedule']}, precision "
+                f"{cfg['train'].get('precision', 'fp32')}, IW-NLL with K = "
+                f"{cfg['train'].get('iw_samples')}, commit "
                 f"{item['metrics'].get('git_commit')}, torch {item['metrics'].get('torch')}, "
                 f"{item['metrics'].get('num_threads')} threads"
             )

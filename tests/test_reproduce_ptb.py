@@ -1,0 +1,59 @@
+"""`cyclevae reproduce ptb` end to end at small scale: rows trained, report beside the paper,
+finished runs reused, --report-only."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import small_overrides
+
+from cyclevae.cli import main
+
+
+def test_reproduce_ptb_trains_rows_reports_and_reuses_finished_runs(ptb_slice, tmp_path, capsys):
+    out = tmp_path / "ptb"
+    sets = [arg for value in small_overrides(ptb_slice, **{"train.num_threads": 1})
+            for arg in ("--set", value)
+            if value.split("=")[0] not in ("train.epochs", "schedule.n_cycles")]
+    args = ["reproduce", "ptb", "--rows", "vae-monotonic,vae-cyclical-cyclr", "--epochs", "4",
+            *sets, "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["rows"]) == {"vae-monotonic", "vae-cyclical-cyclr"}
+    for row in result["rows"]:
+        metrics = json.loads((out / row / "metrics.json").read_text())
+        assert metrics["epochs"] == 4 and metrics["config"]["train"]["epochs"] == 4
+        # shortening keeps the row's own M and R (fewer epochs per cycle)
+        schedule = metrics["config"]["schedule"]
+        assert (schedule["n_cycles"], schedule["ratio"]) == (
+            (1, 0.25) if row == "vae-monotonic" else (4, 0.5))
+        assert {"rec", "kl", "elbo", "ppl", "iw_nll", "mi", "active_units"} <= set(metrics["test"])
+    report = (out / "report.md").read_text()
+    assert report.count("paper Table 1") >= 2
+    assert report.count("| ours |") == 2
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a second call reuses the finished runs (nothing retrained) and --report-only rebuilds
+    stamp = (out / "vae-monotonic" / "metrics.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "vae-monotonic" / "metrics.json").stat().st_mtime_ns == stamp
+    (out / "report.md").unlink()
+    capsys.readouterr()
+    assert main(["reproduce", "ptb", "--report-only", "--out", str(out)]) == 0
+    assert (out / "report.md").is_file()
+
+
+def test_reproduce_ptb_unknown_row_is_a_one_line_error(tmp_path, capsys):
+    code = main(["reproduce", "ptb", "--rows", "vae-nope", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "vae-nope" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_reproduce_ptb_epochs_below_the_cycles_fails_before_any_row_trains(tmp_path, capsys):
+    out = tmp_path / "ptb"
+    code = main(["reproduce", "ptb", "--rows", "vae-monotonic,vae-cyclical-cyclr", "--epochs", "2",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--epochs 2" in err and "vae-cyclical-cyclr" in err and "4 cycles" in err
+    assert not out.exists()  # the monotonic row (1 cycle) did not start either
