@@ -117,3 +117,18 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, setup, args, fragment):
     assert code == 2
     assert err.startswith("cyclevae: error:") and "\n" not in err and fragment in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_git_commit_names_the_source_tree_and_marks_local_changes():
+    import re
+    import subprocess
+
+    from cyclevae import training
+
+    commit = training.git_commit()
+    if commit is None:
+        pytest.skip("not running from a git checkout")
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(training.__file__).parent,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert commit.split("+")[0] == head

@@ -93,13 +93,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout."""
+    """The commit of the source tree this package runs from, if it is a git checkout, with
+    ``+dirty`` if its tracked files under ``src/`` differ from that commit."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=True,
-        )
-        return out.stdout.strip()
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(here)], cwd=here,
+                               capture_output=True, timeout=5).returncode == 1
+        return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -244,6 +246,8 @@ class Trainer:
             self.vocab.save(self.out / "vocab.txt")
         barrier(self.dist)
         self.log_path = self.out / "log.jsonl"
+        # the code that trains is the code of this process's start, not of the run's end
+        self.git_commit = git_commit()
         if checkpoint is not None and self.dist.is_main:
             self._trim_log()
             for stale in self.out.glob(".*.tmp"):  # left by a kill during an atomic write
@@ -599,7 +603,7 @@ class Trainer:
             "data": self.data.stats,
             "vocab_size": len(self.vocab),
             "version": __version__,
-            "git_commit": git_commit(),
+            "git_commit": self.git_commit,
             "torch": torch.__version__,
             "device": str(self.device),
             "num_threads": torch.get_num_threads(),
