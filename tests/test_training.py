@@ -65,6 +65,23 @@ def test_resume_after_interrupt_matches_uninterrupted(ptb_slice, tmp_path):
     assert resumed["train"] == pytest.approx(reference["train"], rel=1e-6)
 
 
+def test_resume_may_change_evaluation_settings_only(ptb_slice, tmp_path):
+    """A run stopped before its final evaluation resumes with fewer importance samples; the
+    training itself (any other key) cannot change on resume."""
+    config = load_config(None, small_overrides(ptb_slice, **{"train.iw_samples": 20}))
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    trainer._finish = lambda: (_ for _ in ()).throw(KeyboardInterrupt)  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    with pytest.raises(UserError, match="only train.iw_samples"):
+        Trainer(config, tmp_path / "run", resume=True, resume_overrides=["train.lr=0.5"])
+    resumed = Trainer(config, tmp_path / "run", resume=True, progress=False,
+                      resume_overrides=["train.iw_samples=3"])
+    assert resumed.config.train.iw_samples == 3 and resumed.config.train.lr == config.train.lr
+    metrics = resumed.fit()
+    assert metrics["config"]["train"]["iw_samples"] == 3 and "iw_nll" in metrics["test"]
+
+
 def test_same_seed_same_numbers(ptb_slice, tmp_path):
     a = train(ptb_slice, tmp_path / "a", **{"train.epochs": 1, "schedule.n_cycles": 1})
     b = train(ptb_slice, tmp_path / "b", **{"train.epochs": 1, "schedule.n_cycles": 1})

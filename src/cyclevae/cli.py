@@ -88,7 +88,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="override one config value; repeatable")
     p.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="output directory (default runs/train)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its saved config (--set may change only "
+                   "train.iw_samples, train.iw_chunk and train.num_threads)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -100,11 +102,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise UserError("train: --resume and --overwrite contradict each other; choose one")
-    if args.resume and (args.config or args.overrides):
-        raise UserError("train: --resume continues the saved config of --out; drop --config/--set")
-    config = load_config(args.config, args.overrides)
+    if args.resume and args.config:
+        raise UserError("train: --resume continues the saved config of --out; drop --config")
+    config = load_config(None if args.resume else args.config,
+                         None if args.resume else args.overrides)
     trainer = Trainer(config, args.out, resume=args.resume, overwrite=args.overwrite,
-                      progress=False if args.no_progress else None)
+                      progress=False if args.no_progress else None,
+                      resume_overrides=args.overrides if args.resume else None)
     try:
         metrics = trainer.fit()
     except TrainingInterrupted as exc:

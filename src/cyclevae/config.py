@@ -185,16 +185,40 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             for name, value in values.items():
                 _apply(config, f"{section}.{name}", value, str(path))
     for item in overrides or []:
-        if "=" not in item:
-            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text != "" else ""
-        except yaml.YAMLError:
-            value = text
-        _apply(config, key.strip(), value, "--set")
+        _apply_override(config, item)
     validate_config(config)
     return config
+
+
+def _apply_override(config: Config, item: str) -> None:
+    """Apply one ``key=value`` string (the value parsed as YAML) to ``config``."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        value = text
+    _apply(config, key.strip(), value, "--set")
+
+
+# keys that change neither the model nor its training trajectory: a resumed run may set them
+RESUME_SETTABLE = ("train.iw_samples", "train.iw_chunk", "train.num_threads")
+
+
+def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
+    """A resumed run's saved config with ``key=value`` overrides of :data:`RESUME_SETTABLE`
+    keys only (evaluation and thread settings); any other key is a one-line UserError."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" in item and key not in RESUME_SETTABLE:
+            raise UserError(f"--set {item!r}: a resumed run keeps its saved config; only "
+                            f"{', '.join(RESUME_SETTABLE)} may change on --resume")
+    updated = config_from_dict(config.to_dict())
+    for item in overrides:
+        _apply_override(updated, item)
+    validate_config(updated)
+    return updated
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:

@@ -76,12 +76,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_weight = (grad_logits.t() @ (h * scale)).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
-            acc = torch.promote_types(grad_logits.dtype, torch.float32)
-            if grad_logits.dtype == acc:
-                grad_bias = torch.mv(grad_logits.t(), scale.squeeze(1))
-            else:  # low precision: sum in float32
-                grad_bias = (grad_logits * scale).sum(0, dtype=acc)
-            grad_bias = grad_bias.to(ctx.weight_dtype)
+            # one pass over G in its own dtype (the product accumulates in float32 and rounds
+            # once, like the weight gradient's); converting G to float32 first cost 15% of a
+            # bf16 step
+            grad_bias = torch.mv(grad_logits.t(), scale.squeeze(1)).to(ctx.weight_dtype)
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
@@ -106,7 +104,11 @@ def linear_cross_entropy(
         dtype and the softmax in float32. Differentiable once: the backward raises if asked
         for a graph of its own (``create_graph=True``) with respect to these inputs.
     """
-    if not (hidden.requires_grad or weight.requires_grad or bias.requires_grad):
+    # parameters keep requires_grad=True under torch.no_grad(): grad mode decides as well,
+    # or evaluation would compute and store the [N, V] softmax gradient for nothing
+    if not torch.is_grad_enabled() or not (
+        hidden.requires_grad or weight.requires_grad or bias.requires_grad
+    ):
         with torch.no_grad():
             return _LinearCrossEntropy.forward(_NoGradContext(), hidden, weight, bias, targets,
                                                chunk_rows)

@@ -28,7 +28,7 @@ import torch
 from . import __version__
 from .checkpoint import (check_vocabulary_file, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import Config, config_from_dict, save_config
+from .config import Config, apply_resume_overrides, config_from_dict, save_config
 from .data.batching import BatchedCorpus, encode_corpus
 from .data.corpus import read_sentences
 from .data.sources import data_dir as default_data_dir
@@ -172,6 +172,8 @@ class Trainer:
         resume: continue from ``out/checkpoint_last.pt``.
         overwrite: discard a previous run in ``out``.
         progress: show a progress bar (default: only when stderr is a terminal).
+        resume_overrides: ``key=value`` changes to the saved config of a resumed run, limited
+            to :data:`cyclevae.config.RESUME_SETTABLE` (IW samples, IW chunk, threads).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class Trainer:
         resume: bool = False,
         overwrite: bool = False,
         progress: bool | None = None,
+        resume_overrides: list[str] | None = None,
     ) -> None:
         self.out = Path(out)
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -189,6 +192,10 @@ class Trainer:
         checkpoint = self._prepare_out_dir(resume, overwrite)
         if checkpoint is not None:
             config = config_from_dict(checkpoint["config"])
+            if resume_overrides:
+                config = apply_resume_overrides(config, resume_overrides)
+        elif resume_overrides:
+            raise UserError("resume_overrides are for resumed runs; put them in the config")
         self.config = config
         t = config.train
         if t.num_threads:

@@ -95,6 +95,8 @@ def test_resume_with_overwrite_is_refused(finished_run, tmp_path, capsys):
     code, _, err = _train(capsys, run, "--resume", "--overwrite")
     assert code == 2 and "--resume and --overwrite contradict each other" in one_line_error(err)
     code, _, err = _train(capsys, run, "--resume", "--set", "train.epochs=3")
+    assert code == 2 and "a resumed run keeps its saved config" in one_line_error(err)
+    code, _, err = _train(capsys, run, "--resume", "--config", str(run / "config.yaml"))
     assert code == 2 and "--resume continues the saved config" in one_line_error(err)
     assert snapshot(run) == before
 
