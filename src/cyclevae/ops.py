@@ -76,10 +76,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_weight = (grad_logits.t() @ (h * scale)).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
-            # one pass over G in its own dtype (the product accumulates in float32 and rounds
-            # once, like the weight gradient's); converting G to float32 first cost 15% of a
-            # bf16 step
-            grad_bias = torch.mv(grad_logits.t(), scale.squeeze(1)).to(ctx.weight_dtype)
+            acc = torch.promote_types(grad_logits.dtype, torch.float32)
+            if grad_logits.dtype == acc:
+                grad_bias = torch.mv(grad_logits.t(), scale.squeeze(1))
+            else:  # low precision: sum in float32
+                grad_bias = (grad_logits * scale).sum(0, dtype=acc)
+            grad_bias = grad_bias.to(ctx.weight_dtype)
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
