@@ -82,6 +82,22 @@ def test_resume_may_change_evaluation_settings_only(ptb_slice, tmp_path):
     assert metrics["config"]["train"]["iw_samples"] == 3 and "iw_nll" in metrics["test"]
 
 
+def test_cycles_shorter_than_an_epoch_with_step_units(ptb_slice, tmp_path):
+    """A shortened run keeps M cycles in fewer epochs than cycles: beta and the cyclical lr
+    both restart inside an epoch when their unit is the step."""
+    metrics = train(ptb_slice, tmp_path / "run", **{
+        "train.epochs": 1, "schedule.unit": "step", "schedule.n_cycles": 2,
+        "lr_schedule.kind": "cyclical", "lr_schedule.unit": "step", "lr_schedule.n_cycles": 2,
+        "train.log_every": 1, "train.iw_samples": 0})
+    records = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "train"]
+    assert metrics["epochs"] == 1 and len(steps) >= 4
+    betas, lrs = [r["beta"] for r in steps], [r["lr"] for r in steps]
+    restarts = [i for i in range(1, len(steps)) if betas[i] < betas[i - 1]]
+    assert len(restarts) == 1  # two cycles in one epoch
+    assert lrs[restarts[0]] > lrs[restarts[0] - 1]  # the lr restarts with it
+
+
 def test_same_seed_same_numbers(ptb_slice, tmp_path):
     a = train(ptb_slice, tmp_path / "a", **{"train.epochs": 1, "schedule.n_cycles": 1})
     b = train(ptb_slice, tmp_path / "b", **{"train.epochs": 1, "schedule.n_cycles": 1})

@@ -76,10 +76,13 @@ class ScheduleConfig:
 @dataclass
 class LRScheduleConfig:
     """Learning rate: ``constant`` or ``cyclical`` (half cosine restarting every cycle; its
-    cycles are set here, independently of the beta schedule)."""
+    cycles are set here, independently of the beta schedule). ``unit`` as for the beta
+    schedule: ``epoch`` (cycles of whole epochs, the lr still moving batch by batch) or
+    ``step`` (cycles may be shorter than an epoch, e.g. a shortened run keeping M cycles)."""
 
     kind: str = "constant"
     n_cycles: int = 4
+    unit: str = "epoch"
 
 
 @dataclass
@@ -285,9 +288,13 @@ def validate_config(config: Config) -> None:
         validate_schedule(total, s.n_cycles, s.ratio, s.shape, s.start, s.stop)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
+    need(lr.unit in ("epoch", "step"), "lr_schedule.unit", "'epoch' or 'step'", lr.unit)
     if lr.kind == "cyclical":
-        need(1 <= lr.n_cycles <= t.epochs, "lr_schedule.n_cycles", f"in [1, {t.epochs}]",
-             lr.n_cycles)
+        if lr.unit == "epoch":
+            need(1 <= lr.n_cycles <= t.epochs, "lr_schedule.n_cycles",
+                 f"in [1, train.epochs={t.epochs}] (or lr_schedule.unit=step)", lr.n_cycles)
+        else:  # checked against the real number of steps once the data is loaded
+            need(lr.n_cycles >= 1, "lr_schedule.n_cycles", ">= 1", lr.n_cycles)
 
 
 def save_config(config: Config, path: str | Path) -> None:

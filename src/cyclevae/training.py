@@ -239,11 +239,17 @@ class Trainer:
                                       interpolate=s.interpolate)
         except ValueError as exc:
             raise UserError(f"config: schedule.{exc}") from None
-        self.lr_schedule = (
-            CyclicalLR(self.optimizer, t.epochs, n_cycles=config.lr_schedule.n_cycles,
-                       steps_per_unit=steps_per_epoch)
-            if config.lr_schedule.kind == "cyclical" else None
-        )
+        lr_cfg = config.lr_schedule
+        lr_total, lr_per_unit = (t.epochs, steps_per_epoch) if lr_cfg.unit == "epoch" else (
+            t.epochs * steps_per_epoch, 1)
+        try:
+            self.lr_schedule = (
+                CyclicalLR(self.optimizer, lr_total, n_cycles=lr_cfg.n_cycles,
+                           steps_per_unit=lr_per_unit)
+                if lr_cfg.kind == "cyclical" else None
+            )
+        except ValueError as exc:
+            raise UserError(f"config: lr_schedule.{exc}") from None
         self.state = Progress()
         if checkpoint is not None:
             self._restore(checkpoint)

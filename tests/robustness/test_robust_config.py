@@ -76,7 +76,11 @@ def test_out_of_range_schedule_arguments(item, expected, tiny_data, tmp_path, ca
     (["train.epochs=2", "schedule.n_cycles=3"],
      "schedule.n_cycles=3 is more cycles than train.epochs=2"),
     (["train.epochs=2", "schedule.n_cycles=1", "lr_schedule.kind=cyclical",
-      "lr_schedule.n_cycles=4"], "lr_schedule.n_cycles must be in [1, 2], got 4"),
+      "lr_schedule.n_cycles=4"],
+     "lr_schedule.n_cycles must be in [1, train.epochs=2] (or lr_schedule.unit=step), got 4"),
+    (["lr_schedule.kind=cyclical", "lr_schedule.unit=step", "lr_schedule.n_cycles=30"],
+     "lr_schedule.n_cycles must be in [1, total_steps=26]"),
+    (["lr_schedule.unit=batch"], "lr_schedule.unit must be 'epoch' or 'step'"),
     # 26 steps in all: 30 cycles cannot fit; known only once the data is read
     (["schedule.unit=step", "schedule.n_cycles=30"],
      "schedule.n_cycles must be in [1, total_steps=26]"),

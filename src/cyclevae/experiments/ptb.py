@@ -106,11 +106,14 @@ def run_ptb(
             raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
         if epochs is not None:
             base = load_config(path, list(overrides or []))
+            lr = base.lr_schedule
             cycles = max(base.schedule.n_cycles if base.schedule.unit == "epoch" else 1,
-                         base.lr_schedule.n_cycles if base.lr_schedule.kind == "cyclical" else 1)
+                         lr.n_cycles if lr.kind == "cyclical" and lr.unit == "epoch" else 1)
             if epochs < cycles:
                 raise UserError(f"--epochs {epochs}: row {row!r} has {cycles} cycles; shortening "
-                                f"keeps them, so give at least {cycles} epochs")
+                                f"keeps them, so give at least {cycles} epochs (or cycles "
+                                "shorter than an epoch: --set schedule.unit=step --set "
+                                "lr_schedule.unit=step)")
         for seed in seeds:
             run = out / run_dir_name(row, seed, seeds)
             if (run / "metrics.json").is_file():
