@@ -230,9 +230,13 @@ class Trainer:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        def span(unit: str) -> tuple[int, int]:
+            """(schedule length in its unit, optimizer steps per unit) for ``unit``."""
+            return (t.epochs, steps_per_epoch) if unit == "epoch" else (
+                t.epochs * steps_per_epoch, 1)
+
         s = config.schedule
-        total, per_unit = (t.epochs, steps_per_epoch) if s.unit == "epoch" else (
-            t.epochs * steps_per_epoch, 1)
+        total, per_unit = span(s.unit)
         try:
             self.beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
                                       start=s.start, stop=s.stop, steps_per_unit=per_unit,
@@ -240,8 +244,7 @@ class Trainer:
         except ValueError as exc:
             raise UserError(f"config: schedule.{exc}") from None
         lr_cfg = config.lr_schedule
-        lr_total, lr_per_unit = (t.epochs, steps_per_epoch) if lr_cfg.unit == "epoch" else (
-            t.epochs * steps_per_epoch, 1)
+        lr_total, lr_per_unit = span(lr_cfg.unit)
         try:
             self.lr_schedule = (
                 CyclicalLR(self.optimizer, lr_total, n_cycles=lr_cfg.n_cycles,
