@@ -30,7 +30,7 @@ def test_reproduce_ptb_trains_rows_reports_and_reuses_finished_runs(ptb_slice, t
         assert {"rec", "kl", "elbo", "ppl", "iw_nll", "mi", "active_units"} <= set(metrics["test"])
     report = (out / "report.md").read_text()
     assert report.count("paper Table 1") >= 2
-    assert report.count("| ours |") == 2
+    assert report.count("| ours, shortened (4 of 40 epochs) |") == 2  # labelled as shortened
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # a second call reuses the finished runs (nothing retrained) and --report-only rebuilds
@@ -57,3 +57,21 @@ def test_reproduce_ptb_epochs_below_the_cycles_fails_before_any_row_trains(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "--epochs 2" in err and "vae-cyclical-cyclr" in err and "4 cycles" in err
     assert not out.exists()  # the monotonic row (1 cycle) did not start either
+
+
+def test_learning_curve_beta_is_the_one_each_step_used_not_the_next_epochs():
+    from cyclevae.experiments.ptb import _curve_points
+
+    # 10 steps per epoch; the epoch record holds the beta of the step after the epoch (0.1 at a
+    # cycle's restart), the train records the beta each logged step trained with
+    history = [{"kind": "epoch", "epoch": 1, "step": 10, "beta": 0.1,
+                "valid": {"rec": 5.0, "kl": 1.0, "elbo": -6.0}},
+               {"kind": "epoch", "epoch": 2, "step": 20, "beta": 0.1,
+                "valid": {"rec": 4.0, "kl": 1.5, "elbo": -5.5}}]
+    train = [{"kind": "train", "step": s, "beta": b} for s, b in ((5, 0.5), (10, 1.0), (15, 0.4),
+                                                                  (20, 1.0))]
+    points = _curve_points(history, train)
+    beta = [(p["epoch"], p["beta"]) for p in points if "beta" in p]
+    assert beta == [(0.5, 0.5), (1.0, 1.0), (1.5, 0.4), (2.0, 1.0)]
+    assert [(p["epoch"], p["valid_elbo"]) for p in points if "valid_elbo" in p] == [
+        (1.0, -6.0), (2.0, -5.5)]

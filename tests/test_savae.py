@@ -253,11 +253,13 @@ def test_ptb_report_has_the_sa_vae_rows_and_their_best_epoch(tmp_path):
     run.mkdir()
     block = {"rec": 100.0, "kl": 2.0, "elbo": -102.0, "ppl": 108.0}
     metrics = {"epochs": 40, "seconds_per_epoch": 1000.0, "config": config.to_dict(),
-               "test": block, "best": {"epoch": 17, "test": {**block, "rec": 99.5}},
+               "test": block, "test_amortized": {**block, "kl": 1.25},
+               "best": {"epoch": 17, "test": {**block, "rec": 99.5}},
                "git_commit": None, "torch": torch.__version__, "num_threads": 2}
     (run / "metrics.json").write_text(json.dumps(metrics))
     write_ptb_report(tmp_path, rows=["savae-monotonic"], seeds=[0])
     report = (tmp_path / "report.md").read_text()
     assert "ours (best epoch 17)" in report and "99.5" in report
+    assert "| ours, amortized q (before SVI) |" in report and "1.25" in report
     assert "SA-VAE, M (best epoch)" in report and "472" in report
     assert "precision fp32, IW-NLL with K = 500" in report  # what the IW columns mean

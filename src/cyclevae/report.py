@@ -180,8 +180,9 @@ def plot_curves(
     """One panel per metric, one line per run.
 
     Args:
-        curves: run name -> list of records (dicts) holding ``x`` and every key in ``keys``
-            (e.g. the ``curve`` lists of a metrics.json).
+        curves: run name -> list of records (dicts) holding ``x`` and some of ``keys`` (e.g.
+            the ``curve`` lists of a metrics.json); each panel plots the records that hold
+            its key.
         keys: the metrics to plot, one panel each.
         x: record field on the horizontal axis.
         titles: panel titles (default: the keys).
@@ -201,9 +202,11 @@ def plot_curves(
     flat = axes.ravel()
     for ax, key, title in zip(flat, keys, titles):
         for name, records in curves.items():
-            xs = [r[x] for r in records]
-            ys = [r[key] for r in records]
-            ax.plot(xs, ys, label=name, linewidth=1.2, **(styles or {}).get(name, {}))
+            pairs = [(r[x], r[key]) for r in records if r.get(key) is not None]
+            style = {"marker": "o"} if len(pairs) == 1 else {}  # a lone point shows no line
+            style.update((styles or {}).get(name, {}))
+            ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=name, linewidth=1.2,
+                    **style)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)

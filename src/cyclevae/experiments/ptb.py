@@ -72,6 +72,7 @@ ROWS: dict[str, list[PaperRow]] = {
 }
 DEFAULT_ROWS = ("vae-monotonic", "vae-cyclical-cyclr")
 PAPER_SECONDS_PER_EPOCH = {"vae": 30.0, "savae": 472.0}
+PAPER_EPOCHS = 40
 METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "active_units")
 
 
@@ -135,11 +136,41 @@ def _load_runs(out: Path, rows: list[str], seeds: list[int]) -> dict[str, list[d
             if not (run / "metrics.json").is_file():
                 continue
             metrics = json.loads((run / "metrics.json").read_text())
-            history = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()
-                       if '"kind": "epoch"' in line] if (run / "log.jsonl").is_file() else []
-            found.setdefault(row, []).append({"seed": seed, "metrics": metrics,
-                                              "history": history, "dir": run.name})
+            log = ([json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+                   if (run / "log.jsonl").is_file() else [])
+            found.setdefault(row, []).append({
+                "seed": seed, "metrics": metrics, "dir": run.name,
+                "history": [r for r in log if r.get("kind") == "epoch"],
+                "train_log": [r for r in log if r.get("kind") == "train"],
+            })
     return found
+
+
+def _source_label(metrics: dict[str, Any]) -> str:
+    """``ours``, or ``ours, shortened (E of 40 epochs)`` for a run shorter than the paper's."""
+    epochs = metrics.get("epochs", PAPER_EPOCHS)
+    if epochs >= PAPER_EPOCHS:
+        return "ours"
+    return f"ours, shortened ({epochs} of {PAPER_EPOCHS} epochs)"
+
+
+def _curve_points(history: list[dict[str, Any]], train_log: list[dict[str, Any]]
+                  ) -> list[dict[str, float]]:
+    """Learning-curve points, x in epochs: the valid/train metrics at the end of each epoch
+    (x = epoch) and the beta each logged training step used (x = step / steps per epoch; an
+    epoch record's own ``beta`` is the one the *next* step will use)."""
+    points: list[dict[str, float]] = []
+    for record in history:
+        point = {"epoch": float(record["epoch"])}
+        for split in ("train", "valid"):
+            if split in record:
+                for key in ("rec", "kl", "elbo"):
+                    point[f"{split}_{key}"] = record[split][key]
+        points.append(point)
+    if history and history[0]["step"] > 0:
+        steps_per_epoch = history[0]["step"] / history[0]["epoch"]
+        points += [{"epoch": r["step"] / steps_per_epoch, "beta": r["beta"]} for r in train_log]
+    return sorted(points, key=lambda p: p["epoch"])
 
 
 def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[str, Any]:
@@ -152,31 +183,23 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
     for row, items in runs.items():
         for item in items:
             m = item["metrics"]
-            test = m.get("test", {})
-            table.append([row, item["seed"], "ours", m["epochs"],
-                          *[test.get(k) for k in METRICS], m.get("seconds_per_epoch")])
+            ours = _source_label(m)
+            blocks = [(ours, m.get("test") or {})]
+            if m.get("test_amortized"):  # a refining model: q before the SVI steps too
+                blocks.append((f"{ours}, amortized q (before SVI)", m["test_amortized"]))
             best = m.get("best") or {}
             if any(p.block == "best" for p in ROWS[row]) and best.get("test"):
-                table.append([row, item["seed"], f"ours (best epoch {best.get('epoch')})",
-                              m["epochs"], *[best["test"].get(k) for k in METRICS],
-                              m.get("seconds_per_epoch")])
+                blocks.append((f"{ours} (best epoch {best.get('epoch')})", best["test"]))
+            for source, block in blocks:
+                table.append([row, item["seed"], source, m["epochs"],
+                              *[block.get(k) for k in METRICS], m.get("seconds_per_epoch")])
         kind = items[0]["metrics"].get("config", {}).get("model", {}).get("kind", "vae")
         for paper in ROWS[row]:
-            table.append([row, "", f"paper {paper.table}: {paper.label}", 40,
+            table.append([row, "", f"paper {paper.table}: {paper.label}", PAPER_EPOCHS,
                           *[paper.numbers.get(k) for k in METRICS],
                           PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"])])
-    curves = {}
-    for row, items in runs.items():
-        for item in items:
-            points = []
-            for record in item["history"]:
-                point = {"epoch": record["epoch"], "beta": record["beta"]}
-                for split in ("train", "valid"):
-                    if split in record:
-                        for key in ("rec", "kl", "elbo"):
-                            point[f"{split}_{key}"] = record[split][key]
-                points.append(point)
-            curves[item["dir"]] = points
+    curves = {item["dir"]: _curve_points(item["history"], item["train_log"])
+              for items in runs.values() for item in items}
     figure = None
     if any(curves.values()):
         fig = plot_curves(curves, ["valid_elbo", "valid_rec", "valid_kl", "beta"], x="epoch",
