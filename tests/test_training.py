@@ -165,3 +165,26 @@ def test_git_commit_names_the_source_tree_and_marks_local_changes():
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(training.__file__).parent,
                           capture_output=True, text=True, check=True).stdout.strip()
     assert commit.split("+")[0] == head
+
+
+def test_best_checkpoint_of_the_last_epoch_reuses_its_test_record(ptb_slice, tmp_path):
+    """The best-on-valid test numbers are the epoch record's when that epoch is the last, and
+    are recomputed (to the same values, evaluation being seeded) when it is not."""
+    config = load_config(None, small_overrides(ptb_slice, **{"train.epochs": 1,
+                                                              "schedule.n_cycles": 1}))
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    calls: list[int] = []
+    original = trainer.evaluate
+
+    def counting_evaluate(corpus, iw_samples=0, **kwargs):
+        calls.append(iw_samples)
+        return original(corpus, iw_samples, **kwargs)
+
+    trainer.evaluate = counting_evaluate  # type: ignore[method-assign]
+    metrics = trainer.fit()
+    record = trainer.state.history[-1]
+    assert metrics["best"]["epoch"] == 1 and metrics["best"]["test"] == record["test"]
+    assert calls == [0, 0, 8]  # valid and test at the epoch's end, then the final IW test pass
+    trainer.state.epoch = 2  # pretend training went on: the checkpoint is no longer the last
+    again = trainer._best_checkpoint_metrics(tmp_path / "run" / "checkpoint_best.pt", record)
+    assert calls == [0, 0, 8, 0] and again["test"] == record["test"]
