@@ -116,8 +116,9 @@ def test_bad_arguments(tmp_path):
 
 
 def test_report_helpers(tmp_path):
-    table = markdown_table(["name", "x"], [["a|b", 1.23456789], ["c", 2]])
-    assert table.splitlines() == ["| name | x |", "|:---|---:|", "| a\\|b | 1.235 |", "| c | 2 |"]
+    table = markdown_table(["name", "x"], [["a|b", 1.23456789], ["c", 2], ["d", None]])
+    assert table.splitlines() == ["| name | x |", "|:---|---:|", "| a\\|b | 1.235 |", "| c | 2 |",
+                                  "| d |  |"]  # None: not reported, an empty cell
     with pytest.raises(ValueError, match="row 0"):
         markdown_table(["a", "b"], [[1]])
     write_json_atomic(tmp_path / "sub" / "m.json", {"a": [1, 2.5]})

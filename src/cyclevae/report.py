@@ -125,7 +125,9 @@ def save_figure_atomic(
 
 def format_number(value: Any, digits: int = 4) -> str:
     """A table cell: floats with ``digits`` significant digits, ``nan``/``inf`` spelt out,
-    anything else through ``str``."""
+    ``None`` (not reported) as an empty cell, anything else through ``str``."""
+    if value is None:
+        return ""
     if isinstance(value, bool) or not isinstance(value, float):
         return str(value)
     if math.isnan(value) or math.isinf(value):

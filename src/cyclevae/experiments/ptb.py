@@ -212,7 +212,7 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         "",
         "Test set, per sentence, at the last epoch (Table 1 / Table 4 of Fu et al. 2019). PPL is "
         "the paper's exp((Rec+KL)/tokens); IW-NLL uses K importance samples (see each run's "
-        "config, train.iw_samples). MI = I_q(z, n); AU = active units. The paper's time per "
+        "config, train.iw_samples). MI = I_q(z, x); AU = active units. The paper's time per "
         "epoch is on one GPU.",
         "",
         markdown_table(headers, table),
