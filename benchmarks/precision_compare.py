@@ -6,11 +6,12 @@ Each directory holds finished runs of the same row and schedule, one per seed (a
 subdirectory with a ``metrics.json``, e.g. what ``cyclevae reproduce ptb --seeds 0,1 --set
 train.precision=...`` writes). Runs are paired by seed. Prints one JSON line per test metric:
 the per-seed values of each precision, their means, the difference of the means (bf16 minus
-float32), the seed-to-seed noise (the largest difference between two seeds of one precision)
-and ``within_noise`` (|difference of means| <= noise). A last line with ``"metric": "all"``
+float32), the same difference seed by seed (``paired``: a shift with the same sign in every
+seed is systematic even when within noise), the seed-to-seed noise (the largest difference
+between two seeds of one precision) and ``within_noise`` (|difference of means| <= noise). A last line with ``"metric": "all"``
 says whether every metric is within noise. Exits with status 2 and a one-line message if the
-two sides do not hold runs of the same seeds, or if a side has fewer than two seeds (no noise
-estimate without them).
+two sides do not hold runs of the same seeds, if a side has fewer than two seeds (no noise
+estimate without them), or if a directory holds two runs of one seed (two rows mixed).
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "mi", "active_units")
 def load_runs(root: Path) -> dict[int, dict[str, Any]]:
     """seed -> metrics.json of every finished run directly under ``root``."""
     runs: dict[int, dict[str, Any]] = {}
+    where: dict[int, Path] = {}
     for path in sorted(root.glob("*/metrics.json")):
         metrics = json.loads(path.read_text())
-        runs[int(metrics["config"]["train"]["seed"])] = metrics
+        seed = int(metrics["config"]["train"]["seed"])
+        if seed in runs:
+            raise ValueError(f"{root}: {where[seed].parent.name} and {path.parent.name} are both "
+                             f"seed {seed}; expected one run per seed (one row per directory)")
+        runs[seed], where[seed] = metrics, path
     return runs
 
 
@@ -48,7 +54,8 @@ def compare(fp32: dict[int, dict[str, Any]], bf16: dict[int, dict[str, Any]]
         diff = statistics.fmean(b) - statistics.fmean(a)
         records.append({"metric": metric, "seeds": seeds, "fp32": a, "bf16": b,
                         "fp32_mean": statistics.fmean(a), "bf16_mean": statistics.fmean(b),
-                        "difference": diff, "seed_noise": noise,
+                        "difference": diff, "paired": [y - x for x, y in zip(a, b)],
+                        "seed_noise": noise,
                         "within_noise": abs(diff) <= noise})
     return records
 
@@ -58,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", type=Path, required=True, help="directory of float32 runs")
     parser.add_argument("--bf16", type=Path, required=True, help="directory of bf16 runs")
     args = parser.parse_args(argv)
-    fp32, bf16 = load_runs(args.fp32), load_runs(args.bf16)
+    try:
+        fp32, bf16 = load_runs(args.fp32), load_runs(args.bf16)
+    except ValueError as exc:
+        print(f"precision_compare: {exc}", file=sys.stderr)
+        return 2
     if sorted(fp32) != sorted(bf16) or len(fp32) < 2:
         print(f"precision_compare: --fp32 {args.fp32} has seeds {sorted(fp32)} and --bf16 "
               f"{args.bf16} has seeds {sorted(bf16)}; expected the same two or more seeds",
