@@ -32,6 +32,24 @@ def test_matches_reference_values_and_gradients(n, hdim, vocab, chunk, seed):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 70), hdim=st.integers(1, 9), vocab=st.integers(2, 40),
+       chunk=st.integers(1, 80), seed=st.integers(0, 10_000))
+def test_inference_path_matches_reference(n, hdim, vocab, chunk, seed):
+    """Without gradients, float64/float32 logits are computed vocabulary-major ([V, chunk]):
+    a different reduction axis, gather and chunking than the training path."""
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, hdim, generator=gen, dtype=torch.float64)
+    w = torch.randn(vocab, hdim, generator=gen, dtype=torch.float64)
+    b = torch.randn(vocab, generator=gen, dtype=torch.float64)
+    t = torch.randint(0, vocab, (n,), generator=gen)
+    ref = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, w, b), t,
+                                            reduction="none")
+    ours = linear_cross_entropy(h, w, b, t, chunk_rows=chunk)
+    assert ours.dtype == torch.float64
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
+
+
 def test_float32_and_no_grad_path():
     torch.manual_seed(0)
     h, w, b = torch.randn(50, 16), torch.randn(300, 16), torch.randn(300)
@@ -54,6 +72,10 @@ def test_bf16_autocast_close_to_float32():
     assert h.grad.dtype == torch.float32 and w.grad.dtype == torch.float32
     ref = reference_linear_cross_entropy(h.detach(), w.detach(), b.detach(), t)
     assert (ours.detach() - ref).abs().max() < 0.05
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        inference = linear_cross_entropy(h, w, b, t)
+    assert inference.dtype == torch.float32
+    torch.testing.assert_close(inference, ours.detach())
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 64])
