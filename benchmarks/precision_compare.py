@@ -8,8 +8,8 @@ train.precision=...`` writes). Runs are paired by seed. Prints one JSON line per
 the per-seed values of each precision, their means, the difference of the means (bf16 minus
 float32), the same difference seed by seed (``paired``: a shift with the same sign in every
 seed is systematic even when within noise), the seed-to-seed noise (the largest difference
-between two seeds of one precision) and ``within_noise`` (|difference of means| <= noise). A last line with ``"metric": "all"``
-says whether every metric is within noise. Exits with status 2 and a one-line message if the
+between two seeds of one precision) and ``within_noise`` (|difference of means| <= noise).
+A last line with ``"metric": "all"`` says whether every metric is within noise. Exits with status 2 and a one-line message if the
 two sides do not hold runs of the same seeds, if a side has fewer than two seeds (no noise
 estimate without them), or if a directory holds two runs of one seed (two rows mixed).
 """

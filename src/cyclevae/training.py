@@ -640,7 +640,6 @@ class Trainer:
                                                              ("valid", "test") if k in metrics}})
         return metrics
 
-
     def _best_checkpoint_metrics(self, path: Path, last: dict[str, Any]) -> dict[str, Any]:
         """Test metrics (no IW) of the best-on-valid checkpoint. When it is the last epoch and
         that epoch was evaluated on test, its record is reused: evaluation is seeded, so a
