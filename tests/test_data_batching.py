@@ -38,7 +38,7 @@ def test_encode_corpus_adds_bos_eos() -> None:
 
 def test_rows_equal_length_and_each_sentence_once(encoded: list[list[int]]) -> None:
     corpus = BatchedCorpus(encoded, batch_size=32, seed=0)
-    batches = corpus.batches(epoch=0)
+    batches = [b.tokens for b in corpus.batches(epoch=0)]
     assert len(batches) == len(corpus)
     for b in batches:
         assert b.dtype == torch.long and b.dim() == 2 and 1 <= b.shape[0] <= 32
@@ -55,29 +55,29 @@ def test_rows_equal_length_and_each_sentence_once(encoded: list[list[int]]) -> N
 def test_batch_indices_align_with_batches(encoded: list[list[int]]) -> None:
     corpus = BatchedCorpus(encoded, batch_size=16, seed=3)
     for b, idx in zip(corpus.batches(5), corpus.batch_indices(5), strict=True):
-        assert b.tolist() == [encoded[i] for i in idx.tolist()]
+        assert b.tokens.tolist() == [encoded[i] for i in idx.tolist()]
 
 
 def test_deterministic_given_seed_and_epoch(encoded: list[list[int]]) -> None:
     a = BatchedCorpus(encoded, batch_size=32, seed=1)
     b = BatchedCorpus(encoded, batch_size=32, seed=1)
     c = BatchedCorpus(encoded, batch_size=32, seed=2)
-    as_lists = [t.tolist() for t in a.batches(0)]
-    assert as_lists == [t.tolist() for t in b.batches(0)]
-    assert as_lists != [t.tolist() for t in c.batches(0)]
-    assert as_lists != [t.tolist() for t in a.batches(1)]
-    assert rows(a.batches(1)) == rows(a.batches(0))
+    as_lists = [t.tokens.tolist() for t in a.batches(0)]
+    assert as_lists == [t.tokens.tolist() for t in b.batches(0)]
+    assert as_lists != [t.tokens.tolist() for t in c.batches(0)]
+    assert as_lists != [t.tokens.tolist() for t in a.batches(1)]
+    assert rows([b.tokens for b in a.batches(1)]) == rows([b.tokens for b in a.batches(0)])
     # A different seed also changes which sentences share a batch.
-    comp = {frozenset(map(tuple, t.tolist())) for t in a.batches(0)}
-    assert comp != {frozenset(map(tuple, t.tolist())) for t in c.batches(0)}
+    comp = {frozenset(map(tuple, t.tokens.tolist())) for t in a.batches(0)}
+    assert comp != {frozenset(map(tuple, t.tokens.tolist())) for t in c.batches(0)}
 
 
 def test_no_shuffle_is_sorted_by_length(encoded: list[list[int]]) -> None:
     corpus = BatchedCorpus(encoded, batch_size=32, seed=0)
-    widths = [b.shape[1] for b in corpus.batches(shuffle=False)]
+    widths = [b.tokens.shape[1] for b in corpus.batches(shuffle=False)]
     assert widths == sorted(widths)
-    assert [t.tolist() for t in corpus.batches(0, shuffle=False)] == [
-        t.tolist() for t in corpus.batches(7, shuffle=False)
+    assert [t.tokens.tolist() for t in corpus.batches(0, shuffle=False)] == [
+        t.tokens.tolist() for t in corpus.batches(7, shuffle=False)
     ]
 
 

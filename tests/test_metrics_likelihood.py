@@ -9,9 +9,11 @@ import torch
 from scipy.special import roots_hermitenorm
 from torch import nn
 
+from cyclevae.data.batching import TextBatch as B
+from cyclevae.evaluation import evaluate_model
 from cyclevae.losses import gaussian_kl
-from cyclevae.metrics import evaluate_model, iw_log_likelihood
-from cyclevae.models import TextVAE, VAEConfig
+from cyclevae.metrics import iw_log_likelihood
+from cyclevae.models import LatentTextModel, TextVAE, VAEConfig
 
 TOKENS = torch.tensor([[0, 1, 2, 3, 4], [0, 2, 2, 1, 4], [0, 3, 1, 1, 4], [0, 4, 4, 4, 4]])
 
@@ -25,8 +27,8 @@ def tiny_vae(dropout: float = 0.0) -> TextVAE:
     posterior (shifted mean, wider), so that the ELBO, IW bounds and log p(x) differ visibly."""
     torch.manual_seed(0)
     model = TextVAE(
-        VAEConfig(vocab_size=5, emb_dim=4, enc_hidden=4, dec_hidden=4, latent_dim=1,
-                  dropout=dropout, init_range=0.5)
+        VAEConfig(emb_dim=4, enc_hidden=4, dec_hidden=4, latent_dim=1,
+                  dropout=dropout, init_range=0.5), 5
     )
     with torch.no_grad():
         model.decoder.latent_to_hidden.weight.mul_(6.0)
@@ -69,13 +71,13 @@ def test_quadrature_reference_agrees_with_gauss_hermite(model: TextVAE) -> None:
 def log_weight_samples(model: TextVAE, tokens: torch.Tensor, n: int) -> torch.Tensor:
     """``[n, B]`` independent log importance weights (K = 1 estimates)."""
     reps = tokens.repeat(n, 1)
-    return iw_log_likelihood(model, reps, 1, 1, gen(5)).view(n, len(tokens))
+    return iw_log_likelihood(model, B(reps), 1, 1, gen(5)).view(n, len(tokens))
 
 
 def test_iw_log_likelihood_matches_exact_marginal(model: TextVAE) -> None:
     k = 20000
     exact = exact_log_px(model, TOKENS)
-    estimate = iw_log_likelihood(model, TOKENS, k, 2000, gen(1))
+    estimate = iw_log_likelihood(model, B(TOKENS), k, 2000, gen(1))
     # delta method: sd(log mean w) ~= sd(w) / mean(w) / sqrt(K); bias ~ rel_sd^2 / (2K).
     lw = log_weight_samples(model, TOKENS, 4000)
     w = (lw - lw.max(0).values).exp()
@@ -90,7 +92,7 @@ def test_single_sample_weight_is_unbiased_for_elbo(model: TextVAE) -> None:
     """E_q[log w] = E_q[log p(x|z)] - KL(q||p): checks the log p(z) - log q(z|x) terms."""
     n = 4000
     lw = log_weight_samples(model, TOKENS, n)
-    mu, logvar = model.encode(TOKENS)
+    mu, logvar = model.posterior(B(TOKENS))
     z = mu + (0.5 * logvar).exp() * torch.randn(n, len(TOKENS), 1, generator=gen(9))
     with torch.no_grad():
         rec = model.decoder.reconstruction_loss(TOKENS.repeat(n, 1), z.reshape(-1, 1))
@@ -106,7 +108,7 @@ def test_iw_nll_tightens_with_k_and_stays_above_exact(model: TextVAE) -> None:
     means, ses = [], []
     for k in (1, 8, 64):
         reps = 32000 // k  # independent estimates per sentence
-        nll = -iw_log_likelihood(model, TOKENS.repeat(reps, 1), k, 64, gen(k)).view(reps, -1)
+        nll = -iw_log_likelihood(model, B(TOKENS.repeat(reps, 1)), k, 64, gen(k)).view(reps, -1)
         nll = nll.mean(1)  # average over the sentences of one replicate
         means.append(nll.mean().item())
         ses.append(nll.std().item() / math.sqrt(reps))
@@ -117,17 +119,17 @@ def test_iw_nll_tightens_with_k_and_stays_above_exact(model: TextVAE) -> None:
 
 
 def test_iw_is_independent_of_chunk_size(model: TextVAE) -> None:
-    results = [iw_log_likelihood(model, TOKENS, 64, c, gen(3)) for c in (1, 5, 64, 999)]
+    results = [iw_log_likelihood(model, B(TOKENS), 64, c, gen(3)) for c in (1, 5, 64, 999)]
     for r in results[1:]:
         torch.testing.assert_close(r, results[0], atol=1e-5, rtol=0)
-    assert not torch.allclose(results[0], iw_log_likelihood(model, TOKENS, 64, 5, gen(4)))
+    assert not torch.allclose(results[0], iw_log_likelihood(model, B(TOKENS), 64, 5, gen(4)))
 
 
 def test_iw_argument_checks(model: TextVAE) -> None:
     with pytest.raises(ValueError):
-        iw_log_likelihood(model, TOKENS, 0, 10, gen(0))
+        iw_log_likelihood(model, B(TOKENS), 0, 10, gen(0))
     with pytest.raises(ValueError):
-        iw_log_likelihood(model, TOKENS, 10, 0, gen(0))
+        iw_log_likelihood(model, B(TOKENS), 10, 0, gen(0))
 
 
 # --- evaluate_model --------------------------------------------------------------------------
@@ -158,17 +160,23 @@ class _UniformDecoder(nn.Module):
         return torch.full((tokens.shape[0],), (tokens.shape[1] - 1) * math.log(self.vocab))
 
 
-class _FakeModel(nn.Module):
+class _FakeModel(LatentTextModel):
     def __init__(self, mean: float, dim: int = 2, vocab: int = 7) -> None:
         super().__init__()
         self.encoder = _ConstantEncoder(mean, dim)
         self.decoder = _UniformDecoder(vocab)
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(tokens)
+    def forward(self, batch, *, beta=1.0, sample=True):
+        raise NotImplementedError
+
+    def posterior(self, batch, *, generator=None):
+        return self.encoder(batch.tokens)
+
+    def reconstruction_loss(self, batch, z):
+        return self.decoder.reconstruction_loss(batch.tokens, z)
 
 
-BATCHES = [torch.zeros(2, 4, dtype=torch.long), torch.zeros(3, 6, dtype=torch.long)]
+BATCHES = [B(torch.zeros(2, 4, dtype=torch.long)), B(torch.zeros(3, 6, dtype=torch.long))]
 
 
 def test_ppl_and_averages_on_a_hand_computed_case() -> None:
@@ -196,7 +204,7 @@ def test_iw_ppl_is_exact_when_q_equals_prior() -> None:
 
 def test_evaluate_model_is_pure_and_reproducible() -> None:
     model = tiny_vae(dropout=0.5).train()
-    batches = [TOKENS, TOKENS[:2, :3]]
+    batches = [B(TOKENS), B(TOKENS[:2, :3])]
     rng_before = torch.get_rng_state()
     first = evaluate_model(model, batches, iw_samples=20, iw_chunk=6, seed=1)
     assert torch.equal(rng_before, torch.get_rng_state())  # global RNG untouched
@@ -213,12 +221,12 @@ def test_evaluate_model_is_pure_and_reproducible() -> None:
 
 
 def test_evaluate_model_on_tiny_vae_is_consistent(model: TextVAE) -> None:
-    out = evaluate_model(model, [TOKENS], iw_samples=2000, iw_chunk=250, latent_samples=50)
+    out = evaluate_model(model, [B(TOKENS)], iw_samples=2000, iw_chunk=250, latent_samples=50)
     exact_nll = -exact_log_px(model, TOKENS).mean().item()
     assert out["iw_nll"] == pytest.approx(exact_nll, abs=0.03)
     assert out["iw_ppl"] == pytest.approx(math.exp(out["iw_nll"] * 4 / 16))
     assert out["ppl"] == pytest.approx(math.exp(out["nll_bound"] * 4 / 16))
-    mu, logvar = model.encode(TOKENS)
+    mu, logvar = model.posterior(B(TOKENS))
     assert out["kl"] == pytest.approx(gaussian_kl(mu, logvar).mean().item(), rel=1e-6)
     assert -0.05 < out["mi"] <= math.log(4) + 1e-9
     assert out["active_units"] in (0, 1)

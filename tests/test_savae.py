@@ -10,12 +10,13 @@ import torch
 
 from conftest import REPO, small_overrides
 from cyclevae.config import load_config
+from cyclevae.data.batching import TextBatch
 from cyclevae.errors import UserError
+from cyclevae.evaluation import evaluate_model
 from cyclevae.losses import beta_vae_loss
-from cyclevae.metrics.likelihood import evaluate_model
-from cyclevae.models import SemiAmortizedVAE, SVIConfig, SVIVAE, TextVAE, VAEConfig
+from cyclevae.models import SemiAmortizedVAE, SVIConfig, SVIModel, TextVAE, VAEConfig, build_model
 from cyclevae.ops import linear_cross_entropy
-from cyclevae.training import Trainer, build_model
+from cyclevae.training import Trainer
 
 BETA = 0.7
 
@@ -32,21 +33,22 @@ def _one_thread():
 def tiny(svi: SVIConfig | None = None, *, dtype=torch.float64, kind=SemiAmortizedVAE,
          dropout: float = 0.3, init_range: float = 0.1):
     torch.manual_seed(0)
-    config = VAEConfig(vocab_size=11, emb_dim=5, enc_hidden=6, dec_hidden=6, latent_dim=3,
+    config = VAEConfig(emb_dim=5, enc_hidden=6, dec_hidden=6, latent_dim=3,
                        dropout=dropout, init_range=init_range)
     if kind is TextVAE:
-        return TextVAE(config).to(dtype)
-    return kind(config, svi).to(dtype)
+        return TextVAE(config, 11).to(dtype)
+    return kind(config, 11, svi).to(dtype)
 
 
-def tokens(batch: int = 4, length: int = 7, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, 11, (batch, length), generator=torch.Generator().manual_seed(seed))
+def tokens(batch: int = 4, length: int = 7, seed: int = 1) -> TextBatch:
+    return TextBatch(torch.randint(0, 11, (batch, length),
+                                   generator=torch.Generator().manual_seed(seed)))
 
 
 def loss_of(model, x: torch.Tensor, beta: float = BETA) -> torch.Tensor:
     """The training loss with fixed noise (z samples and dropout masks)."""
     torch.manual_seed(5)
-    out = model(x, beta=beta) if isinstance(model, SemiAmortizedVAE) else model(x)
+    out = model(x, beta=beta)
     return beta_vae_loss(out.rec, out.kl, beta)
 
 
@@ -78,8 +80,8 @@ def test_clipping_is_active_in_the_checked_setting():
     a, b = tiny(SVIConfig(**CHECKED)), tiny(SVIConfig(**{**CHECKED, "max_grad_norm": 0.0}))
     a.eval(), b.eval()
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    mu_a, _ = a.refined_encode(x, generator=gen())
-    mu_b, _ = b.refined_encode(x, generator=gen())
+    mu_a, _ = a.posterior(x, generator=gen())
+    mu_b, _ = b.posterior(x, generator=gen())
     assert not torch.allclose(mu_a, mu_b)
 
 
@@ -156,18 +158,18 @@ def test_refinement_raises_the_elbo():
     model = tiny(SVIConfig(steps=20, lr=1.0), init_range=0.5)
     model.eval()
     x = tokens(batch=4, length=6)
-    refined = model.refined_encode(x, generator=torch.Generator().manual_seed(0))
+    refined = model.posterior(x, generator=torch.Generator().manual_seed(0))
 
     def elbo(mu, logvar):
         gen = torch.Generator().manual_seed(1)
         eps = torch.randn(256, *mu.shape, generator=gen, dtype=mu.dtype)
         z = (mu + (0.5 * logvar).exp() * eps).reshape(-1, mu.shape[1])
         with torch.no_grad():
-            rec = model.decoder.reconstruction_loss(x.repeat(256, 1), z).mean()
+            rec = model.reconstruction_loss(x.repeat(256), z).mean()
         return -(rec + 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1).mean()).item()
 
     with torch.no_grad():
-        amortized = model.encode(x)
+        amortized = model.amortized_posterior(x)
     assert elbo(*refined) > elbo(*amortized) + 0.01
 
 
@@ -178,7 +180,7 @@ def test_evaluation_with_the_refined_q_is_pure_and_repeatable():
     def run():
         gen = torch.Generator().manual_seed(0)
         return evaluate_model(model, batches, iw_samples=4, iw_chunk=2,
-                              encode_fn=lambda t: model.refined_encode(t, generator=gen))
+                              posterior=lambda t: model.posterior(t, generator=gen))
 
     state = torch.get_rng_state()
     first, second = run(), run()
@@ -186,13 +188,14 @@ def test_evaluation_with_the_refined_q_is_pure_and_repeatable():
     assert torch.equal(torch.get_rng_state(), state)
     assert model.training  # mode restored
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
-    amortized = evaluate_model(model, batches, iw_samples=4, iw_chunk=2)
+    amortized = evaluate_model(model, batches, iw_samples=4, iw_chunk=2,
+                               posterior=model.amortized_posterior)
     assert first["kl"] != amortized["kl"]
     assert all(math.isfinite(v) for v in first.values())
 
 
 def test_svi_kind_trains_its_decoder():
-    model = tiny(SVIConfig(steps=5), kind=SVIVAE, dtype=torch.float32, dropout=0.0)
+    model = tiny(SVIConfig(steps=5), kind=SVIModel, dtype=torch.float32, dropout=0.0)
     assert not any(name.startswith("encoder") for name in model.state_dict())
     x = tokens(batch=8, length=8)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -204,31 +207,37 @@ def test_svi_kind_trains_its_decoder():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 1.0
-    mu, logvar = model.encode(x)
+    assert not model.has_amortized_posterior and model.posterior_kind == "refined"
+    with pytest.raises(NotImplementedError):
+        model.amortized_posterior(x)
+    model.refiner.config.steps = 0  # no steps: the posterior is the prior's parameters
+    mu, logvar = model.posterior(x)
     assert torch.equal(mu, torch.zeros_like(mu)) and torch.equal(logvar, torch.zeros_like(mu))
 
 
 def test_config_kinds_and_build_model():
-    assert type(build_model(load_config(None, ["model.kind=savae"]), 20)) is SemiAmortizedVAE
-    svi = build_model(load_config(None, ["model.kind=svi", "model.svi_steps=3"]), 20)
-    assert type(svi) is SVIVAE and svi.svi.steps == 3
-    assert type(build_model(load_config(None, []), 20)) is TextVAE
-    for override, fragment in [("model.kind=iwae", "'vae', 'savae' or 'svi'"),
-                               ("model.svi_grad=adjoint", "model.svi_grad"),
-                               ("model.svi_steps=-1", "model.svi_steps"),
-                               ("model.svi_momentum=1.0", "model.svi_momentum")]:
-        with pytest.raises(UserError, match="config: "):
+    assert type(build_model(load_config(None, ["model.kind=savae"]).model, 20)) is SemiAmortizedVAE
+    svi = build_model(load_config(None, ["model.kind=svi", "model.svi.steps=3"]).model, 20)
+    assert type(svi) is SVIModel and svi.svi.steps == 3
+    assert type(build_model(load_config(None, []).model, 20)) is TextVAE
+    for override, fragment in [("model.kind=iwae", "'vae' or 'savae' or 'svi'"),
+                               ("model.svi.grad=adjoint", "model.svi.grad"),
+                               ("model.svi.steps=-1", "model.svi.steps"),
+                               ("model.svi.momentum=1.0", "model.svi.momentum"),
+                               ("model.svi_steps=3", "renamed: use 'model.svi.steps'"),
+                               ("model.vocab_size=5", "comes from the training data")]:
+        with pytest.raises(UserError, match="config: |--set: "):
             load_config(None, [override])
         with pytest.raises(UserError) as exc:
             load_config(None, [override])
         assert fragment in str(exc.value)
-    with pytest.raises(UserError, match="model.svi_steps"):
-        load_config(None, ["model.kind=svi", "model.svi_steps=0"])
+    with pytest.raises(UserError, match="model.svi.steps"):
+        load_config(None, ["model.kind=svi", "model.svi.steps=0"])
 
 
 def test_trainer_reports_refined_and_amortized_blocks(ptb_slice, tmp_path):
     overrides = small_overrides(ptb_slice, **{
-        "model.kind": "savae", "model.svi_steps": 2, "train.epochs": 1,
+        "model.kind": "savae", "model.svi.steps": 2, "train.epochs": 1,
         "schedule.n_cycles": 1, "train.num_threads": 1})
     metrics = Trainer(load_config(None, overrides), tmp_path / "run", progress=False).fit()
     for block in ("test", "valid", "test_amortized", "valid_amortized"):
@@ -248,7 +257,7 @@ def test_ptb_report_has_the_sa_vae_rows_and_their_best_epoch(tmp_path):
 
     assert {"savae-monotonic", "savae-cyclical"} <= set(ROWS)
     config = load_config(REPO / "configs" / "ptb" / "savae-monotonic.yaml")
-    assert config.model.kind == "savae" and config.model.svi_steps == 10
+    assert config.model.kind == "savae" and config.model.svi.steps == 10
     run = tmp_path / "savae-monotonic"
     run.mkdir()
     block = {"rec": 100.0, "kl": 2.0, "elbo": -102.0, "ppl": 108.0}

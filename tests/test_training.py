@@ -176,9 +176,9 @@ def test_best_checkpoint_of_the_last_epoch_reuses_its_test_record(ptb_slice, tmp
     calls: list[int] = []
     original = trainer.evaluate
 
-    def counting_evaluate(corpus, iw_samples=0, **kwargs):
+    def counting_evaluate(corpus, name, iw_samples=0):
         calls.append(iw_samples)
-        return original(corpus, iw_samples, **kwargs)
+        return original(corpus, name, iw_samples)
 
     trainer.evaluate = counting_evaluate  # type: ignore[method-assign]
     metrics = trainer.fit()

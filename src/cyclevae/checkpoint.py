@@ -1,20 +1,20 @@
 """Checkpoints: model, optimizer, schedulers, RNG states, counters, config and vocabulary.
 
-Written atomically (temp file in the same directory, fsync, ``os.replace``), so a run killed at
-any moment, even during a write, leaves the previous complete checkpoint loadable.
+Written through the one atomic writer (:mod:`cyclevae.atomic`: temp file in the same
+directory, fsync, ``os.replace``), so a run killed at any moment, even during a write, leaves
+the previous complete checkpoint loadable.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .atomic import atomic_open
 from .errors import UserError
 
 
@@ -40,37 +40,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then atomically replace it.
+    """``torch.save`` through the atomic writer (:func:`cyclevae.atomic.atomic_open`).
 
     Raises :class:`UserError` naming the path if the disk is full or read-only; the previous
     checkpoint at ``path`` is then left untouched.
     """
-    path = Path(path)
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except (OSError, RuntimeError) as exc:
-        # torch.save reports a failed write (disk full) as a RuntimeError raised while the
-        # OSError was being handled: find the OSError, re-raise anything else.
-        cause = exc if isinstance(exc, OSError) else exc.__context__
-        if not isinstance(cause, OSError):
-            raise
-        raise UserError(
-            f"{path}: could not write checkpoint ({cause.strerror or cause}); the previous "
-            "checkpoint, if any, is unchanged"
-        ) from None
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+    with atomic_open(path, "wb", what="checkpoint") as handle:
+        torch.save(state, handle)
 
 
 def check_vocabulary_file(vocab_path: str | Path, tokens: list[str],

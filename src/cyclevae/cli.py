@@ -76,6 +76,16 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_config_path(name: Path | None) -> Path | None:
+    """A config file, or the name of a shipped one (``ptb/vae-cyclical`` or
+    ``ptb/vae-cyclical.yaml``, package data in ``cyclevae/configs/``)."""
+    if name is None or name.is_file():
+        return name
+    from .experiments import shipped_config
+
+    return shipped_config(str(name)) or name
+
+
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -83,29 +93,39 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a text VAE. Settings come from the defaults, then --config, then "
         "--set key=value (e.g. --set data.train=corpus.txt --set train.epochs=10).",
     )
-    p.add_argument("--config", type=Path, help="YAML config (e.g. configs/ptb/vae-cyclical.yaml)")
+    p.add_argument("--config", type=Path, help="YAML config file, or the name of a shipped one "
+                   "(e.g. ptb/vae-cyclical)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value; repeatable")
     p.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="output directory (default runs/train)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out with its saved config (--set may change only "
-                   "train.iw_samples, train.iw_chunk and train.num_threads)")
+                   help="continue the run in --out with its saved config (--set may change "
+                   "train.iw_samples, train.iw_chunk and train.num_threads, and may repeat saved "
+                   "values of other keys)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import apply_resume_overrides, config_from_dict, load_config
+    from .rundir import RunDirectory
+    from .runtime import configure_process
     from .training import NonFiniteLoss, Trainer, TrainingInterrupted
 
     if args.resume and args.overwrite:
         raise UserError("train: --resume and --overwrite contradict each other; choose one")
     if args.resume and args.config:
         raise UserError("train: --resume continues the saved config of --out; drop --config")
-    config = load_config(None if args.resume else args.config,
-                         None if args.resume else args.overrides)
+    if args.resume:
+        saved = config_from_dict(RunDirectory(args.out).resume_checkpoint()["config"])
+        threads = apply_resume_overrides(saved, args.overrides).train.num_threads
+        config = None
+    else:
+        config = load_config(resolve_config_path(args.config), args.overrides)
+        threads = config.train.num_threads
+    configure_process(threads)
     trainer = Trainer(config, args.out, resume=args.resume, overwrite=args.overwrite,
                       progress=False if args.no_progress else None,
                       resume_overrides=args.overrides if args.resume else None)
@@ -132,12 +152,15 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
     p.add_argument("--iw-samples", type=int, default=500,
                    help="importance samples for IW-NLL (default 500; 0 disables)")
+    p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import evaluate_checkpoint
+    from .runtime import configure_process
 
+    configure_process(args.num_threads)
     result = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
                                  data_dir=args.data_dir, iw_samples=args.iw_samples)
     print(json.dumps(result, indent=1))
@@ -228,7 +251,9 @@ def _int_list(text: str, name: str) -> list[int]:
 
 def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
     from .experiments import ptb
+    from .runtime import configure_process
 
+    configure_process()
     rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                       if r.strip()]
     seeds = _int_list(args.seeds, "--seeds")

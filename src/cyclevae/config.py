@@ -1,9 +1,12 @@
 """Run configuration: dataclasses, validation, YAML load/save and ``--set key=value`` overrides.
 
 A config has five sections, each a dataclass: ``data``, ``model``, ``schedule`` (the keywords of
-:func:`cyclevae.schedules.cyclical_beta` plus its unit), ``lr_schedule`` and ``train``. Every
-field is settable from YAML or the command line as ``section.field=value`` (values are parsed
-as YAML scalars). Unknown keys and wrong types are :class:`~cyclevae.errors.UserError`.
+:func:`cyclevae.schedules.cyclical_beta` plus its unit), ``lr_schedule`` and ``train``. A model
+family's own settings nest inside ``model`` (``model.svi.steps``); each family's config class
+lives beside its model (:mod:`cyclevae.models`). Every field is settable from YAML or the
+command line as ``section.field=value`` or ``section.family.field=value`` (values are parsed
+as YAML scalars). Unknown keys, renamed keys and wrong types are
+:class:`~cyclevae.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from typing import Any
 
 import yaml
 
+from .atomic import write_text_atomic
 from .errors import UserError
 from .models.savae import SVIConfig
 from .models.vae import VAEConfig
 from .schedules import validate_schedule
+
+#: model kinds (see :func:`cyclevae.models.registry.build_model`)
+MODEL_KINDS = ("vae", "savae", "svi")
 
 
 @dataclass
@@ -37,25 +44,18 @@ class DataConfig:
     batch_size: int = 32
 
 
-_SVI_DEFAULTS = SVIConfig()
-
-
 @dataclass
 class ModelConfig(VAEConfig):
-    """Model sizes (see :class:`~cyclevae.models.vae.VAEConfig`) and the model kind.
+    """The model kind, its sizes (:class:`~cyclevae.models.vae.VAEConfig`) and, nested, the
+    settings of its family.
 
-    ``kind``: ``vae``; ``savae`` (semi-amortized VAE: the encoder's q refined by ``svi_steps``
-    steps of SVI, trained through them); ``svi`` (no encoder, SVI from the prior). The
-    ``svi_*`` fields are those of :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
+    ``kind``: ``vae``; ``savae`` (semi-amortized VAE: the encoder's q refined by
+    ``svi.steps`` steps of SVI, trained through them); ``svi`` (no encoder, SVI from the
+    prior). ``svi``: :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
     """
 
     kind: str = "vae"
-    svi_steps: int = _SVI_DEFAULTS.steps
-    svi_lr: float = _SVI_DEFAULTS.lr
-    svi_momentum: float = _SVI_DEFAULTS.momentum
-    svi_max_grad_norm: float = _SVI_DEFAULTS.max_grad_norm  # 0 disables the clipping
-    svi_grad: str = _SVI_DEFAULTS.grad  # fd | exact: how gradients go back through the steps
-    svi_decoder_grad: bool = _SVI_DEFAULTS.decoder_grad  # decoder also trained through them
+    svi: SVIConfig = field(default_factory=SVIConfig)
 
 
 @dataclass
@@ -95,7 +95,7 @@ class TrainConfig:
     clip: float = 5.0
     free_bits: float = 0.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # fp32 | bf16 (bf16: only where the hardware has it natively)
     num_threads: int | None = None
     iw_samples: int = 500  # importance samples for the final test IW-NLL; 0 disables
     iw_chunk: int = 50
@@ -119,17 +119,12 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
-
-def _section_class(name: str) -> type:
-    return {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "schedule": ScheduleConfig,
-        "lr_schedule": LRScheduleConfig,
-        "train": TrainConfig,
-    }[name]
+# keys of earlier versions -> what replaced them (a one-line error names the new key)
+_RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in
+            ("steps", "lr", "momentum", "max_grad_norm", "grad", "decoder_grad")}
+_FROM_DATA = ("model.vocab_size", "model.unk_index")
 
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -152,19 +147,42 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
 
 
 def _apply(config: Config, key: str, value: Any, source: str) -> None:
+    """Set ``key`` (``section.field`` or ``section.family.field``) to ``value``; a mapping
+    value sets every field of a nested family (as YAML gives it)."""
+    if key in _RENAMED:
+        raise UserError(f"{source}: config key {key!r} was renamed: use {_RENAMED[key]!r}")
+    if key in _FROM_DATA:
+        raise UserError(f"{source}: {key} is not a setting: it comes from the training data's "
+                        "vocabulary (see data.max_vocab and data.min_count)")
     parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in _SECTIONS:
+    if parts[0] not in _SECTIONS:
         raise UserError(
             f"{source}: unknown config key {key!r} (expected section.field with section one of "
             f"{', '.join(_SECTIONS)})"
         )
-    section = getattr(config, parts[0])
-    fields = {f.name: f for f in dataclasses.fields(section)}
-    if parts[1] not in fields:
-        raise UserError(
-            f"{source}: unknown config key {key!r} (fields of {parts[0]}: {', '.join(fields)})"
-        )
-    setattr(section, parts[1], _coerce(value, fields[parts[1]].type, key, source))
+    node: Any = config
+    for depth, name in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if name not in fields:
+            where = ".".join(parts[:depth])
+            raise UserError(f"{source}: unknown config key {key!r} (fields of {where}: "
+                            f"{', '.join(fields)})")
+        child = getattr(node, name)
+        last = depth == len(parts) - 1
+        if dataclasses.is_dataclass(child):
+            if last:
+                if not isinstance(value, dict):
+                    raise UserError(f"{source}: {key} must be a mapping of its fields "
+                                    f"({', '.join(f.name for f in dataclasses.fields(child))})")
+                for sub, sub_value in value.items():
+                    _apply(config, f"{key}.{sub}", sub_value, source)
+                return
+            node = child
+            continue
+        if not last:
+            raise UserError(f"{source}: unknown config key {key!r} ({'.'.join(parts[:depth + 1])} "
+                            "has no fields)")
+        setattr(node, name, _coerce(value, fields[name].type, key, source))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -185,8 +203,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         for section, values in raw.items():
             if not isinstance(values, dict):
                 raise UserError(f"{path}: section {section!r} must be a mapping")
-            for name, value in values.items():
-                _apply(config, f"{section}.{name}", value, str(path))
+            _apply(config, str(section), values, str(path))
     for item in overrides or []:
         _apply_override(config, item)
     validate_config(config)
@@ -209,27 +226,57 @@ def _apply_override(config: Config, item: str) -> None:
 RESUME_SETTABLE = ("train.iw_samples", "train.iw_chunk", "train.num_threads")
 
 
+def _value_at(config: Config, key: str) -> Any:
+    node: Any = config
+    for name in key.split("."):
+        node = getattr(node, name)
+    return node
+
+
 def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
-    """A resumed run's saved config with ``key=value`` overrides of :data:`RESUME_SETTABLE`
-    keys only (evaluation and thread settings); any other key is a one-line UserError."""
-    for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if "=" in item and key not in RESUME_SETTABLE:
-            raise UserError(f"--set {item!r}: a resumed run keeps its saved config; only "
-                            f"{', '.join(RESUME_SETTABLE)} may change on --resume")
+    """A resumed run's saved config with ``key=value`` overrides. Keys of
+    :data:`RESUME_SETTABLE` (evaluation and thread settings) may change; any other key may
+    only repeat its saved value (so the command that started the run can be re-run with
+    ``--resume``); a real change is a one-line UserError naming the key, the saved value and
+    the new one."""
     updated = config_from_dict(config.to_dict())
     for item in overrides:
         _apply_override(updated, item)
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in RESUME_SETTABLE:
+            continue
+        saved, new = _value_at(config, key), _value_at(updated, key)
+        if saved != new:
+            raise UserError(f"--set {item!r}: a resumed run keeps its saved config, which has "
+                            f"{key}={saved!r}, not {new!r}; only {', '.join(RESUME_SETTABLE)} "
+                            "may change on --resume")
     validate_config(updated)
     return updated
 
 
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved config of an earlier version in today's keys: flat ``model.svi_*`` keys nested
+    under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped."""
+    model = dict(raw.get("model") or {})
+    svi = dict(model.get("svi") or {})
+    for old, new in _RENAMED.items():
+        name = old.split(".", 1)[1]
+        if name in model:
+            svi[new.rsplit(".", 1)[1]] = model.pop(name)
+    for key in _FROM_DATA:
+        model.pop(key.split(".", 1)[1], None)
+    if svi:
+        model["svi"] = svi
+    return {**raw, "model": model} if "model" in raw else raw
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. from a checkpoint)."""
+    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. from a checkpoint,
+    also one written by an earlier version)."""
     config = Config()
-    for section, values in raw.items():
-        for name, value in values.items():
-            _apply(config, f"{section}.{name}", value, "checkpoint config")
+    for section, values in _migrate(raw).items():
+        _apply(config, section, values, "checkpoint config")
     validate_config(config)
     return config
 
@@ -246,19 +293,9 @@ def validate_config(config: Config) -> None:
     need(d.max_length is None or d.max_length >= 1, "data.max_length", ">= 1 or null", d.max_length)
     need(d.max_vocab is None or d.max_vocab >= 1, "data.max_vocab", ">= 1 or null", d.max_vocab)
     need(d.min_count >= 1, "data.min_count", ">= 1", d.min_count)
-    need(m.kind in ("vae", "savae", "svi"), "model.kind", "'vae', 'savae' or 'svi'", m.kind)
-    need(m.svi_steps >= (1 if m.kind == "svi" else 0), "model.svi_steps",
-         ">= 1 for kind svi" if m.kind == "svi" else ">= 0", m.svi_steps)
-    need(m.svi_lr > 0, "model.svi_lr", "> 0", m.svi_lr)
-    need(0.0 <= m.svi_momentum < 1.0, "model.svi_momentum", "in [0, 1)", m.svi_momentum)
-    need(m.svi_max_grad_norm >= 0, "model.svi_max_grad_norm", ">= 0 (0 disables clipping)",
-         m.svi_max_grad_norm)
-    need(m.svi_grad in ("fd", "exact"), "model.svi_grad", "'fd' or 'exact'", m.svi_grad)
-    for key in ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers", "latent_dim"):
-        need(getattr(m, key) >= 1, f"model.{key}", ">= 1", getattr(m, key))
-    need(0.0 <= m.dropout < 1.0, "model.dropout", "in [0, 1)", m.dropout)
-    need(0.0 <= m.word_dropout <= 1.0, "model.word_dropout", "in [0, 1]", m.word_dropout)
-    need(m.init_range >= 0.0, "model.init_range", ">= 0 (0 = PyTorch default init)", m.init_range)
+    need(m.kind in MODEL_KINDS, "model.kind", " or ".join(map(repr, MODEL_KINDS)), m.kind)
+    m.validate("model")
+    m.svi.validate("model.svi", min_steps=1 if m.kind == "svi" else 0)
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(t.lr > 0, "train.lr", "> 0", t.lr)
     need(t.clip >= 0, "train.clip", ">= 0 (0 disables clipping)", t.clip)
@@ -275,30 +312,24 @@ def validate_config(config: Config) -> None:
     need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)
     need(lr.kind in ("constant", "cyclical"), "lr_schedule.kind", "'constant' or 'cyclical'",
          lr.kind)
-    if s.unit == "epoch":
-        if s.n_cycles > t.epochs:
-            raise UserError(
-                f"config: schedule.n_cycles={s.n_cycles} is more cycles than train.epochs="
-                f"{t.epochs} (each cycle must span at least one epoch; use schedule.unit=step)"
-            )
-        total: float = t.epochs
-    else:
-        total = 1e18  # checked against the real number of steps once the data is loaded
+    # a schedule counted in epochs with interpolate is a function of the fractional epoch:
+    # cycles shorter than an epoch are fine. What is impossible (fewer optimizer steps than
+    # cycles) is checked once the data says how many steps an epoch has.
+    if s.unit == "epoch" and not s.interpolate and s.n_cycles > t.epochs:
+        raise UserError(
+            f"config: schedule.n_cycles={s.n_cycles} is more cycles than train.epochs="
+            f"{t.epochs}, and with schedule.interpolate=false beta changes only between "
+            "epochs (set schedule.interpolate=true or schedule.unit=step)"
+        )
     try:
-        validate_schedule(total, s.n_cycles, s.ratio, s.shape, s.start, s.stop)
+        validate_schedule(1e18, s.n_cycles, s.ratio, s.shape, s.start, s.stop)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
     need(lr.unit in ("epoch", "step"), "lr_schedule.unit", "'epoch' or 'step'", lr.unit)
     if lr.kind == "cyclical":
-        if lr.unit == "epoch":
-            need(1 <= lr.n_cycles <= t.epochs, "lr_schedule.n_cycles",
-                 f"in [1, train.epochs={t.epochs}] (or lr_schedule.unit=step)", lr.n_cycles)
-        else:  # checked against the real number of steps once the data is loaded
-            need(lr.n_cycles >= 1, "lr_schedule.n_cycles", ">= 1", lr.n_cycles)
+        need(lr.n_cycles >= 1, "lr_schedule.n_cycles", ">= 1", lr.n_cycles)
 
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from .report import write_text_atomic
-
     write_text_atomic(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))

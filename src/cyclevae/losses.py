@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 
@@ -29,8 +31,10 @@ def beta_vae_loss(
     *,
     kl_per_dim: torch.Tensor | None = None,
     free_bits: float = 0.0,
+    aux: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The training objective L_beta = mean(rec) + beta * mean(kl), a scalar in nats/sentence.
+    """The training objective L_beta = mean(rec) + beta * mean(kl) (+ the mean of each named
+    auxiliary loss), a scalar in nats/sentence. The only place the objective is written.
 
     Args:
         rec: ``[B]`` reconstruction error -log p(x|z) per sentence (summed over tokens).
@@ -39,6 +43,8 @@ def beta_vae_loss(
         kl_per_dim: ``[B, D]`` per-dimension KL, required when ``free_bits > 0``.
         free_bits: KL threshold lambda in nats per dimension (Kingma et al. 2016): the KL term
             becomes sum_d max(lambda, mean_batch KL_d); 0 disables it.
+        aux: named per-example auxiliary losses ``[B]`` (e.g. a bag-of-words loss), each added
+            with weight 1 (``ModelOutput.aux``).
     """
     if free_bits > 0.0:
         if kl_per_dim is None:
@@ -46,4 +52,7 @@ def beta_vae_loss(
         kl_term = torch.clamp(kl_per_dim.mean(dim=0), min=free_bits).sum()
     else:
         kl_term = kl.mean()
-    return rec.mean() + beta * kl_term
+    loss = rec.mean() + beta * kl_term
+    for value in (aux or {}).values():
+        loss = loss + value.float().mean()
+    return loss

@@ -1,14 +1,13 @@
-"""Generic reporting helpers: atomic writes, Markdown tables and matplotlib line plots.
+"""Generic reporting helpers: Markdown tables and matplotlib figures.
 
-Everything an experiment writes goes through the ``*_atomic`` functions: the content is written
-to a temporary file in the destination directory and renamed into place with ``os.replace``,
-so an interrupted run never leaves half a file. Figures use matplotlib's Agg backend (no
-display needed).
+Figures are built as :class:`matplotlib.figure.Figure` objects without pyplot, so importing or
+using this module never changes matplotlib's global backend; matplotlib itself is imported
+only when a figure is made. Files are written through :mod:`cyclevae.atomic` (the names are
+re-exported here for convenience).
 
 Example::
 
-    from cyclevae.report import markdown_table, plot_curves, save_figure_atomic, write_json_atomic
-    write_json_atomic(out / "metrics.json", metrics)
+    from cyclevae.report import markdown_table, plot_curves, save_figure_atomic
     fig = plot_curves({"cyclical": curve_c, "monotonic": curve_m}, ["elbo", "rec", "kl"])
     save_figure_atomic(fig, out / "learning_curves.png")
     print(markdown_table(["schedule", "Rec"], [["cyclical", 0.12], ["monotonic", 0.98]]))
@@ -16,28 +15,22 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from .atomic import atomic_open, write_json_atomic, write_text_atomic
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .errors import UserError  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "atomic_open",
     "format_number",
     "markdown_table",
+    "new_figure",
     "plot_curves",
     "save_figure_atomic",
     "write_json_atomic",
@@ -45,61 +38,15 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success it is fsynced and renamed to ``path``.
+def new_figure(nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure, Any]:
+    """A figure and its ``[nrows, ncols]`` array of axes (``Figure.subplots`` with
+    ``squeeze=False``), made without pyplot (no global backend or figure registry)."""
+    from matplotlib.figure import Figure
 
-    The parent directory is created if missing. On an exception the temporary file is removed
-    and ``path`` is left untouched. ``mode`` is ``"w"`` (text, UTF-8 by default) or ``"wb"``.
-    An ``OSError`` (disk full, read-only volume, permissions) becomes a one-line
-    :class:`~cyclevae.errors.UserError` naming ``path``.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    if mode == "w":
-        kwargs.setdefault("encoding", "utf-8")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from None
-        raise
-
-
-def _write_error(path: Path, exc: OSError) -> UserError:
-    return UserError(f"{path}: could not write ({exc.strerror or exc}); any previous version "
-                     "is unchanged")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_open(path, "w") as handle:
-        handle.write(text)
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (NaN/inf are refused: they are not JSON)."""
-    text = json.dumps(obj, indent=indent, allow_nan=False) + "\n"
-    write_text_atomic(path, text)
+    figsize = subplots.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots)
+    return fig, axes
 
 
 def save_figure_atomic(
@@ -108,7 +55,7 @@ def save_figure_atomic(
     """Save a matplotlib figure to ``path`` atomically; the format comes from the suffix.
 
     Args:
-        fig: the figure. close: close it afterwards (frees its memory).
+        fig: the figure. close: clear it afterwards (frees its memory).
         savefig_kwargs: passed to ``Figure.savefig`` (default ``dpi=120``, ``bbox_inches="tight"``).
     """
     path = Path(path)
@@ -120,7 +67,7 @@ def save_figure_atomic(
             fig.savefig(handle, format=fmt, **savefig_kwargs)
     finally:
         if close:
-            plt.close(fig)
+            fig.clear()
 
 
 def format_number(value: Any, digits: int = 4) -> str:
@@ -198,9 +145,8 @@ def plot_curves(
         raise ValueError(f"{len(titles)} titles for {len(keys)} keys")
     ncols = ncols or len(keys)
     nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), squeeze=False
-    )
+    fig, axes = new_figure(nrows, ncols,
+                           figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
     flat = axes.ravel()
     for ax, key, title in zip(flat, keys, titles):
         for name, records in curves.items():
@@ -237,8 +183,8 @@ def plot_beta_schedules(
     """
     if not schedules:
         raise ValueError("no schedule to plot")
-    fig, axes = plt.subplots(len(schedules), 1, figsize=(6.4, 1.9 * len(schedules)),
-                             sharex=True, squeeze=False)
+    fig, axes = new_figure(len(schedules), 1, figsize=(6.4, 1.9 * len(schedules)),
+                           sharex=True)
     for ax, (label, values) in zip(axes[:, 0], schedules.items()):
         ax.plot(range(len(values)), list(values), linewidth=1.4)
         ax.set_ylabel("beta")

@@ -1,11 +1,23 @@
-"""Process-level settings that make the CPU training path fast without changing any number."""
+"""Process-wide settings and hardware capabilities.
+
+Nothing here runs at import. The ``cyclevae`` command calls :func:`configure_process` once at
+start (thread count, glibc allocator); a library user who builds a
+:class:`~cyclevae.training.Trainer` directly may call it too (or set threads themselves): the
+Trainer itself never changes process-wide state. :func:`check_precision` refuses bf16 where the
+hardware has no native bf16 matrix support, with a one-line error instead of a oneDNN traceback.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import platform
 import sys
+from pathlib import Path
 
 import torch
+
+from .errors import UserError
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -47,3 +59,70 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
         except (RuntimeError, ValueError):
             pass
     return torch.optim.Adam(params, lr=lr)
+
+
+def configure_process(num_threads: int | None = None) -> None:
+    """Process-wide settings of a training or evaluation process: ``num_threads`` intra-op
+    threads (None: PyTorch's default) and :func:`keep_freed_memory`. Neither changes a number,
+    only the speed."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    keep_freed_memory()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports (``/proc/cpuinfo``; empty where unreadable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` has native bf16 matrix support, and what was checked.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. x86 CPUs: the ``avx512_bf16`` or ``amx_bf16``
+    flag (without them oneDNN has no bf16 LSTM: "could not create a primitive descriptor").
+    Arm CPUs: the ``bf16`` feature.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(), "CUDA bf16 support"
+    if device.type != "cpu":
+        return False, f"bf16 on {device.type}"
+    flags = cpu_flags()
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return True, "avx512_bf16/amx_bf16"
+    if "bf16" in flags:
+        return True, "bf16 (Arm)"
+    return False, "avx512_bf16 or amx_bf16 (x86) / bf16 (Arm) CPU flags"
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise a one-line :class:`UserError` if ``precision`` is bf16 and ``device`` lacks native
+    bf16 matrix support (naming the capability and the alternative)."""
+    if precision != "bf16":
+        return
+    ok, capability = native_bf16(device)
+    if not ok:
+        where = cpu_name() if device.type == "cpu" else str(device)
+        raise UserError(f"config: train.precision=bf16 needs native bf16 matrix support "
+                        f"({capability}), which {where} lacks; use train.precision=fp32")

@@ -20,7 +20,10 @@ Use in any training loop::
         beta.step()
 
 The functions accept a fractional ``step`` (e.g. ``epoch + batch / batches_per_epoch``) so that a
-schedule defined in epochs can rise smoothly within an epoch.
+schedule defined in epochs can rise smoothly within an epoch. With ``continuous=True`` the
+position is a real number and every cycle lasts exactly T / M (instead of eq. (7)'s integer
+ceil(T / M) iterations), so a schedule counted in epochs may have cycles shorter than an epoch;
+the two agree whenever T / M is a whole number.
 """
 
 from __future__ import annotations
@@ -59,14 +62,18 @@ def validate_schedule(
     shape: str = "linear",
     start: float = 0.0,
     stop: float = 1.0,
+    *,
+    continuous: bool = False,
 ) -> None:
-    """Raise ``ValueError`` naming the offending argument and its accepted range."""
+    """Raise ``ValueError`` naming the offending argument and its accepted range. With
+    ``continuous`` a cycle may be shorter than one unit (``n_cycles`` is not bounded by
+    ``total_steps``)."""
     _check_finite("total_steps", total_steps)
-    if total_steps < 1:
+    if total_steps <= 0 or (total_steps < 1 and not continuous):
         raise ValueError(f"total_steps must be >= 1, got {total_steps!r}")
     if isinstance(n_cycles, bool) or not isinstance(n_cycles, (int, np.integer)):
         raise ValueError(f"n_cycles must be an integer in [1, total_steps], got {n_cycles!r}")
-    if n_cycles < 1 or n_cycles > total_steps:
+    if n_cycles < 1 or (n_cycles > total_steps and not continuous):
         raise ValueError(
             f"n_cycles must be in [1, total_steps={total_steps}], got {n_cycles!r}"
         )
@@ -81,10 +88,12 @@ def validate_schedule(
         raise ValueError(f"start must be <= stop ({stop!r}), got start={start!r}")
 
 
-def _tau(step: np.ndarray, total_steps: float, n_cycles: int) -> np.ndarray:
-    """Position in the current cycle, eq. (7): mod(t - 1, ceil(T/M)) / (T/M)."""
+def _tau(step: np.ndarray, total_steps: float, n_cycles: int, continuous: bool = False
+         ) -> np.ndarray:
+    """Position in the current cycle, eq. (7): mod(t - 1, ceil(T/M)) / (T/M); with
+    ``continuous``, mod(t, T/M) / (T/M)."""
     period = total_steps / n_cycles
-    return np.mod(step, math.ceil(period)) / period
+    return np.mod(step, period if continuous else math.ceil(period)) / period
 
 
 def _shape(tau: np.ndarray, ratio: float, shape: str) -> np.ndarray:
@@ -105,11 +114,12 @@ def _beta_array(
     shape: str,
     start: float,
     stop: float,
+    continuous: bool = False,
 ) -> np.ndarray:
     steps = np.asarray(steps, dtype=np.float64)
     if ratio == 0.0:
         return np.full(steps.shape, float(stop))
-    tau = _tau(steps, total_steps, n_cycles)
+    tau = _tau(steps, total_steps, n_cycles, continuous)
     rising = tau <= ratio
     f = _shape(np.where(rising, tau, 0.0), ratio, shape)
     return np.where(rising, start + (stop - start) * f, float(stop))
@@ -124,6 +134,7 @@ def cyclical_beta(
     shape: str = "linear",
     start: float = 0.0,
     stop: float = 1.0,
+    continuous: bool = False,
 ) -> float:
     """Beta at ``step`` (0-based; step 0 is iteration t = 1 of eq. (7)).
 
@@ -135,15 +146,18 @@ def cyclical_beta(
         ratio: R, fraction of each cycle spent increasing beta, in [0, 1]; 0 = constant.
         shape: ``"linear"``, ``"sigmoid"`` or ``"cosine"``.
         start, stop: beta at the start of each cycle and its maximum (start <= stop).
+        continuous: ``step`` is a real position (e.g. a fractional epoch) and each cycle lasts
+            exactly T / M, possibly less than one unit (module docstring).
 
     Returns:
         beta as a Python float.
     """
-    validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
+    validate_schedule(total_steps, n_cycles, ratio, shape, start, stop, continuous=continuous)
     _check_finite("step", step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step!r}")
-    return float(_beta_array(np.asarray(step), total_steps, n_cycles, ratio, shape, start, stop))
+    return float(_beta_array(np.asarray(step), total_steps, n_cycles, ratio, shape, start, stop,
+                             continuous))
 
 
 def beta_schedule(
@@ -194,6 +208,11 @@ class BetaScheduler:
     ``steps_per_unit=batches_per_epoch``: with ``interpolate=True`` beta rises smoothly within an
     epoch, with ``interpolate=False`` it changes only at epoch boundaries.
 
+    Interpolated with ``steps_per_unit > 1``, beta is a function of the fractional position
+    (``continuous`` in :func:`cyclical_beta`): every cycle lasts T / M units, which may be less
+    than one unit as long as each cycle has at least one call of ``step()``
+    (``n_cycles <= total * steps_per_unit``).
+
     Args:
         total: schedule length T in units (iterations or epochs), >= 1.
         n_cycles, ratio, shape, start, stop: as in :func:`cyclical_beta`.
@@ -213,11 +232,17 @@ class BetaScheduler:
         steps_per_unit: int = 1,
         interpolate: bool = True,
     ) -> None:
-        validate_schedule(total, n_cycles, ratio, shape, start, stop)
         if isinstance(steps_per_unit, bool) or not isinstance(steps_per_unit, (int, np.integer)):
             raise ValueError(f"steps_per_unit must be an integer >= 1, got {steps_per_unit!r}")
         if steps_per_unit < 1:
             raise ValueError(f"steps_per_unit must be >= 1, got {steps_per_unit!r}")
+        continuous = bool(interpolate) and steps_per_unit > 1
+        validate_schedule(total, n_cycles, ratio, shape, start, stop, continuous=continuous)
+        if continuous and n_cycles > total * steps_per_unit:
+            raise ValueError(f"n_cycles must be in [1, total x steps_per_unit = "
+                             f"{total * steps_per_unit}] (one step per cycle at least), got "
+                             f"{n_cycles!r}")
+        self.continuous = continuous
         self.total = total
         self.n_cycles = int(n_cycles)
         self.ratio = float(ratio)
@@ -247,8 +272,15 @@ class BetaScheduler:
                 self.shape,
                 self.start,
                 self.stop,
+                self.continuous,
             )
         )
+
+    def cycle_steps(self) -> float:
+        """The length of one cycle in calls of ``step()`` (fractional if the cycles do not
+        divide the run evenly)."""
+        period = self.total / self.n_cycles
+        return (period if self.continuous else math.ceil(period)) * self.steps_per_unit
 
     def get_last_beta(self) -> float:
         """Alias of :attr:`value`, named like ``LRScheduler.get_last_lr``."""
@@ -275,13 +307,15 @@ class BetaScheduler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state produced by :meth:`state_dict` (settings are validated again)."""
+        continuous = bool(state["interpolate"]) and state["steps_per_unit"] > 1
         validate_schedule(
             state["total"], state["n_cycles"], state["ratio"], state["shape"], state["start"],
-            state["stop"],
+            state["stop"], continuous=continuous,
         )
         for key in ("total", "n_cycles", "ratio", "shape", "start", "stop", "steps_per_unit",
                     "interpolate", "last_step"):
             setattr(self, key, state[key])
+        self.continuous = continuous
 
     def __repr__(self) -> str:
         return (
@@ -291,13 +325,15 @@ class BetaScheduler:
         )
 
 
-def cyclical_lr_factor(step: float, total_steps: float, n_cycles: int) -> float:
+def cyclical_lr_factor(step: float, total_steps: float, n_cycles: int, *,
+                       continuous: bool = False) -> float:
     """Multiplier of the base learning rate: a half cosine from 1 to 0 within each cycle.
 
-    ``0.5 * (1 + cos(pi * tau))`` with tau the position in the cycle as in eq. (7), clipped to 1.
+    ``0.5 * (1 + cos(pi * tau))`` with tau the position in the cycle as in eq. (7), clipped to 1
+    (``continuous`` as in :func:`cyclical_beta`).
     """
-    validate_schedule(total_steps, n_cycles)
-    tau = min(float(_tau(np.asarray(float(step)), total_steps, n_cycles)), 1.0)
+    validate_schedule(total_steps, n_cycles, continuous=continuous)
+    tau = min(float(_tau(np.asarray(float(step)), total_steps, n_cycles, continuous)), 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * tau))
 
 
@@ -310,7 +346,9 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
     Args:
         optimizer: the optimizer whose parameter groups' ``lr`` is driven.
         total: schedule length in units; ``n_cycles``: number of restarts + 1.
-        steps_per_unit: calls of ``step()`` per unit (e.g. batches per epoch).
+        steps_per_unit: calls of ``step()`` per unit (e.g. batches per epoch); with more than
+            one, the lr is a function of the fractional position and a cycle may be shorter
+            than a unit (at least one call per cycle).
     """
 
     def __init__(
@@ -322,9 +360,14 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
         steps_per_unit: int = 1,
         last_epoch: int = -1,
     ) -> None:
-        validate_schedule(total, n_cycles)
         if steps_per_unit < 1:
             raise ValueError(f"steps_per_unit must be >= 1, got {steps_per_unit!r}")
+        self.continuous = steps_per_unit > 1
+        validate_schedule(total, n_cycles, continuous=self.continuous)
+        if n_cycles > total * steps_per_unit:
+            raise ValueError(f"n_cycles must be in [1, total x steps_per_unit = "
+                             f"{total * steps_per_unit}] (one step per cycle at least), got "
+                             f"{n_cycles!r}")
         self.total = total
         self.n_cycles = int(n_cycles)
         self.steps_per_unit = int(steps_per_unit)
@@ -332,5 +375,5 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         factor = cyclical_lr_factor(self.last_epoch / self.steps_per_unit, self.total,
-                                    self.n_cycles)
+                                    self.n_cycles, continuous=self.continuous)
         return [base * factor for base in self.base_lrs]

@@ -1,21 +1,20 @@
-"""The Trainer: one loop for every text VAE, read top to bottom.
+"""The Trainer: one loop for every model kind, read top to bottom.
 
     data -> model -> for each epoch: for each batch: beta from the BetaScheduler,
-    loss = rec + beta * kl (losses.beta_vae_loss), backward, clip, Adam step, lr step
-    -> evaluate valid/test -> log (JSONL, TensorBoard, progress bar) -> checkpoint (atomic)
-    -> final evaluation with importance-weighted NLL -> OUT/metrics.json
+    loss = rec + beta * kl (+ auxiliary losses; losses.beta_vae_loss), backward, clip, Adam
+    step, lr step -> evaluate valid/test (cyclevae.evaluation) -> log and checkpoint
+    (cyclevae.rundir) -> final evaluation with importance-weighted NLL -> OUT/metrics.json
 
 Resuming restores model, optimizer, schedulers, RNG states and the position inside the epoch,
-so an interrupted run finishes with the same numbers as an uninterrupted one.
+so an interrupted run finishes with the same numbers as an uninterrupted one. The Trainer
+changes no process-wide setting (threads, allocator): see :func:`cyclevae.runtime.configure_process`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,26 +25,23 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import (check_vocabulary_file, load_checkpoint, rng_state, save_checkpoint,
-                         set_rng_state)
-from .config import Config, apply_resume_overrides, config_from_dict, save_config
-from .data.batching import BatchedCorpus, encode_corpus
-from .data.corpus import read_sentences
-from .data.sources import data_dir as default_data_dir
-from .data.sources import resolve_data_path
+from .checkpoint import load_checkpoint, rng_state, set_rng_state
+from .config import Config, apply_resume_overrides, config_from_dict
+from .data.splits import load_corpora
 from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
+from .evaluation import (EvalSettings, evaluate_blocks, posterior_labels, precision_context,
+                         reports_amortized_block)
 from .losses import beta_vae_loss
-from .metrics.likelihood import evaluate_model
-from .models.savae import SVIVAE, SemiAmortizedVAE, SVIConfig
-from .models.vae import TextVAE, VAEConfig
-from .report import write_json_atomic, write_text_atomic
-from .runtime import keep_freed_memory, make_adam
+from .models.registry import build_model
+from .provenance import git_commit, provenance
+from .rundir import BEST, LAST, RunDirectory
+from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR
 
-LAST = "checkpoint_last.pt"
-BEST = "checkpoint_best.pt"
+__all__ = ["BEST", "LAST", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "make_schedules",
+           "resolve_device", "run_training", "seed_everything"]
 
 
 class TrainingInterrupted(Exception):
@@ -92,215 +88,118 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout, with
-    ``+dirty`` if its tracked files under ``src/`` differ from that commit."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(here)], cwd=here,
-                               capture_output=True, timeout=5).returncode == 1
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+                   ) -> tuple[BetaScheduler, CyclicalLR | None, dict[str, Any]]:
+    """The beta scheduler, the lr scheduler (None for a constant lr) and a log record of their
+    cycle lengths in optimizer steps. Refuses only what is impossible: fewer optimizer steps
+    than cycles (or, without interpolation, than the epochs the cycles need)."""
+    epochs, total_steps = config.train.epochs, config.train.epochs * steps_per_epoch
 
+    def span(unit: str) -> tuple[int, int]:
+        """(schedule length in its unit, optimizer steps per unit) for ``unit``."""
+        return (epochs, steps_per_epoch) if unit == "epoch" else (total_steps, 1)
 
-@dataclass
-class Corpora:
-    """Vocabulary and batched splits of one run."""
-
-    vocab: Vocabulary
-    train: BatchedCorpus
-    valid: BatchedCorpus | None
-    test: BatchedCorpus | None
-    stats: dict[str, Any]
-
-
-def load_corpora(config: Config, vocab: Vocabulary | None = None) -> Corpora:
-    """Read the splits named in ``config.data``; build the vocabulary from train unless given."""
-    d = config.data
-    if not d.train:
-        raise UserError("config: data.train must name a corpus file or a data set (e.g. ptb:train)")
-    root = default_data_dir(d.data_dir)
-    stats: dict[str, Any] = {}
-    splits: dict[str, list[list[str]] | None] = {}
-    for split in ("train", "valid", "test"):
-        spec = getattr(d, split)
-        if not spec:
-            splits[split] = None
-            continue
-        sentences, st = read_sentences(resolve_data_path(spec, root), max_length=d.max_length)
-        splits[split] = sentences
-        stats[split] = {"lines": st.lines, "sentences": st.sentences, "blank": st.blank,
-                        "too_long": st.too_long, "tokens": st.tokens}
-    if vocab is None:
-        vocab = Vocabulary.build(splits["train"] or [], max_size=d.max_vocab,
-                                 min_count=d.min_count)
-    seed = config.train.seed
-
-    def batched(split: str) -> BatchedCorpus | None:
-        sentences = splits[split]
-        if sentences is None:
-            return None
-        return BatchedCorpus(encode_corpus(sentences, vocab), batch_size=d.batch_size, seed=seed)
-
-    return Corpora(vocab, batched("train"), batched("valid"), batched("test"), stats)  # type: ignore[arg-type]
-
-
-def build_model(config: Config, vocab_size: int) -> TextVAE:
-    """The model named by ``config.model.kind`` with ``vocab_size`` from the data."""
-    fields = {k: v for k, v in vars(config.model).items() if k in VAEConfig.__dataclass_fields__}
-    fields["vocab_size"] = vocab_size
-    fields["unk_index"] = Vocabulary.UNK_INDEX
-    m = config.model
-    if m.kind in ("savae", "svi"):
-        svi = SVIConfig(steps=m.svi_steps, lr=m.svi_lr, momentum=m.svi_momentum,
-                        max_grad_norm=m.svi_max_grad_norm, grad=m.svi_grad,
-                        decoder_grad=m.svi_decoder_grad)
-        return (SemiAmortizedVAE if m.kind == "savae" else SVIVAE)(VAEConfig(**fields), svi)
-    return TextVAE(VAEConfig(**fields))
+    s, lr = config.schedule, config.lr_schedule
+    for key, n_cycles, active in (("schedule", s.n_cycles, True),
+                                  ("lr_schedule", lr.n_cycles, lr.kind == "cyclical")):
+        if active and n_cycles > total_steps:
+            raise UserError(f"config: {key}.n_cycles={n_cycles} is more cycles than the run has "
+                            f"optimizer steps ({total_steps} = train.epochs={epochs} x "
+                            f"{steps_per_epoch} steps per epoch); each cycle needs at least one")
+    total, per_unit = span(s.unit)
+    beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape, start=s.start,
+                         stop=s.stop, steps_per_unit=per_unit, interpolate=s.interpolate)
+    info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
+                            "total_steps": total_steps, "beta_cycle_steps": beta.cycle_steps()}
+    lr_schedule = None
+    if lr.kind == "cyclical":
+        lr_total, lr_per_unit = span(lr.unit)
+        lr_schedule = CyclicalLR(optimizer, lr_total, n_cycles=lr.n_cycles,
+                                 steps_per_unit=lr_per_unit)
+        info["lr_cycle_steps"] = lr_total * lr_per_unit / lr.n_cycles
+    return beta, lr_schedule, info
 
 
 class Trainer:
     """Trains one model on one corpus as its config says, writing everything into ``out``.
 
     Args:
-        config: the resolved run config.
-        out: output directory (created; refused if it holds another run unless ``resume`` or
-            ``overwrite``).
+        config: the resolved run config (ignored on ``resume``: the saved one is used).
+        out: output directory (:class:`~cyclevae.rundir.RunDirectory`).
         resume: continue from ``out/checkpoint_last.pt``.
         overwrite: discard a previous run in ``out``.
         progress: show a progress bar (default: only when stderr is a terminal).
-        resume_overrides: ``key=value`` changes to the saved config of a resumed run, limited
-            to :data:`cyclevae.config.RESUME_SETTABLE` (IW samples, IW chunk, threads).
+        resume_overrides: ``key=value`` strings for a resumed run: keys of
+            :data:`cyclevae.config.RESUME_SETTABLE` may change (and are written back to
+            ``config.yaml``), any other key may only repeat its saved value.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        out: str | Path,
-        *,
-        resume: bool = False,
-        overwrite: bool = False,
-        progress: bool | None = None,
-        resume_overrides: list[str] | None = None,
-    ) -> None:
-        self.out = Path(out)
+    def __init__(self, config: Config | None, out: str | Path, *, resume: bool = False,
+                 overwrite: bool = False, progress: bool | None = None,
+                 resume_overrides: list[str] | None = None) -> None:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop_signal: int | None = None
-        checkpoint = self._prepare_out_dir(resume, overwrite)
+        self.run = RunDirectory(out)
+        self.out = self.run.path
+        checkpoint = self.run.resume_checkpoint() if resume else None
         if checkpoint is not None:
-            config = config_from_dict(checkpoint["config"])
+            saved = config_from_dict(checkpoint["config"])
+            config = apply_resume_overrides(saved, resume_overrides or [])
+        else:
             if resume_overrides:
-                config = apply_resume_overrides(config, resume_overrides)
-        elif resume_overrides:
-            raise UserError("resume_overrides are for resumed runs; put them in the config")
-        self.config = config
-        t = config.train
-        if t.num_threads:
-            torch.set_num_threads(t.num_threads)
-        keep_freed_memory()
-        self.device = resolve_device(t.device)
+                raise UserError("resume_overrides are for resumed runs; put them in the config")
+            if config is None:
+                raise UserError("a new run needs a config")
+            self.run.check_new(overwrite)
+        self.config = t = config
+        self.device = resolve_device(t.train.device)
+        check_precision(t.train.precision, self.device)
         self.dist: DistContext = init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        seed_everything(t.seed)
-
+        self.run.is_main = self.dist.is_main
+        seed_everything(t.train.seed)
         vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
                  if checkpoint is not None else None)
-        self.data = load_corpora(config, vocab)
+        self.data = load_corpora(t.data, seed=t.train.seed, vocab=vocab)
         self.vocab = self.data.vocab
         if len(self.data.train) == 0:
-            raise UserError(f"{config.data.train}: no sentences left to train on")
-        self.model = build_model(config, len(self.vocab)).to(self.device)
-        self.optimizer = make_adam(self.model.parameters(), t.lr)
-        self.batches_per_step = self.dist.world_size * t.accumulate
-        steps_per_epoch = len(self.data.train) // self.batches_per_step
-        if steps_per_epoch < 1:
+            raise UserError(f"{t.data.train}: no sentences left to train on")
+        self.model = build_model(t.model, len(self.vocab)).to(self.device)
+        self.optimizer = make_adam(self.model.parameters(), t.train.lr)
+        self.batches_per_step = self.dist.world_size * t.train.accumulate
+        self.steps_per_epoch = len(self.data.train) // self.batches_per_step
+        if self.steps_per_epoch < 1:
             raise UserError(
-                f"{config.data.train}: {len(self.data.train)} batches per epoch is fewer than "
-                f"the {self.batches_per_step} needed for one step (processes x train.accumulate)"
-            )
-        self.steps_per_epoch = steps_per_epoch
+                f"{t.data.train}: {len(self.data.train)} batches per epoch is fewer than "
+                f"the {self.batches_per_step} needed for one step (processes x train.accumulate)")
         self.ddp: torch.nn.Module | None = None
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        def span(unit: str) -> tuple[int, int]:
-            """(schedule length in its unit, optimizer steps per unit) for ``unit``."""
-            return (t.epochs, steps_per_epoch) if unit == "epoch" else (
-                t.epochs * steps_per_epoch, 1)
-
-        s = config.schedule
-        total, per_unit = span(s.unit)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         try:
-            self.beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
-                                      start=s.start, stop=s.stop, steps_per_unit=per_unit,
-                                      interpolate=s.interpolate)
+            self.beta, self.lr_schedule, schedule_info = make_schedules(
+                t, self.optimizer, self.steps_per_epoch)
+        except UserError:
+            raise
         except ValueError as exc:
-            raise UserError(f"config: schedule.{exc}") from None
-        lr_cfg = config.lr_schedule
-        lr_total, lr_per_unit = span(lr_cfg.unit)
-        try:
-            self.lr_schedule = (
-                CyclicalLR(self.optimizer, lr_total, n_cycles=lr_cfg.n_cycles,
-                           steps_per_unit=lr_per_unit)
-                if lr_cfg.kind == "cyclical" else None
-            )
-        except ValueError as exc:
-            raise UserError(f"config: lr_schedule.{exc}") from None
+            raise UserError(f"config: {exc}") from None
+        self.eval_settings = EvalSettings.from_train_config(t.train)
         self.state = Progress()
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif self.dist.is_main:
-            self._create_out_dir(overwrite)
-            save_config(config, self.out / "config.yaml")
-            self.vocab.save(self.out / "vocab.txt")
+            if t.to_dict() != saved.to_dict():
+                self.run.write_config(t)  # the changed evaluation settings are what will run
+            self.run.reopen(self.state.global_step)
+        else:
+            self.run.create(t, self.vocab, overwrite=overwrite)
         barrier(self.dist)
-        self.log_path = self.out / "log.jsonl"
-        # the code that trains is the code of this process's start, not of the run's end
-        self.git_commit = git_commit()
-        if checkpoint is not None and self.dist.is_main:
-            self._trim_log()
-            for stale in self.out.glob(".*.tmp"):  # left by a kill during an atomic write
-                with contextlib.suppress(OSError):
-                    stale.unlink()
-        self.tensorboard = self._open_tensorboard()
-
-    # ----------------------------------------------------------------- setup helpers
-    def _prepare_out_dir(self, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-        last = self.out / LAST
-        if resume:
-            if not last.is_file():
-                hint = ("; the run stopped before its first checkpoint: start it again with "
-                        "--overwrite" if (self.out / "config.yaml").is_file() else "")
-                raise UserError(f"{self.out}: nothing to resume (no {LAST}){hint}")
-            checkpoint = load_checkpoint(last)
-            check_vocabulary_file(self.out / "vocab.txt", checkpoint["vocab"], last)
-            return checkpoint
-        if self.out.exists() and not self.out.is_dir():
-            raise UserError(f"{self.out}: output path exists and is not a directory")
-        holds_run = any((self.out / name).exists() for name in (LAST, "config.yaml", "log.jsonl"))
-        if holds_run and not overwrite:
-            raise UserError(
-                f"{self.out}: output directory holds another run; pass --resume to continue it "
-                "or --overwrite to replace it"
-            )
-        return None
-
-    def _create_out_dir(self, overwrite: bool) -> None:
-        """Create the output directory once the inputs are known to be good."""
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
-        if overwrite:
-            for name in (LAST, BEST, "log.jsonl", "metrics.json"):
-                (self.out / name).unlink(missing_ok=True)
+        self.git_commit = git_commit()  # the code of this process's start, not of the run's end
+        self.run.open_tensorboard()
+        if checkpoint is None:
+            self.run.log(schedule_info, 0)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -311,171 +210,90 @@ class Trainer:
         self.state = Progress(**ckpt["progress"])
         set_rng_state(ckpt["rng"])
 
-    def _trim_log(self) -> None:
-        """On resume, drop the log records the checkpoint does not know of: those written after
-        it (they will be written again), a line cut short by a kill, and a ``final`` record."""
-        if not self.log_path.is_file():
-            return
-        try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines(keepends=True)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"{self.log_path}: cannot read the training log ({exc})") from None
-        keep = []
-        for line in lines:
-            try:
-                record = json.loads(line) if line.endswith("\n") else None
-            except ValueError:
-                record = None
-            if (isinstance(record, dict) and record.get("kind") != "final"
-                    and record.get("step", 0) <= self.state.global_step):
-                keep.append(line)
-        if len(keep) != len(lines):
-            write_text_atomic(self.log_path, "".join(keep))
-
-    def _open_tensorboard(self) -> Any:
-        if not self.dist.is_main:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
-        try:
-            return SummaryWriter(str(self.out / "tensorboard"))
-        except OSError as exc:
-            raise UserError(f"{self.out / 'tensorboard'}: cannot write TensorBoard logs "
-                            f"({exc.strerror or exc})") from None
-
-    # ----------------------------------------------------------------- checkpoints, logs
     def checkpoint_state(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "beta_scheduler": self.beta.state_dict(),
             "lr_scheduler": self.lr_schedule.state_dict() if self.lr_schedule else None,
-            "rng": rng_state(),
-            "progress": vars(self.state).copy(),
-            "config": self.config.to_dict(),
-            "vocab": self.vocab.tokens,
+            "rng": rng_state(), "progress": vars(self.state).copy(),
+            "config": self.config.to_dict(), "vocab": self.vocab.tokens,
             "version": __version__,
         }
 
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
         if self.dist.is_main:
-            save_checkpoint(self.checkpoint_state(), self.out / name)
+            self.run.save_checkpoint(self.checkpoint_state(), name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
-        if not self.dist.is_main:
-            return
-        try:
-            with open(self.log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if self.tensorboard is not None:
-                kind = record.get("kind", "train")
-                step = record.get("step", self.state.global_step)
-                for key, value in record.items():
-                    if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                        self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
-                    elif isinstance(value, dict):
-                        for sub, v in value.items():
-                            if isinstance(v, (int, float)):
-                                self.tensorboard.add_scalar(f"{key}/{sub}", v, step)
-        except OSError as exc:
-            raise UserError(f"{exc.filename or self.log_path}: could not write the training log "
-                            f"({exc.strerror or exc}); the last complete checkpoint in "
-                            f"{self.out} is kept") from None
+        self.run.log(record, self.state.global_step)
+
+    def evaluate(self, corpus: Any, name: str, iw_samples: int = 0) -> dict[str, dict[str, Any]]:
+        """The metric blocks of one split (:func:`cyclevae.evaluation.evaluate_blocks`)."""
+        return evaluate_blocks(self.model, corpus.batches(0, shuffle=False), name,
+                               iw_samples=iw_samples, settings=self.eval_settings,
+                               device=self.device)
 
     # ----------------------------------------------------------------- the loop
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._stop_signal = signum
-
-    def _refines(self) -> bool:
-        """Whether the model refines q(z|x) by SVI (kinds savae, svi): its refined q is then
-        the one reported (``valid``, ``test``), the amortized one under ``*_amortized``."""
-        return callable(getattr(self.model, "refined_encode", None))
-
-    def evaluate(self, corpus: BatchedCorpus, iw_samples: int = 0, *,
-                 amortized: bool = False) -> dict[str, float]:
-        """Metrics of SPEC section 3 on one split (pure: training state untouched); with the
-        refined q(z|x) if the model has one, unless ``amortized``."""
-        encode_fn = None
-        if self._refines() and not amortized:
-            generator = torch.Generator().manual_seed(self.config.train.seed + 3)
-            refine = self.model.refined_encode  # type: ignore[attr-defined]
-            encode_fn = lambda tokens: refine(tokens, generator=generator)  # noqa: E731
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=self.config.train.precision == "bf16"):
-            return evaluate_model(self.model, corpus.batches(0, shuffle=False),
-                                  iw_samples=iw_samples, iw_chunk=self.config.train.iw_chunk,
-                                  seed=self.config.train.seed, device=self.device,
-                                  encode_fn=encode_fn)
-
-    def _amortized_too(self) -> bool:
-        """Whether to also report the amortized q (SA-VAE: yes; SVI from the prior: no)."""
-        return self._refines() and getattr(self.model, "has_amortized_encoder", False)
-
-    def train_step(self, tokens: torch.Tensor | list[torch.Tensor], beta: float,
-                   seeds: list[int] | None = None) -> dict[str, float] | None:
-        """One optimisation step on one batch or on a list of batches (gradient accumulation:
-        the step follows the mean of the batches' losses). ``seeds``, one per batch, fix the
-        noise of each batch. Returns batch means, or None if the step was skipped for a
-        non-finite value."""
+    def train_step(self, batches: list[Any], beta: float, seeds: list[int] | None = None
+                   ) -> dict[str, float] | None:
+        """One optimisation step on a list of batches (gradient accumulation: the step follows
+        the mean of the batches' losses). ``seeds``, one per batch, fix the noise of each
+        batch. Returns batch means, or None if the step was skipped for a non-finite value."""
         t = self.config.train
-        micro = tokens if isinstance(tokens, list) else [tokens]
         model = self.ddp if self.ddp is not None else self.model
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
-        # SA-VAE / SVI models also weight the KL of their SVI objective by beta
-        extra = {"beta": beta} if getattr(self.model, "takes_beta", False) else {}
         bad_loss = None
-        for i, batch in enumerate(micro):
+        for i, batch in enumerate(batches):
             if seeds is not None:
                 torch.manual_seed(seeds[i])
-            sync = self.ddp is None or i == len(micro) - 1
+            sync = self.ddp is None or i == len(batches) - 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():  # type: ignore[union-attr]
-                with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                    enabled=t.precision == "bf16"):
-                    out = model(batch, **extra)
+                with precision_context(t.precision, self.device):
+                    out = model(batch, beta=beta)
                 loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
-                                     free_bits=t.free_bits)
+                                     free_bits=t.free_bits, aux=out.aux)
                 # backward even on a non-finite loss: under DDP every process must take part
-                (loss / len(micro)).backward()
+                (loss / len(batches)).backward()
             value = loss.item()
             if not math.isfinite(value):
                 bad_loss = value
-            totals["loss"] += value / len(micro)
             rec_sum, kl_sum = out.rec.detach().sum().item(), out.kl.detach().sum().item()
+            totals["loss"] += value / len(batches)
             totals["rec_sum"] += rec_sum
             totals["kl_sum"] += kl_sum
-            totals["rec"] += rec_sum / batch.shape[0] / len(micro)
-            totals["kl"] += kl_sum / batch.shape[0] / len(micro)
+            totals["rec"] += rec_sum / batch.num_examples / len(batches)
+            totals["kl"] += kl_sum / batch.num_examples / len(batches)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                               t.clip if t.clip > 0 else math.inf, foreach=True)
-        problem = None
-        if bad_loss is not None:
-            problem = f"loss is {bad_loss}"
-        elif not torch.isfinite(norm):
-            problem = f"gradient norm is {norm.item()}"
+        problem = (f"loss is {bad_loss}" if bad_loss is not None else
+                   None if torch.isfinite(norm) else f"gradient norm is {norm.item()}")
         if any_flag(problem is not None, self.dist):
-            message = (f"non-finite value at step {self.state.global_step + 1} (epoch "
-                       f"{self.state.epoch + 1}, step {self.state.batch + 1} of the epoch, beta "
-                       f"{beta:.4g}): {problem or 'on another process'}")
-            bad_weight = next((name for name, p in self.model.named_parameters()
-                               if not bool(torch.isfinite(p).all())), None)
-            if bad_weight is not None:  # skipping batches cannot repair the weights
-                message += f"; parameter {bad_weight} is non-finite"
-            if t.nonfinite == "stop" or bad_weight is not None:
-                raise NonFiniteLoss(message + f"; last good checkpoint kept in {self.out / LAST}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.skipped += 1
-            self.log({"kind": "skipped", "step": self.state.global_step + 1, "message": message})
+            self._non_finite(problem, beta)
             return None
         self.optimizer.step()
         return totals
 
-    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+    def _non_finite(self, problem: str | None, beta: float) -> None:
+        """Stop (``train.nonfinite: stop``, or weights already broken) or skip the step."""
+        st = self.state
+        message = (f"non-finite value at step {st.global_step + 1} (epoch {st.epoch + 1}, step "
+                   f"{st.batch + 1} of the epoch, beta {beta:.4g}): "
+                   f"{problem or 'on another process'}")
+        bad_weight = next((name for name, p in self.model.named_parameters()
+                           if not bool(torch.isfinite(p).all())), None)
+        if bad_weight is not None:  # skipping batches cannot repair the weights
+            message += f"; parameter {bad_weight} is non-finite"
+        if self.config.train.nonfinite == "stop" or bad_weight is not None:
+            raise NonFiniteLoss(message + f"; last good checkpoint kept in {self.out / LAST}")
+        self.optimizer.zero_grad(set_to_none=True)
+        st.skipped += 1
+        self.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
+
+    def _epoch_batches(self, epoch: int) -> list[Any]:
         """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
         (processes x accumulate), global batch i going to process i % processes."""
         every = self.data.train.batches(epoch, shuffle=True, drop_last=False)
@@ -490,70 +308,52 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``, evaluating and checkpointing every epoch; return and write
         ``metrics.json``. Raises :class:`TrainingInterrupted` after a signal (checkpoint saved)."""
-        t = self.config.train
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while self.state.epoch < t.epochs:
+            while self.state.epoch < self.config.train.epochs:
                 self._train_epoch()
             return self._finish()
         finally:
             shutdown(self.dist)
             for s, h in handlers.items():
                 signal.signal(s, h)
-            if self.tensorboard is not None:
-                try:
-                    self.tensorboard.flush()
-                except OSError as exc:
-                    print(f"cyclevae: warning: {self.out / 'tensorboard'}: could not flush "
-                          f"({exc.strerror or exc})", file=sys.stderr)
+            self.run.close()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stop_signal = signum
 
     def _train_epoch(self) -> None:
         t, st = self.config.train, self.state
         batches = self._epoch_batches(st.epoch)
-        accumulate = t.accumulate
         bar = None
         if self.progress and self.dist.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=self.steps_per_epoch, initial=st.batch, unit="step", leave=False,
                        desc=f"epoch {st.epoch + 1}/{t.epochs}")
-        sums = st.epoch_sums or {"rec": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0}
-        st.epoch_sums = sums
+        sums = st.epoch_sums = st.epoch_sums or {"rec": 0.0, "kl": 0.0, "sentences": 0,
+                                                 "tokens": 0}
         resumed_tokens = sums["tokens"]
         started = time.perf_counter()
         for step in range(st.batch, self.steps_per_epoch):
             if any_flag(self._stop_signal is not None, self.dist):
                 st.seconds += time.perf_counter() - started
-                if self.dist.enabled:  # every process resumes with an equal share of the sums
-                    keys = ("rec", "kl", "sentences", "tokens")
-                    totals = sum_floats([sums[k] for k in keys], self.dist)
-                    sums.update({k: v / self.dist.world_size for k, v in zip(keys, totals)})
-                self.save()
-                name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal"
-                raise TrainingInterrupted(
-                    f"{name} received: checkpoint written to {self.out / LAST} at epoch "
-                    f"{st.epoch + 1}, step {st.batch} of {self.steps_per_epoch}; continue with "
-                    f"`cyclevae train --resume --out {self.out}`"
-                )
-            local = range(step * accumulate, (step + 1) * accumulate)
+                self._interrupt(sums)
+            local = range(step * t.accumulate, (step + 1) * t.accumulate)
             micro = [batches[j].to(self.device, non_blocking=True) for j in local]
             seeds = [self._batch_seed(st.epoch, j * self.dist.world_size + self.dist.rank)
                      for j in local]
-            beta = self.beta.value
-            lr = self.optimizer.param_groups[0]["lr"]
+            beta, lr = self.beta.value, self.optimizer.param_groups[0]["lr"]
             result = self.train_step(micro, beta, seeds)
             self.beta.step()
             if self.lr_schedule is not None:
                 self.lr_schedule.step()
-            st.batch = step + 1
-            st.global_step += 1
-            n_sent = sum(b.shape[0] for b in micro)
-            n_tok = sum(b.shape[0] * (b.shape[1] - 1) for b in micro)
+            st.batch, st.global_step = step + 1, st.global_step + 1
             if result is not None:
                 sums["rec"] += result.pop("rec_sum")
                 sums["kl"] += result.pop("kl_sum")
-                sums["sentences"] += n_sent
-            sums["tokens"] += n_tok
+                sums["sentences"] += sum(b.num_examples for b in micro)
+            sums["tokens"] += sum(b.num_tokens for b in micro)
             if bar is not None:
                 bar.update(1)
                 rate = (sums["tokens"] - resumed_tokens) / max(time.perf_counter() - started, 1e-9)
@@ -574,18 +374,12 @@ class Trainer:
             "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
             "train": {"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n},
         }
-        last_epoch = st.epoch + 1 == t.epochs
-        if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or last_epoch):
-            for split in ("valid", "test"):
-                corpus = getattr(self.data, split)
+        if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs):
+            for split, corpus in (("valid", self.data.valid), ("test", self.data.test)):
                 if corpus is not None:
-                    record[split] = self.evaluate(corpus)
-                    if self._amortized_too():
-                        record[f"{split}_amortized"] = self.evaluate(corpus, amortized=True)
+                    record.update(self.evaluate(corpus, split))
         st.history.append(record)
-        st.epoch += 1
-        st.batch = 0
-        st.epoch_sums = {}
+        st.epoch, st.batch, st.epoch_sums = st.epoch + 1, 0, {}
         self.log(record)
         is_best = "valid" in record and record["valid"]["nll_bound"] < st.best_valid_nll
         if is_best:
@@ -593,10 +387,26 @@ class Trainer:
         self.save(LAST)
         if any_flag(is_best, self.dist):
             self.save(BEST)
-        if not (self.progress and self.dist.is_main):
-            return
-        summary = (f"epoch {st.epoch}/{t.epochs}: train rec {record['train']['rec']:.2f} kl "
-                   f"{record['train']['kl']:.3f}")
+        if self.progress and self.dist.is_main:
+            self._print_summary(record, seconds)
+
+    def _interrupt(self, sums: dict[str, float]) -> None:
+        """Checkpoint mid-epoch after a signal and raise :class:`TrainingInterrupted`."""
+        st = self.state
+        if self.dist.enabled:  # every process resumes with an equal share of the sums
+            keys = ("rec", "kl", "sentences", "tokens")
+            totals = sum_floats([sums[k] for k in keys], self.dist)
+            sums.update({k: v / self.dist.world_size for k, v in zip(keys, totals)})
+        self.save()
+        name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal"
+        raise TrainingInterrupted(
+            f"{name} received: checkpoint written to {self.out / LAST} at epoch {st.epoch + 1}, "
+            f"step {st.batch} of {self.steps_per_epoch}; continue with "
+            f"`cyclevae train --resume --out {self.out}`")
+
+    def _print_summary(self, record: dict[str, Any], seconds: float) -> None:
+        summary = (f"epoch {self.state.epoch}/{self.config.train.epochs}: train rec "
+                   f"{record['train']['rec']:.2f} kl {record['train']['kl']:.3f}")
         if "valid" in record:
             summary += f" | valid elbo {record['valid']['elbo']:.2f} ppl {record['valid']['ppl']:.2f}"
         print(summary + f" | {seconds:.0f}s", file=sys.stderr)
@@ -608,55 +418,41 @@ class Trainer:
             return {}
         last = st.history[-1] if st.history else {}
         metrics: dict[str, Any] = {
-            "config": self.config.to_dict(),
-            "epochs": st.epoch,
-            "steps": st.global_step,
-            "skipped_batches": st.skipped,
-            "seconds_per_epoch": st.seconds / max(st.epoch, 1),
-            "tokens_per_s": last.get("tokens_per_s"),
-            "train": last.get("train"),
-            "valid": last.get("valid"),
-            "data": self.data.stats,
-            "vocab_size": len(self.vocab),
-            "version": __version__,
-            "git_commit": self.git_commit,
-            "torch": torch.__version__,
-            "device": str(self.device),
-            "num_threads": torch.get_num_threads(),
+            "config": self.config.to_dict(), "epochs": st.epoch, "steps": st.global_step,
+            "skipped_batches": st.skipped, "seconds_per_epoch": st.seconds / max(st.epoch, 1),
+            "tokens_per_s": last.get("tokens_per_s"), "train": last.get("train"),
+            "valid": last.get("valid"), "data": self.data.stats, "vocab_size": len(self.vocab),
+            "posteriors": posterior_labels(self.model, ("valid", "test")),
+            **provenance(self.git_commit, self.device),
         }
-        if self._amortized_too():
+        if reports_amortized_block(self.model):
             metrics["valid_amortized"] = last.get("valid_amortized")
-        if self.data.test is not None:
-            metrics["test"] = self.evaluate(self.data.test, iw_samples=t.iw_samples)
-            if self._amortized_too():  # the same decoder; IW-NLL only with the refined q
-                metrics["test_amortized"] = self.evaluate(self.data.test, amortized=True)
-        best = self.out / BEST
-        if best.is_file() and self.data.test is not None:
-            metrics["best"] = self._best_checkpoint_metrics(best, last)
+        if self.data.test is not None:  # IW-NLL only with the reported q
+            metrics.update(self.evaluate(self.data.test, "test", iw_samples=t.iw_samples))
+            best = self.out / BEST
+            if best.is_file():
+                metrics["best"] = self._best_checkpoint_metrics(best, last)
         metrics["processes"] = self.dist.world_size
-        write_json_atomic(self.out / "metrics.json", metrics)
+        self.run.write_metrics(metrics)
         barrier(self.dist)
-        self.log({"kind": "final", "step": st.global_step, **{k: metrics[k] for k in
-                                                             ("valid", "test") if k in metrics}})
+        self.log({"kind": "final", "step": st.global_step,
+                  **{k: metrics[k] for k in ("valid", "test") if k in metrics}})
         return metrics
 
     def _best_checkpoint_metrics(self, path: Path, last: dict[str, Any]) -> dict[str, Any]:
         """Test metrics (no IW) of the best-on-valid checkpoint. When it is the last epoch and
         that epoch was evaluated on test, its record is reused: evaluation is seeded, so a
-        second pass over the same weights would only repeat the same numbers (for SA-VAE, two
-        test passes with SVI)."""
+        second pass over the same weights would only repeat the same numbers."""
         ckpt = load_checkpoint(path, map_location=self.device)
         epoch = ckpt["progress"]["epoch"]
         out: dict[str, Any] = {"epoch": epoch,
                                "valid": ckpt["progress"]["history"][-1].get("valid")}
-        wanted = ["test"] + (["test_amortized"] if self._amortized_too() else [])
+        wanted = ["test"] + (["test_amortized"] if reports_amortized_block(self.model) else [])
         if epoch == self.state.epoch and all(key in last for key in wanted):
             return {**out, **{key: last[key] for key in wanted}}
         current = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(ckpt["model"])
-        out["test"] = self.evaluate(self.data.test)
-        if self._amortized_too():
-            out["test_amortized"] = self.evaluate(self.data.test, amortized=True)
+        out.update(self.evaluate(self.data.test, "test"))
         self.model.load_state_dict(current)
         return out
 
@@ -665,13 +461,3 @@ def run_training(config: Config, out: str | Path, *, resume: bool = False,
                  overwrite: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """Convenience wrapper: build a :class:`Trainer` and ``fit`` it."""
     return Trainer(config, out, resume=resume, overwrite=overwrite, progress=progress).fit()
-
-
-__all__ = [
-    "NonFiniteLoss",
-    "Trainer",
-    "TrainingInterrupted",
-    "build_model",
-    "load_corpora",
-    "run_training",
-]

@@ -9,6 +9,7 @@ Sentences are shuffled with the seed, stably sorted by length and cut into batch
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +17,45 @@ import torch
 from ..errors import UserError
 from .vocab import Vocabulary
 
-__all__ = ["BatchedCorpus", "encode_corpus"]
+__all__ = ["BatchedCorpus", "TextBatch", "encode_corpus"]
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """A batch of equal-length sentences, the input of every sentence model.
+
+    ``tokens``: LongTensor ``[B, L+1]`` of rows ``<s> w_1 .. w_n </s>``; the model reads the
+    whole row and predicts ``tokens[:, 1:]`` (L tokens per row, ``</s>`` included).
+    """
+
+    tokens: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TextBatch:
+        """The same batch on ``device``."""
+        return TextBatch(self.tokens.to(device, non_blocking=non_blocking))
+
+    def repeat(self, n: int) -> TextBatch:
+        """The batch stacked ``n`` times (rows ``i, i + B, ...`` are sentence ``i``): ``[n B, L+1]``."""
+        return TextBatch(self.tokens.repeat(n, 1))
+
+    def repeat_each(self, n: int) -> TextBatch:
+        """Every sentence repeated ``n`` times in place (rows ``n i .. n i + n - 1`` are
+        sentence ``i``): ``[n B, L+1]``."""
+        return TextBatch(self.tokens.repeat_interleave(n, dim=0))
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    @property
+    def num_examples(self) -> int:
+        """B, sentences in the batch."""
+        return int(self.tokens.shape[0])
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted tokens in the batch: B * L (``<s>`` excluded, one ``</s>`` per sentence)."""
+        return int(self.tokens.shape[0] * (self.tokens.shape[1] - 1))
 
 
 def encode_corpus(sentences: Iterable[Sequence[str]], vocab: Vocabulary) -> list[list[int]]:
@@ -29,8 +68,8 @@ class BatchedCorpus:
     """A corpus of encoded sentences cut into equal-length batches.
 
     Batch composition is fixed at construction and depends only on ``seed``; the order in
-    which :meth:`batches` returns them depends on ``(seed, epoch)``. A batch is a LongTensor
-    ``[B, L+1]`` of rows ``<s> w_1 .. w_n </s>`` (``L = n + 1`` predicted tokens per row),
+    which :meth:`batches` returns them depends on ``(seed, epoch)``. A batch is a
+    :class:`TextBatch` of ``tokens [B, L+1]``, rows ``<s> w_1 .. w_n </s>`` (``L = n + 1`` predicted tokens per row),
     ``B <= batch_size``.
 
     Args:
@@ -55,14 +94,14 @@ class BatchedCorpus:
         self._num_tokens = int(lengths.sum()) - len(encoded)
         order = np.random.default_rng(seed).permutation(len(encoded))
         order = order[np.argsort(lengths[order], kind="stable")]
-        self._batches: list[torch.Tensor] = []
+        self._batches: list[TextBatch] = []
         self._indices: list[torch.Tensor] = []
         # One [n, L+1] array per length, then cut into row blocks (views, no copies).
         bounds = np.flatnonzero(np.diff(lengths[order])) + 1
         for group in np.split(order, bounds):
             rows = torch.from_numpy(np.array([encoded[i] for i in group], dtype=np.int64))
             idx = torch.from_numpy(group)
-            self._batches.extend(torch.split(rows, batch_size))
+            self._batches.extend(TextBatch(t) for t in torch.split(rows, batch_size))
             self._indices.extend(torch.split(idx, batch_size))
 
     def __len__(self) -> int:
@@ -104,7 +143,7 @@ class BatchedCorpus:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = True,
-    ) -> list[torch.Tensor]:
+    ) -> list[TextBatch]:
         """The batches of one epoch for one process.
 
         Args:
@@ -120,7 +159,8 @@ class BatchedCorpus:
                 ranks may get one batch more or less than each other.
 
         Returns:
-            LongTensors ``[B, L+1]`` (shared with this object: do not modify them in place).
+            :class:`TextBatch` objects (their tensors are shared with this object: do not modify
+            them in place).
         """
         return [self._batches[i] for i in self._batch_ids(epoch, shuffle, rank, world_size,
                                                            drop_last)]

@@ -11,11 +11,11 @@ the same four specials). Valid and test contain no word outside the training voc
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import UserError
 
 __all__ = ["Vocabulary"]
@@ -161,25 +161,8 @@ class Vocabulary:
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write one token per line (UTF-8), atomically: a temporary file renamed into place."""
-        path = Path(path)
-        tmp = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write("\n".join(self._itos) + "\n")
-            os.replace(tmp, path)
-        except BaseException as exc:
-            if tmp is not None:
-                try:
-                    Path(tmp).unlink(missing_ok=True)
-                except OSError:
-                    pass
-            if isinstance(exc, OSError):
-                raise UserError(f"{path}: could not write vocabulary file "
-                                f"({exc.strerror or exc})") from None
-            raise
+        """Write one token per line (UTF-8), atomically (:mod:`cyclevae.atomic`)."""
+        write_text_atomic(path, "\n".join(self._itos) + "\n", what="vocabulary file")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from ..config import load_config
 from ..errors import UserError
-from ..report import markdown_table, plot_curves, save_figure_atomic, write_text_atomic
-from ..training import LAST, Trainer
+from ..report import markdown_table, plot_curves, save_figure_atomic
+from ..rundir import LAST
+from ..runtime import configure_process
+from ..training import Trainer
+from . import CONFIGS
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "ptb"
+CONFIG_DIR = CONFIGS / "ptb"
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,9 @@ def run_ptb(
                 extra.append(f"train.epochs={epochs}")
             todo.append((load_config(path, extra), run))
     for config, run in todo:
-        Trainer(config, run, resume=(run / LAST).is_file(), progress=progress).fit()
+        configure_process(config.train.num_threads)  # this job's process runs the rows
+        resume = (run / LAST).is_file()
+        Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
     return write_ptb_report(out, rows=rows, seeds=seeds)
 
 

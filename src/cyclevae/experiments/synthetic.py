@@ -60,18 +60,15 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import atomic_open, write_json_atomic, write_text_atomic
+from ..data.batching import TextBatch
 from ..data.synthetic import VOCAB_SIZE, one_hot_sequences
-from ..losses import beta_vae_loss, gaussian_kl
+from ..evaluation import monte_carlo_elbo
+from ..losses import beta_vae_loss
 from ..metrics.latent import active_units, latent_decomposition
 from ..models import TextVAE, VAEConfig
-from ..report import (
-    atomic_open,
-    markdown_table,
-    plot_curves,
-    save_figure_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from ..report import markdown_table, new_figure, plot_curves, save_figure_atomic
+from ..runtime import make_adam
 from ..schedules import BetaScheduler
 
 __all__ = [
@@ -114,7 +111,7 @@ _CURVE_STREAM, _SNAPSHOT_STREAM = 1, 2
 def model_config() -> VAEConfig:
     """The model of the synthetic experiment (section 4 of the paper; module docstring)."""
     return VAEConfig(
-        vocab_size=VOCAB_SIZE, emb_dim=EMB_DIM, enc_hidden=HIDDEN, dec_hidden=HIDDEN,
+        emb_dim=EMB_DIM, enc_hidden=HIDDEN, dec_hidden=HIDDEN,
         enc_layers=LAYERS, dec_layers=LAYERS, latent_dim=LATENT_DIM, dropout=0.0,
         word_dropout=0.0, init_range=INIT_RANGE,
     )
@@ -124,38 +121,21 @@ def _generator(seed: int, stream: int, step: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + stream) * 1_000_033 + step)
 
 
-def _make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
-    try:  # fused CPU Adam (torch >= 2.4) halves the optimizer's per-step overhead
-        return torch.optim.Adam(model.parameters(), lr=LR, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=LR)
-
-
-@torch.no_grad()
 def _evaluate(
-    model: TextVAE, tokens: torch.Tensor, n_samples: int, generator: torch.Generator
+    model: TextVAE, batch: TextBatch, n_samples: int, generator: torch.Generator
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-    """True ELBO (beta = 1) per sequence, Rec averaged over ``n_samples`` z per sequence.
-
-    Returns ``({"elbo", "rec", "kl"}, mu, logvar)``.
-    """
-    was_training = model.training
-    model.eval()
-    mu, logvar = model.encode(tokens)
-    eps = torch.randn(mu.shape[0], n_samples, mu.shape[1], generator=generator, dtype=mu.dtype)
-    z = (mu.unsqueeze(1) + (0.5 * logvar).exp().unsqueeze(1) * eps).reshape(-1, mu.shape[1])
-    rec = model.decoder.reconstruction_loss(tokens.repeat_interleave(n_samples, dim=0), z)
-    rec_mean = rec.double().mean().item()
-    kl_mean = gaussian_kl(mu.double(), logvar.double()).mean().item()
-    model.train(was_training)
-    return {"elbo": -(rec_mean + kl_mean), "rec": rec_mean, "kl": kl_mean}, mu, logvar
+    """True ELBO (beta = 1) per sequence, Rec averaged over ``n_samples`` z per sequence
+    (:func:`cyclevae.evaluation.monte_carlo_elbo`). Returns ``({"elbo", "rec", "kl"}, mu,
+    logvar)``."""
+    metrics, (mu, logvar) = monte_carlo_elbo(model, batch, n_samples, generator)
+    return metrics, mu, logvar
 
 
 def _full_metrics(
-    model: TextVAE, tokens: torch.Tensor, generator: torch.Generator
+    model: TextVAE, batch: TextBatch, generator: torch.Generator
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """Low-noise ELBO/Rec/KL plus MI, marginal KL and active units of the ten posteriors."""
-    metrics, mu, logvar = _evaluate(model, tokens, FINAL_SAMPLES, generator)
+    metrics, mu, logvar = _evaluate(model, batch, FINAL_SAMPLES, generator)
     parts = latent_decomposition(mu, logvar, n_samples=MI_SAMPLES, generator=generator)
     metrics["mi"] = parts["mi"]
     metrics["marginal_kl"] = parts["marginal_kl"]
@@ -224,10 +204,10 @@ def _train(
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    tokens = one_hot_sequences(N_SEQUENCES)
-    model = TextVAE(model_config())
+    batch = TextBatch(one_hot_sequences(N_SEQUENCES))
+    model = TextVAE(model_config(), VOCAB_SIZE)
     model.train()
-    optimizer = _make_optimizer(model)
+    optimizer = make_adam(model.parameters(), LR)
     scheduler = BetaScheduler(steps, **SCHEDULES[name])
     curve_gen = _generator(seed, _CURVE_STREAM)
 
@@ -242,14 +222,14 @@ def _train(
     def measure(step: int) -> None:
         nonlocal reported
         if step in record:
-            metrics, _, _ = _evaluate(model, tokens, CURVE_SAMPLES, curve_gen)
+            metrics, _, _ = _evaluate(model, batch, CURVE_SAMPLES, curve_gen)
             curve.append({"step": step, "beta": last_beta, **metrics})
             if report is not None:
                 report(step - reported)
                 reported = step
         if step in snap:
             gen = _generator(seed, _SNAPSHOT_STREAM, step)
-            metrics, mu, logvar = _full_metrics(model, tokens, gen)
+            metrics, mu, logvar = _full_metrics(model, batch, gen)
             snaps.append({"step": step, "beta": last_beta, **metrics})
             eps = torch.randn(mu.shape[0], LATENT_SAMPLES, mu.shape[1], generator=gen)
             z = mu.unsqueeze(1) + (0.5 * logvar).exp().unsqueeze(1) * eps
@@ -258,7 +238,7 @@ def _train(
     for step in range(steps):
         measure(step)
         beta = scheduler.value
-        out = model(tokens)
+        out = model(batch, beta=beta)
         loss = beta_vae_loss(out.rec, out.kl, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -267,7 +247,7 @@ def _train(
         last_beta = beta
     measure(steps)
 
-    final, _, _ = _full_metrics(model, tokens, _generator(seed, _SNAPSHOT_STREAM, steps))
+    final, _, _ = _full_metrics(model, batch, _generator(seed, _SNAPSHOT_STREAM, steps))
     final["beta"] = last_beta
     return {
         "final": final,
@@ -419,7 +399,7 @@ def run_synthetic(
         "seed": seed,
         "schedules": list(schedules),
         "n_sequences": N_SEQUENCES,
-        "model": asdict(model_config()),
+        "model": {"vocab_size": VOCAB_SIZE, **asdict(model_config())},
         "optimizer": {"name": "Adam", "lr": LR, "batch": "all 10 sequences",
                       "z_samples_per_sequence": 1, "grad_clip": None},
         "measurement": {
@@ -625,13 +605,13 @@ def _latent_figure(
     schedules: Sequence[str],
     snaps: list[int],
 ) -> Any:
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle
 
     rows, cols = len(schedules), len(snaps)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols + 1.2, 2.2 * rows), squeeze=False)
-    cmap = plt.get_cmap("tab10")
+    fig, axes = new_figure(rows, cols, figsize=(2.1 * cols + 1.2, 2.2 * rows))
+    cmap = colormaps["tab10"]
     for i, name in enumerate(schedules):
         for j, step in enumerate(snaps):
             ax = axes[i, j]

@@ -1,9 +1,13 @@
-"""Models: Gaussian encoders, auto-regressive decoders, the text VAE and SA-VAE / SVI."""
+"""Models: one interface (:mod:`.base`), Gaussian encoders, auto-regressive decoders, the
+sentence VAE, SA-VAE / SVI, and :func:`build_model` (the one place a config becomes a model)."""
 
+from .base import LatentTextModel, ModelOutput
 from .decoders import LSTMDecoder
 from .encoders import GaussianEncoder, LSTMEncoder
-from .savae import SemiAmortizedVAE, SVIConfig, SVIVAE
-from .vae import TextVAE, VAEConfig, VAEOutput
+from .registry import build_model
+from .savae import SemiAmortizedVAE, SVIConfig, SVIModel, SVIRefiner
+from .vae import TextVAE, VAEConfig
 
-__all__ = ["GaussianEncoder", "LSTMDecoder", "LSTMEncoder", "SVIConfig", "SVIVAE",
-           "SemiAmortizedVAE", "TextVAE", "VAEConfig", "VAEOutput"]
+__all__ = ["GaussianEncoder", "LSTMDecoder", "LSTMEncoder", "LatentTextModel", "ModelOutput",
+           "SVIConfig", "SVIModel", "SVIRefiner", "SemiAmortizedVAE", "TextVAE", "VAEConfig",
+           "build_model"]

@@ -45,6 +45,9 @@ in float32: 4e-7). Hence ``fd`` by default.
 
 SVI (``kind: svi``): no encoder; lambda starts at 0 (the prior) for every sentence, and the
 refined lambda_K is a constant for the decoder's update (Kim et al.'s ``--model svi``).
+
+Both are compositions: a decoder (with, for SA-VAE, the VAE's encoder) and an
+:class:`SVIRefiner`, which holds the SVI update, written once.
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import gaussian_kl, gaussian_kl_per_dim
-from .encoders import GaussianEncoder
-from .vae import TextVAE, VAEConfig, VAEOutput
+from ..data.batching import TextBatch
+from ..errors import UserError
+from ..losses import gaussian_kl
+from .base import Gaussian, ModelOutput, init_uniform_
+from .vae import SentenceModel, TextVAE, VAEConfig, build_sentence_decoder
 
-__all__ = ["SVIConfig", "SVIVAE", "SemiAmortizedVAE"]
+__all__ = ["SVIConfig", "SVIModel", "SVIRefiner", "SemiAmortizedVAE"]
 
 
 @dataclass
@@ -82,6 +87,20 @@ class SVIConfig:
     max_grad_norm: float = 5.0
     grad: str = "fd"
     decoder_grad: bool = False
+
+    def validate(self, prefix: str = "model.svi", min_steps: int = 0) -> None:
+        """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
+        checks = [
+            (self.steps >= min_steps, "steps", f">= {min_steps}"),
+            (self.lr > 0, "lr", "> 0"),
+            (0.0 <= self.momentum < 1.0, "momentum", "in [0, 1)"),
+            (self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 disables clipping)"),
+            (self.grad in ("fd", "exact"), "grad", "'fd' or 'exact'"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise UserError(f"config: {prefix}.{key} must be {expected}, got "
+                                f"{getattr(self, key)!r}")
 
 
 # ----------------------------------------------------------------------- helpers
@@ -336,40 +355,31 @@ def _exact_unroll(run: _SVIRun, mu: torch.Tensor, logvar: torch.Tensor
     return mu, logvar
 
 
-# ----------------------------------------------------------------------- the models
-class SemiAmortizedVAE(TextVAE):
-    """:class:`TextVAE` whose q(z|x) is refined by K SVI steps, trained through them.
+# ----------------------------------------------------------------------- the refiner
+class SVIRefiner:
+    """K SVI steps on a batch's objective for a given decoder: the SVI update of this module.
 
-    ``encode`` is the amortized q (before refinement); ``refined_encode`` the refined one (for
-    evaluation: pass it as ``encode_fn`` to :func:`cyclevae.metrics.likelihood.evaluate_model`);
-    ``forward`` returns a :class:`VAEOutput` built on the refined parameters (``mu``, ``logvar``,
-    ``z``, ``kl``) and takes the training beta, which weights the KL in the SVI objective too.
+    Args:
+        config: the step settings (:class:`SVIConfig`, validated by the caller's config).
+        latent_dim: D.
     """
 
-    takes_beta = True  # the Trainer passes ``beta`` to forward
-    has_amortized_encoder = True
+    def __init__(self, config: SVIConfig, latent_dim: int) -> None:
+        if config.steps < 0 or config.grad not in ("fd", "exact"):
+            raise ValueError(f"bad SVI settings {config!r}")
+        self.config = config
+        self.latent_dim = latent_dim
 
-    def __init__(self, config: VAEConfig, svi: SVIConfig | None = None) -> None:
-        super().__init__(config)
-        self.svi = svi or SVIConfig()
-        if self.svi.steps < 0:
-            raise ValueError(f"svi steps must be >= 0, got {self.svi.steps}")
-        if self.svi.grad not in ("fd", "exact"):
-            raise ValueError(f"svi grad must be 'fd' or 'exact', got {self.svi.grad!r}")
-
-    def initial_params(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """lambda_0: the amortized encoder's ``(mu, logvar)``."""
-        return self.encode(tokens)
-
-    def _noise(self, steps: int, batch: int, like: torch.Tensor,
-               generator: torch.Generator | None) -> torch.Tensor:
-        shape = (steps, batch, self.latent_dim)
+    def _noise(self, batch: int, like: torch.Tensor, generator: torch.Generator | None
+               ) -> torch.Tensor:
+        shape = (self.config.steps, batch, self.latent_dim)
         if generator is None:
             return torch.randn(shape, device=like.device)
         return torch.randn(shape, generator=generator, device=generator.device).to(like.device)
 
     def refine(
         self,
+        decoder: nn.Module,
         tokens: torch.Tensor,
         mu: torch.Tensor,
         logvar: torch.Tensor,
@@ -377,90 +387,128 @@ class SemiAmortizedVAE(TextVAE):
         beta: float = 1.0,
         generator: torch.Generator | None = None,
         differentiable: bool | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """K SVI steps from ``(mu, logvar)`` on the batch ``tokens``; returns lambda_K.
+    ) -> Gaussian:
+        """K SVI steps from ``(mu, logvar)`` on the batch ``tokens [B, L+1]``; returns lambda_K.
 
         Args:
+            decoder: the model's decoder (its train/eval mode decides the dropout).
             beta: KL weight of the SVI objective (1: the ELBO).
             generator: source of the z noise (None: the global RNG). Dropout follows the
-                model's mode and draws from the global RNG.
-            differentiable: keep the gradient path back to ``(mu, logvar)`` and the decoder's
-                weights (default: when grad mode is on and ``mu`` requires grad).
+                decoder's mode and draws from the global RNG.
+            differentiable: keep the gradient path back to ``(mu, logvar)`` and (with
+                ``decoder_grad``) the decoder's weights (default: when grad mode is on and
+                ``mu`` requires grad).
         Works under ``torch.no_grad()`` (the steps need gradients and enable them inside).
         """
-        steps = self.svi.steps
-        if steps == 0:
+        svi = self.config
+        if svi.steps == 0:
             return mu, logvar
         if differentiable is None:
             differentiable = torch.is_grad_enabled() and (mu.requires_grad or
                                                           logvar.requires_grad)
         # the steps run in float32 at least (float64 models stay float64)
         dtype = torch.promote_types(mu.dtype, torch.float32)
-        eps = self._noise(steps, mu.shape[0], mu, generator).to(dtype)
-        params = ([p for p in self.decoder.parameters() if p.requires_grad]
-                  if self.svi.decoder_grad else [])
+        eps = self._noise(mu.shape[0], mu, generator).to(dtype)
+        params = ([p for p in decoder.parameters() if p.requires_grad]
+                  if svi.decoder_grad else [])
         device_type = tokens.device.type
-        if differentiable and self.svi.grad == "exact":
-            run = _SVIRun(self.decoder, tokens, eps, beta, self.svi, params)
-            frozen = [] if params else list(self.decoder.parameters())
+        if differentiable and svi.grad == "exact":
+            run = _SVIRun(decoder, tokens, eps, beta, svi, params)
+            frozen = [] if params else list(decoder.parameters())
             with torch.enable_grad(), _frozen(frozen):
                 return _exact_unroll(run, mu.to(dtype), logvar.to(dtype))
         if differentiable:
-            run = _SVIRun(self.decoder, tokens, eps, beta, self.svi, params)
+            run = _SVIRun(decoder, tokens, eps, beta, svi, params)
             # finite differences need float32 gradients: no autocast inside the steps
             with torch.autocast(device_type, enabled=False):
                 return _UnrolledSVI.apply(run, mu, logvar, *params)
-        run = _SVIRun(self.decoder, tokens, eps, beta, self.svi, [])
+        run = _SVIRun(decoder, tokens, eps, beta, svi, [])
         with torch.enable_grad(), torch.autocast(device_type, enabled=False):
             mu_k, logvar_k = run.forward(mu.detach().to(dtype), logvar.detach().to(dtype),
                                          record=False)
         return mu_k.detach(), logvar_k.detach()
 
-    def refined_encode(self, tokens: torch.Tensor, *, beta: float = 1.0,
-                       generator: torch.Generator | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The refined q(z|x) for evaluation: ``(mu, logvar)`` after K SVI steps on the ELBO,
-        detached (usable under ``torch.no_grad()``; only the z noise draws from ``generator``,
-        and in eval mode nothing else is random)."""
-        with torch.no_grad():
-            mu, logvar = self.initial_params(tokens)
-        return self.refine(tokens, mu, logvar, beta=beta, generator=generator,
-                           differentiable=False)
 
-    def forward(self, tokens: torch.Tensor, *, sample: bool = True, beta: float = 1.0
-                ) -> VAEOutput:
+# ----------------------------------------------------------------------- the models
+class SemiAmortizedVAE(TextVAE):
+    """:class:`~cyclevae.models.vae.TextVAE` whose q(z|x) is refined by K SVI steps, trained
+    through them.
+
+    :meth:`amortized_posterior` is the encoder's q (before refinement), :meth:`posterior` the
+    refined one (reported by the evaluation); :meth:`forward` builds its
+    :class:`~cyclevae.models.base.ModelOutput` on the refined parameters and uses the training
+    beta as the KL weight of the SVI objective too.
+    """
+
+    posterior_kind = "refined"
+
+    def __init__(self, config: VAEConfig, vocab_size: int, svi: SVIConfig | None = None
+                 ) -> None:
+        super().__init__(config, vocab_size)
+        self.refiner = SVIRefiner(svi or SVIConfig(), config.latent_dim)
+
+    @property
+    def svi(self) -> SVIConfig:
+        """The refinement's settings."""
+        return self.refiner.config
+
+    def posterior(self, batch: TextBatch, *, generator: torch.Generator | None = None
+                  ) -> Gaussian:
+        """The refined q(z|x): K SVI steps on the ELBO from the encoder's q, detached (usable
+        under ``torch.no_grad()``; only the z noise draws from ``generator``, and in eval mode
+        nothing else is random)."""
+        with torch.no_grad():
+            mu, logvar = self.amortized_posterior(batch)
+        return self.refiner.refine(self.decoder, batch.tokens, mu, logvar, generator=generator,
+                                   differentiable=False)
+
+    def forward(self, batch: TextBatch, *, beta: float = 1.0, sample: bool = True
+                ) -> ModelOutput:
         """One training pass: lambda_0 -> K SVI steps (objective rec + ``beta`` KL) ->
         lambda_K -> one z per sentence (the mean if ``sample=False``) -> decoder."""
-        mu0, logvar0 = self.initial_params(tokens)
-        mu, logvar = self.refine(tokens, mu0, logvar0, beta=beta)
-        z = GaussianEncoder.reparameterize(mu, logvar) if sample else mu
-        rec = self.decoder.reconstruction_loss(tokens, z)
-        kl_dtype = torch.promote_types(mu.dtype, torch.float32)
-        kl_per_dim = gaussian_kl_per_dim(mu.to(kl_dtype), logvar.to(kl_dtype))
-        return VAEOutput(rec=rec, kl=kl_per_dim.sum(-1), kl_per_dim=kl_per_dim, mu=mu,
-                         logvar=logvar, z=z)
+        mu0, logvar0 = self.amortized_posterior(batch)
+        mu, logvar = self.refiner.refine(self.decoder, batch.tokens, mu0, logvar0, beta=beta)
+        return self.output(batch, mu, logvar, sample=sample)
 
 
-class SVIVAE(SemiAmortizedVAE):
-    """Decoder trained with plain SVI: lambda_0 = 0 for every sentence, no encoder; the refined
-    lambda_K is treated as a constant by the decoder's update (Kim et al.'s ``--model svi``)."""
+class SVIModel(SentenceModel):
+    """A decoder trained with plain SVI: lambda_0 = 0 (the prior) for every sentence, no
+    encoder; the refined lambda_K is a constant for the decoder's update (Kim et al.'s
+    ``--model svi``)."""
 
-    has_amortized_encoder = False
+    posterior_kind = "refined"
+    has_amortized_posterior = False
 
-    def __init__(self, config: VAEConfig, svi: SVIConfig | None = None) -> None:
-        super().__init__(config, svi)
-        del self.encoder
+    def __init__(self, config: VAEConfig, vocab_size: int, svi: SVIConfig | None = None
+                 ) -> None:
+        super().__init__()
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.decoder = build_sentence_decoder(config, vocab_size)
+        self.refiner = SVIRefiner(svi or SVIConfig(), config.latent_dim)
+        init_uniform_(self, config.init_range)
 
-    def initial_params(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(tokens.shape[0], self.latent_dim, device=tokens.device)
-        return zeros, zeros.clone()
+    @property
+    def svi(self) -> SVIConfig:
+        """The refinement's settings."""
+        return self.refiner.config
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fixed starting point (the prior's parameters); see :meth:`refined_encode`."""
-        return self.initial_params(tokens)
+    def _refined(self, batch: TextBatch, beta: float, generator: torch.Generator | None
+                 ) -> Gaussian:
+        zeros = torch.zeros(batch.num_examples, self.latent_dim, device=batch.device)
+        return self.refiner.refine(self.decoder, batch.tokens, zeros, zeros.clone(), beta=beta,
+                                   generator=generator, differentiable=False)
 
-    def refine(self, tokens: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
-               beta: float = 1.0, generator: torch.Generator | None = None,
-               differentiable: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().refine(tokens, mu, logvar, beta=beta, generator=generator,
-                              differentiable=False)
+    def posterior(self, batch: TextBatch, *, generator: torch.Generator | None = None
+                  ) -> Gaussian:
+        """K SVI steps on the ELBO from the prior's parameters (detached)."""
+        return self._refined(batch, 1.0, generator)
+
+    def forward(self, batch: TextBatch, *, beta: float = 1.0, sample: bool = True
+                ) -> ModelOutput:
+        """One training pass: K SVI steps from the prior (objective rec + ``beta`` KL), then
+        the decoder on one z per sentence from lambda_K."""
+        mu, logvar = self._refined(batch, beta, None)
+        return self.output(batch, mu, logvar, sample=sample)

@@ -1,25 +1,30 @@
-"""The LSTM text VAE: encoder -> q(z|x) -> reparameterised z -> decoder, and its config."""
+"""The LSTM sentence VAE: encoder -> q(z|x) -> reparameterised z -> decoder, and its config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from ..losses import gaussian_kl_per_dim
+from ..data.batching import TextBatch
+from ..data.vocab import Vocabulary
+from ..errors import UserError
+from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
 from .decoders import LSTMDecoder
 from .encoders import LSTMEncoder
+from .generation import decode_tokens
+
+__all__ = ["TextVAE", "VAEConfig"]
 
 
 @dataclass
 class VAEConfig:
-    """Sizes and regularisers of :class:`TextVAE` (defaults: the paper's PTB model).
+    """Sizes and regularisers of the sentence models (defaults: the paper's PTB model).
 
-    ``vocab_size`` is filled in from the data's vocabulary, never by hand.
+    The vocabulary size is not a setting: it comes from the data (``data.max_vocab``,
+    ``data.min_count``) and is passed to the model's constructor.
     """
 
-    vocab_size: int = 0
     emb_dim: int = 256
     enc_hidden: int = 256
     dec_hidden: int = 256
@@ -29,64 +34,82 @@ class VAEConfig:
     dropout: float = 0.5
     word_dropout: float = 0.0
     init_range: float = 0.1
-    unk_index: int = 3
+
+    def validate(self, prefix: str = "model") -> None:
+        """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
+        for key in ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers",
+                    "latent_dim"):
+            if getattr(self, key) < 1:
+                raise UserError(f"config: {prefix}.{key} must be >= 1, got {getattr(self, key)!r}")
+        checks = [
+            (0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)"),
+            (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
+            (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise UserError(f"config: {prefix}.{key} must be {expected}, got "
+                                f"{getattr(self, key)!r}")
 
 
-@dataclass
-class VAEOutput:
-    """Unreduced per-sentence outputs of one forward pass.
-
-    rec: ``[B]`` -log p(x|z) (nats, summed over tokens); kl: ``[B]`` KL(q(z|x)||p(z));
-    kl_per_dim: ``[B, D]``; mu, logvar, z: ``[B, D]``.
-    """
-
-    rec: torch.Tensor
-    kl: torch.Tensor
-    kl_per_dim: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
-    z: torch.Tensor
+def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> LSTMDecoder:
+    """The LSTM decoder of the sentence models, sized by ``config``."""
+    return LSTMDecoder(vocab_size, config.emb_dim, config.dec_hidden, config.dec_layers,
+                       config.latent_dim, dropout=config.dropout,
+                       word_dropout=config.word_dropout, unk_index=Vocabulary.UNK_INDEX)
 
 
-class TextVAE(nn.Module):
+class SentenceModel(LatentTextModel):
+    """A model whose decoder is the LSTM sentence decoder: reconstruction and generation."""
+
+    decoder: LSTMDecoder
+
+    def reconstruction_loss(self, batch: TextBatch, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per sentence, ``[B]`` nats (``</s>`` included, ``<s>`` excluded)."""
+        return self.decoder.reconstruction_loss(batch.tokens, z)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, *, max_length: int = 50, greedy: bool = True,
+                 temperature: float = 1.0, generator: torch.Generator | None = None
+                 ) -> list[list[int]]:
+        """One sentence per row of ``z [B, D]`` (word ids without ``<s>``/``</s>``)."""
+        return decode_tokens(self.decoder, z, max_length=max_length, greedy=greedy,
+                             temperature=temperature, generator=generator)
+
+
+class TextVAE(SentenceModel):
     """Sentence VAE with an LSTM encoder and an auto-regressive LSTM decoder.
 
-    A batch is a LongTensor ``tokens [B, L+1]`` of equal-length rows: ``<s> w_1 .. w_L``
-    where the last word is usually ``</s>``. The encoder reads the whole row; the decoder
-    predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]`` and z.
+    A batch is a :class:`~cyclevae.data.batching.TextBatch` of ``tokens [B, L+1]``,
+    equal-length rows ``<s> w_1 .. w_L`` where the last word is usually ``</s>``. The encoder
+    reads the whole row; the decoder predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]`` and z.
+
+    Args:
+        config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary.
     """
 
-    def __init__(self, config: VAEConfig) -> None:
+    def __init__(self, config: VAEConfig, vocab_size: int) -> None:
         super().__init__()
-        if config.vocab_size < 2:
-            raise ValueError(f"model.vocab_size must be >= 2, got {config.vocab_size}")
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
-        self.encoder = LSTMEncoder(
-            config.vocab_size, config.emb_dim, config.enc_hidden, config.enc_layers,
-            config.latent_dim,
-        )
-        self.decoder = LSTMDecoder(
-            config.vocab_size, config.emb_dim, config.dec_hidden, config.dec_layers,
-            config.latent_dim, dropout=config.dropout, word_dropout=config.word_dropout,
-            unk_index=config.unk_index,
-        )
-        if config.init_range > 0:
-            for p in self.parameters():
-                nn.init.uniform_(p, -config.init_range, config.init_range)
+        self.latent_dim = config.latent_dim
+        self.encoder = LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden,
+                                   config.enc_layers, config.latent_dim)
+        self.decoder = build_sentence_decoder(config, vocab_size)
+        init_uniform_(self, config.init_range)
 
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
+    def amortized_posterior(self, batch: TextBatch) -> Gaussian:
+        """The encoder's q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
+        return self.encoder(batch.tokens)
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``tokens [B, L+1]`` -> ``(mu, logvar)``, each ``[B, D]``."""
-        return self.encoder(tokens)
+    def posterior(self, batch: TextBatch, *, generator: torch.Generator | None = None
+                  ) -> Gaussian:
+        """The encoder's q(z|x) (deterministic; ``generator`` is unused)."""
+        return self.amortized_posterior(batch)
 
-    def forward(self, tokens: torch.Tensor, *, sample: bool = True) -> VAEOutput:
+    def forward(self, batch: TextBatch, *, beta: float = 1.0, sample: bool = True
+                ) -> ModelOutput:
         """One pass with one z per sentence (the posterior mean if ``sample=False``)."""
-        mu, logvar = self.encode(tokens)
-        z = self.encoder.reparameterize(mu, logvar) if sample else mu
-        rec = self.decoder.reconstruction_loss(tokens, z)
-        kl_per_dim = gaussian_kl_per_dim(mu.float(), logvar.float())
-        return VAEOutput(rec=rec, kl=kl_per_dim.sum(-1), kl_per_dim=kl_per_dim, mu=mu,
-                         logvar=logvar, z=z)
+        mu, logvar = self.amortized_posterior(batch)
+        return self.output(batch, mu, logvar, sample=sample)

@@ -1,0 +1,116 @@
+"""The one interface every model speaks: the Trainer, the evaluation and the CLI call only this.
+
+A model maps a batch (an object of :mod:`cyclevae.data`, e.g.
+:class:`~cyclevae.data.batching.TextBatch`) to unreduced per-example quantities; the
+beta-weighted objective is applied elsewhere, once (:func:`cyclevae.losses.objective`).
+
+- ``forward(batch, *, beta, sample=True) -> ModelOutput``: one training pass. ``beta`` is the
+  KL weight in force (models that optimise an inner objective, such as SA-VAE's SVI steps, use
+  it; others ignore it).
+- ``posterior(batch, *, generator=None) -> (mu, logvar)``: the q(z|x) the model reports (for
+  SA-VAE and SVI the refined one; ``generator`` draws the noise of the refinement).
+  :attr:`posterior_kind` says which (``"amortized"`` or ``"refined"``).
+- ``amortized_posterior(batch) -> (mu, logvar)``: the encoder's q, where the model has an
+  encoder (:attr:`has_amortized_posterior`).
+- ``reconstruction_loss(batch, z) -> [B]``, ``kl_to_prior(batch, mu, logvar) -> [B, D]`` and
+  ``log_prior(batch, z)``: the pieces the metrics reuse (the prior is N(0, I) unless a model
+  says otherwise).
+- ``generate(z, ...)``: decoding, for models that generate text from z.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..losses import gaussian_kl_per_dim
+
+__all__ = ["Gaussian", "LatentTextModel", "ModelOutput", "init_uniform_"]
+
+#: A diagonal Gaussian as ``(mu, logvar)``, each ``[B, D]``.
+Gaussian = tuple[torch.Tensor, torch.Tensor]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass
+class ModelOutput:
+    """Unreduced per-example outputs of one forward pass.
+
+    rec: ``[B]`` -log p(x|z) (nats, summed over tokens); kl: ``[B]`` KL(q(z|x)||p(z));
+    kl_per_dim: ``[B, D]``; mu, logvar, z: ``[B, D]`` (the q the decoder was trained on);
+    aux: named auxiliary losses, each ``[B]`` nats, added to the objective with weight 1
+    (e.g. a bag-of-words loss).
+    """
+
+    rec: torch.Tensor
+    kl: torch.Tensor
+    kl_per_dim: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def init_uniform_(module: nn.Module, init_range: float) -> None:
+    """Every parameter of ``module`` uniform in [-init_range, init_range], in registration
+    order (0: keep PyTorch's default initialisation)."""
+    if init_range > 0:
+        for p in module.parameters():
+            nn.init.uniform_(p, -init_range, init_range)
+
+
+class LatentTextModel(nn.Module, ABC):
+    """Base class of every model family (module docstring)."""
+
+    latent_dim: int
+    #: what :meth:`posterior` returns: ``"amortized"`` (an encoder's q) or ``"refined"``
+    posterior_kind: str = "amortized"
+    #: whether :meth:`amortized_posterior` exists
+    has_amortized_posterior: bool = True
+
+    @abstractmethod
+    def forward(self, batch: Any, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
+        """One training pass with one z per example (the posterior mean if not ``sample``)."""
+
+    @abstractmethod
+    def posterior(self, batch: Any, *, generator: torch.Generator | None = None) -> Gaussian:
+        """The reported q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
+
+    def amortized_posterior(self, batch: Any) -> Gaussian:
+        """The encoder's q(z|x); only where :attr:`has_amortized_posterior`."""
+        raise NotImplementedError(f"{type(self).__name__} has no amortized posterior")
+
+    @abstractmethod
+    def reconstruction_loss(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per example, ``[B]`` nats, for ``z [B, D]`` (the batch's rows in order)."""
+
+    def kl_to_prior(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(q || p(z)) per dimension, ``[B, D]`` nats; p(z) = N(0, I)."""
+        return gaussian_kl_per_dim(mu, logvar)
+
+    def log_prior(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the last dimension (``z [..., D] -> [...]``); p(z) = N(0, I)."""
+        return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+
+    def generate(self, z: torch.Tensor, *, max_length: int = 50, greedy: bool = True,
+                 temperature: float = 1.0, generator: torch.Generator | None = None
+                 ) -> list[list[int]]:
+        """Decode one output per row of ``z [B, D]`` (token ids), for models that generate."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate from z alone")
+
+    def output(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
+               ) -> ModelOutput:
+        """Decode one z per example from q = (mu, logvar) and assemble the
+        :class:`ModelOutput` (KL in float32 at least)."""
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(logvar) if sample else mu
+        rec = self.reconstruction_loss(batch, z)
+        kl_dtype = torch.promote_types(mu.dtype, torch.float32)
+        kl_per_dim = self.kl_to_prior(batch, mu.to(kl_dtype), logvar.to(kl_dtype))
+        return ModelOutput(rec=rec, kl=kl_per_dim.sum(-1), kl_per_dim=kl_per_dim, mu=mu,
+                           logvar=logvar, z=z)

@@ -1,0 +1,172 @@
+"""A run's output directory: what may be written where, the JSONL log and TensorBoard.
+
+Layout of ``OUT/``: ``config.yaml`` (the resolved config, rewritten when ``--resume`` changes an
+evaluation setting), ``vocab.txt``, ``log.jsonl`` (one JSON record per line: ``schedule`` at
+the start, ``train`` every ``train.log_every`` steps, ``epoch``, ``skipped``, ``final``),
+``checkpoint_last.pt``, ``checkpoint_best.pt``, ``metrics.json`` and, if the ``tensorboard``
+package is installed, ``tensorboard/``.
+
+Policy: a new run refuses a directory holding another run unless told to ``overwrite`` it (then
+the previous run's files are removed once the new run's inputs are known to be good); a resumed
+run needs ``checkpoint_last.pt``, drops the log records its checkpoint does not know of, and
+removes temporaries left by a kill during an atomic write.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
+from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
+from .config import Config, save_config
+from .data.vocab import Vocabulary
+from .errors import UserError
+
+__all__ = ["BEST", "LAST", "RunDirectory"]
+
+LAST = "checkpoint_last.pt"
+BEST = "checkpoint_best.pt"
+CONFIG = "config.yaml"
+VOCAB = "vocab.txt"
+LOG = "log.jsonl"
+METRICS = "metrics.json"
+
+
+class RunDirectory:
+    """The output directory ``path`` of one run. Only the main process (``is_main``) writes."""
+
+    def __init__(self, path: str | Path, *, is_main: bool = True) -> None:
+        self.path = Path(path)
+        self.is_main = is_main
+        self.log_path = self.path / LOG
+        self._tensorboard: Any = None
+
+    # ----------------------------------------------------------------- policy
+    def resume_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint a resumed run continues from (its vocabulary file checked)."""
+        last = self.path / LAST
+        if not last.is_file():
+            hint = ("; the run stopped before its first checkpoint: start it again with "
+                    "--overwrite" if (self.path / CONFIG).is_file() else "")
+            raise UserError(f"{self.path}: nothing to resume (no {LAST}){hint}")
+        checkpoint = load_checkpoint(last)
+        check_vocabulary_file(self.path / VOCAB, checkpoint["vocab"], last)
+        return checkpoint
+
+    def check_new(self, overwrite: bool) -> None:
+        """Refuse a path that is a file, or a directory holding another run (unless
+        ``overwrite``)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{self.path}: output path exists and is not a directory")
+        holds_run = any((self.path / name).exists() for name in (LAST, CONFIG, LOG))
+        if holds_run and not overwrite:
+            raise UserError(
+                f"{self.path}: output directory holds another run; pass --resume to continue "
+                "it or --overwrite to replace it"
+            )
+
+    def create(self, config: Config, vocab: Vocabulary, *, overwrite: bool) -> None:
+        """Create the directory (once the inputs are known to be good), remove a replaced
+        run's files, write ``config.yaml`` and ``vocab.txt``."""
+        if not self.is_main:
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot create output directory ({exc.strerror})"
+                            ) from None
+        if overwrite:
+            for name in (LAST, BEST, LOG, METRICS):
+                (self.path / name).unlink(missing_ok=True)
+        self.write_config(config)
+        vocab.save(self.path / VOCAB)
+
+    def write_config(self, config: Config) -> None:
+        """(Re)write ``config.yaml``, e.g. with a resumed run's changed evaluation settings."""
+        if self.is_main:
+            save_config(config, self.path / CONFIG)
+
+    def reopen(self, step: int) -> None:
+        """On resume: drop the log records written after the checkpoint of ``step`` (they will
+        be written again), a line cut short by a kill and a ``final`` record; remove stale
+        temporaries."""
+        if not self.is_main:
+            return
+        remove_stale_temporaries(self.path)
+        if not self.log_path.is_file():
+            return
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{self.log_path}: cannot read the training log ({exc})") from None
+        keep = []
+        for line in lines:
+            try:
+                record = json.loads(line) if line.endswith("\n") else None
+            except ValueError:
+                record = None
+            if (isinstance(record, dict) and record.get("kind") != "final"
+                    and record.get("step", 0) <= step):
+                keep.append(line)
+        if len(keep) != len(lines):
+            write_text_atomic(self.log_path, "".join(keep))
+
+    # ----------------------------------------------------------------- writing
+    def open_tensorboard(self) -> None:
+        """Start TensorBoard scalars in ``tensorboard/`` if the package is installed."""
+        if not self.is_main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        try:
+            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"))
+        except OSError as exc:
+            raise UserError(f"{self.path / 'tensorboard'}: cannot write TensorBoard logs "
+                            f"({exc.strerror or exc})") from None
+
+    def log(self, record: dict[str, Any], step: int) -> None:
+        """Append ``record`` to ``log.jsonl`` and its numbers to TensorBoard (at ``step``)."""
+        if not self.is_main:
+            return
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if self._tensorboard is not None:
+                self._scalars(record, record.get("step", step))
+        except OSError as exc:
+            raise UserError(f"{exc.filename or self.log_path}: could not write the training log "
+                            f"({exc.strerror or exc}); the last complete checkpoint in "
+                            f"{self.path} is kept") from None
+
+    def _scalars(self, record: dict[str, Any], step: int) -> None:
+        kind = record.get("kind", "train")
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                self._tensorboard.add_scalar(f"{kind}/{key}", value, step)
+            elif isinstance(value, dict):
+                for sub, v in value.items():
+                    if isinstance(v, (int, float)):
+                        self._tensorboard.add_scalar(f"{key}/{sub}", v, step)
+
+    def save_checkpoint(self, state: dict[str, Any], name: str = LAST) -> None:
+        if self.is_main:
+            save_checkpoint(state, self.path / name)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        if self.is_main:
+            write_json_atomic(self.path / METRICS, metrics)
+
+    def close(self) -> None:
+        """Flush TensorBoard (a failure is a warning: the run's results are written)."""
+        if self._tensorboard is None:
+            return
+        try:
+            self._tensorboard.flush()
+        except OSError as exc:
+            print(f"cyclevae: warning: {self.path / 'tensorboard'}: could not flush "
+                  f"({exc.strerror or exc})", file=sys.stderr)
