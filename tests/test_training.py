@@ -13,6 +13,7 @@ from cyclevae.cli import main
 from cyclevae.config import load_config
 from cyclevae.errors import UserError
 from conftest import small_overrides
+from cyclevae import training
 from cyclevae.training import LAST, Trainer, TrainingInterrupted
 
 TEST_KEYS = {"rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "marginal_kl", "active_units"}
@@ -186,5 +187,6 @@ def test_best_checkpoint_of_the_last_epoch_reuses_its_test_record(ptb_slice, tmp
     assert metrics["best"]["epoch"] == 1 and metrics["best"]["test"] == record["test"]
     assert calls == [0, 0, 8]  # valid and test at the epoch's end, then the final IW test pass
     trainer.state.epoch = 2  # pretend training went on: the checkpoint is no longer the last
-    again = trainer._best_checkpoint_metrics(tmp_path / "run" / "checkpoint_best.pt", record)
+    again = training._best_checkpoint_metrics(trainer, tmp_path / "run" / "checkpoint_best.pt",
+                                              record)
     assert calls == [0, 0, 8, 0] and again["test"] == record["test"]

@@ -7,7 +7,8 @@
 
 Resuming restores model, optimizer, schedulers, RNG states and the position inside the epoch,
 so an interrupted run finishes with the same numbers as an uninterrupted one. The Trainer
-changes no process-wide setting (threads, allocator): see :func:`cyclevae.runtime.configure_process`.
+changes no process-wide setting (threads, allocator): see
+:func:`cyclevae.runtime.configure_process`.
 """
 
 from __future__ import annotations
@@ -120,6 +121,23 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
     return beta, lr_schedule, info
 
 
+def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrite: bool,
+                overrides: list[str] | None) -> tuple[Config, dict[str, Any] | None, bool]:
+    """The config a run trains with, its resume checkpoint (None for a new run) and whether
+    resume overrides changed the saved config."""
+    if resume:
+        checkpoint = run.resume_checkpoint()
+        saved = config_from_dict(checkpoint["config"])
+        updated = apply_resume_overrides(saved, overrides or [])
+        return updated, checkpoint, updated.to_dict() != saved.to_dict()
+    if overrides:
+        raise UserError("resume_overrides are for resumed runs; put them in the config")
+    if config is None:
+        raise UserError("a new run needs a config")
+    run.check_new(overwrite)
+    return config, None, False
+
+
 class Trainer:
     """Trains one model on one corpus as its config says, writing everything into ``out``.
 
@@ -141,17 +159,9 @@ class Trainer:
         self._stop_signal: int | None = None
         self.run = RunDirectory(out)
         self.out = self.run.path
-        checkpoint = self.run.resume_checkpoint() if resume else None
-        if checkpoint is not None:
-            saved = config_from_dict(checkpoint["config"])
-            config = apply_resume_overrides(saved, resume_overrides or [])
-        else:
-            if resume_overrides:
-                raise UserError("resume_overrides are for resumed runs; put them in the config")
-            if config is None:
-                raise UserError("a new run needs a config")
-            self.run.check_new(overwrite)
-        self.config = t = config
+        t, checkpoint, config_changed = _run_config(self.run, config, resume, overwrite,
+                                                    resume_overrides)
+        self.config = t
         self.device = resolve_device(t.train.device)
         check_precision(t.train.precision, self.device)
         self.dist: DistContext = init_distributed(self.device)
@@ -189,8 +199,8 @@ class Trainer:
         self.eval_settings = EvalSettings.from_train_config(t.train)
         self.state = Progress()
         if checkpoint is not None:
-            self._restore(checkpoint)
-            if t.to_dict() != saved.to_dict():
+            _restore(self, checkpoint)
+            if config_changed:
                 self.run.write_config(t)  # the changed evaluation settings are what will run
             self.run.reopen(self.state.global_step)
         else:
@@ -201,29 +211,10 @@ class Trainer:
         if checkpoint is None:
             self.run.log(schedule_info, 0)
 
-    def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.beta.load_state_dict(ckpt["beta_scheduler"])
-        if self.lr_schedule is not None and ckpt.get("lr_scheduler") is not None:
-            self.lr_schedule.load_state_dict(ckpt["lr_scheduler"])
-        self.state = Progress(**ckpt["progress"])
-        set_rng_state(ckpt["rng"])
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "beta_scheduler": self.beta.state_dict(),
-            "lr_scheduler": self.lr_schedule.state_dict() if self.lr_schedule else None,
-            "rng": rng_state(), "progress": vars(self.state).copy(),
-            "config": self.config.to_dict(), "vocab": self.vocab.tokens,
-            "version": __version__,
-        }
-
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
         if self.dist.is_main:
-            self.run.save_checkpoint(self.checkpoint_state(), name)
+            self.run.save_checkpoint(checkpoint_state(self), name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -272,26 +263,10 @@ class Trainer:
         problem = (f"loss is {bad_loss}" if bad_loss is not None else
                    None if torch.isfinite(norm) else f"gradient norm is {norm.item()}")
         if any_flag(problem is not None, self.dist):
-            self._non_finite(problem, beta)
+            _stop_or_skip(self, problem, beta)
             return None
         self.optimizer.step()
         return totals
-
-    def _non_finite(self, problem: str | None, beta: float) -> None:
-        """Stop (``train.nonfinite: stop``, or weights already broken) or skip the step."""
-        st = self.state
-        message = (f"non-finite value at step {st.global_step + 1} (epoch {st.epoch + 1}, step "
-                   f"{st.batch + 1} of the epoch, beta {beta:.4g}): "
-                   f"{problem or 'on another process'}")
-        bad_weight = next((name for name, p in self.model.named_parameters()
-                           if not bool(torch.isfinite(p).all())), None)
-        if bad_weight is not None:  # skipping batches cannot repair the weights
-            message += f"; parameter {bad_weight} is non-finite"
-        if self.config.train.nonfinite == "stop" or bad_weight is not None:
-            raise NonFiniteLoss(message + f"; last good checkpoint kept in {self.out / LAST}")
-        self.optimizer.zero_grad(set_to_none=True)
-        st.skipped += 1
-        self.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
 
     def _epoch_batches(self, epoch: int) -> list[Any]:
         """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
@@ -338,7 +313,7 @@ class Trainer:
         for step in range(st.batch, self.steps_per_epoch):
             if any_flag(self._stop_signal is not None, self.dist):
                 st.seconds += time.perf_counter() - started
-                self._interrupt(sums)
+                _checkpoint_and_raise(self, sums)
             local = range(step * t.accumulate, (step + 1) * t.accumulate)
             micro = [batches[j].to(self.device, non_blocking=True) for j in local]
             seeds = [self._batch_seed(st.epoch, j * self.dist.world_size + self.dist.rank)
@@ -388,28 +363,7 @@ class Trainer:
         if any_flag(is_best, self.dist):
             self.save(BEST)
         if self.progress and self.dist.is_main:
-            self._print_summary(record, seconds)
-
-    def _interrupt(self, sums: dict[str, float]) -> None:
-        """Checkpoint mid-epoch after a signal and raise :class:`TrainingInterrupted`."""
-        st = self.state
-        if self.dist.enabled:  # every process resumes with an equal share of the sums
-            keys = ("rec", "kl", "sentences", "tokens")
-            totals = sum_floats([sums[k] for k in keys], self.dist)
-            sums.update({k: v / self.dist.world_size for k, v in zip(keys, totals)})
-        self.save()
-        name = signal.Signals(self._stop_signal).name if self._stop_signal else "signal"
-        raise TrainingInterrupted(
-            f"{name} received: checkpoint written to {self.out / LAST} at epoch {st.epoch + 1}, "
-            f"step {st.batch} of {self.steps_per_epoch}; continue with "
-            f"`cyclevae train --resume --out {self.out}`")
-
-    def _print_summary(self, record: dict[str, Any], seconds: float) -> None:
-        summary = (f"epoch {self.state.epoch}/{self.config.train.epochs}: train rec "
-                   f"{record['train']['rec']:.2f} kl {record['train']['kl']:.3f}")
-        if "valid" in record:
-            summary += f" | valid elbo {record['valid']['elbo']:.2f} ppl {record['valid']['ppl']:.2f}"
-        print(summary + f" | {seconds:.0f}s", file=sys.stderr)
+            print(_summary(record, t.epochs, seconds), file=sys.stderr)
 
     def _finish(self) -> dict[str, Any]:
         t, st = self.config.train, self.state
@@ -417,21 +371,12 @@ class Trainer:
             barrier(self.dist)
             return {}
         last = st.history[-1] if st.history else {}
-        metrics: dict[str, Any] = {
-            "config": self.config.to_dict(), "epochs": st.epoch, "steps": st.global_step,
-            "skipped_batches": st.skipped, "seconds_per_epoch": st.seconds / max(st.epoch, 1),
-            "tokens_per_s": last.get("tokens_per_s"), "train": last.get("train"),
-            "valid": last.get("valid"), "data": self.data.stats, "vocab_size": len(self.vocab),
-            "posteriors": posterior_labels(self.model, ("valid", "test")),
-            **provenance(self.git_commit, self.device),
-        }
-        if reports_amortized_block(self.model):
-            metrics["valid_amortized"] = last.get("valid_amortized")
+        metrics = _run_summary(self, last)
         if self.data.test is not None:  # IW-NLL only with the reported q
             metrics.update(self.evaluate(self.data.test, "test", iw_samples=t.iw_samples))
             best = self.out / BEST
             if best.is_file():
-                metrics["best"] = self._best_checkpoint_metrics(best, last)
+                metrics["best"] = _best_checkpoint_metrics(self, best, last)
         metrics["processes"] = self.dist.world_size
         self.run.write_metrics(metrics)
         barrier(self.dist)
@@ -439,22 +384,105 @@ class Trainer:
                   **{k: metrics[k] for k in ("valid", "test") if k in metrics}})
         return metrics
 
-    def _best_checkpoint_metrics(self, path: Path, last: dict[str, Any]) -> dict[str, Any]:
-        """Test metrics (no IW) of the best-on-valid checkpoint. When it is the last epoch and
-        that epoch was evaluated on test, its record is reused: evaluation is seeded, so a
-        second pass over the same weights would only repeat the same numbers."""
-        ckpt = load_checkpoint(path, map_location=self.device)
-        epoch = ckpt["progress"]["epoch"]
-        out: dict[str, Any] = {"epoch": epoch,
-                               "valid": ckpt["progress"]["history"][-1].get("valid")}
-        wanted = ["test"] + (["test_amortized"] if reports_amortized_block(self.model) else [])
-        if epoch == self.state.epoch and all(key in last for key in wanted):
-            return {**out, **{key: last[key] for key in wanted}}
-        current = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(ckpt["model"])
-        out.update(self.evaluate(self.data.test, "test"))
-        self.model.load_state_dict(current)
-        return out
+
+def _stop_or_skip(trainer: Trainer, problem: str | None, beta: float) -> None:
+    """After a non-finite loss or gradient: stop (``train.nonfinite: stop``, or weights
+    already broken) or skip the step (counted and logged)."""
+    st = trainer.state
+    message = (f"non-finite value at step {st.global_step + 1} (epoch {st.epoch + 1}, step "
+               f"{st.batch + 1} of the epoch, beta {beta:.4g}): "
+               f"{problem or 'on another process'}")
+    bad_weight = next((name for name, p in trainer.model.named_parameters()
+                       if not bool(torch.isfinite(p).all())), None)
+    if bad_weight is not None:  # skipping batches cannot repair the weights
+        message += f"; parameter {bad_weight} is non-finite"
+    if trainer.config.train.nonfinite == "stop" or bad_weight is not None:
+        raise NonFiniteLoss(message + f"; last good checkpoint kept in {trainer.out / LAST}")
+    trainer.optimizer.zero_grad(set_to_none=True)
+    st.skipped += 1
+    trainer.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
+
+
+def _restore(trainer: Trainer, ckpt: dict[str, Any]) -> None:
+    """Load what :func:`checkpoint_state` saved into ``trainer``."""
+    trainer.model.load_state_dict(ckpt["model"])
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    trainer.beta.load_state_dict(ckpt["beta_scheduler"])
+    if trainer.lr_schedule is not None and ckpt.get("lr_scheduler") is not None:
+        trainer.lr_schedule.load_state_dict(ckpt["lr_scheduler"])
+    trainer.state = Progress(**ckpt["progress"])
+    set_rng_state(ckpt["rng"])
+
+
+def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
+    """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters."""
+    return {
+        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+        "beta_scheduler": trainer.beta.state_dict(),
+        "lr_scheduler": trainer.lr_schedule.state_dict() if trainer.lr_schedule else None,
+        "rng": rng_state(), "progress": vars(trainer.state).copy(),
+        "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
+        "version": __version__,
+    }
+
+
+def _checkpoint_and_raise(trainer: Trainer, sums: dict[str, float]) -> None:
+    """Checkpoint mid-epoch after a signal and raise :class:`TrainingInterrupted`."""
+    st = trainer.state
+    if trainer.dist.enabled:  # every process resumes with an equal share of the sums
+        keys = ("rec", "kl", "sentences", "tokens")
+        totals = sum_floats([sums[k] for k in keys], trainer.dist)
+        sums.update({k: v / trainer.dist.world_size for k, v in zip(keys, totals)})
+    trainer.save()
+    name = signal.Signals(trainer._stop_signal).name if trainer._stop_signal else "signal"
+    raise TrainingInterrupted(
+        f"{name} received: checkpoint written to {trainer.out / LAST} at epoch {st.epoch + 1}, "
+        f"step {st.batch} of {trainer.steps_per_epoch}; continue with "
+        f"`cyclevae train --resume --out {trainer.out}`")
+
+
+def _run_summary(trainer: Trainer, last: dict[str, Any]) -> dict[str, Any]:
+    """The metrics.json fields other than the final test evaluation."""
+    st = trainer.state
+    metrics: dict[str, Any] = {
+        "config": trainer.config.to_dict(), "epochs": st.epoch, "steps": st.global_step,
+        "skipped_batches": st.skipped, "seconds_per_epoch": st.seconds / max(st.epoch, 1),
+        "tokens_per_s": last.get("tokens_per_s"), "train": last.get("train"),
+        "valid": last.get("valid"), "data": trainer.data.stats,
+        "vocab_size": len(trainer.vocab),
+        "posteriors": posterior_labels(trainer.model, ("valid", "test")),
+        **provenance(trainer.git_commit, trainer.device),
+    }
+    if reports_amortized_block(trainer.model):
+        metrics["valid_amortized"] = last.get("valid_amortized")
+    return metrics
+
+
+def _summary(record: dict[str, Any], epochs: int, seconds: float) -> str:
+    """One line per epoch for the terminal."""
+    line = (f"epoch {record['epoch']}/{epochs}: train rec {record['train']['rec']:.2f} kl "
+            f"{record['train']['kl']:.3f}")
+    if "valid" in record:
+        line += f" | valid elbo {record['valid']['elbo']:.2f} ppl {record['valid']['ppl']:.2f}"
+    return line + f" | {seconds:.0f}s"
+
+
+def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
+                             ) -> dict[str, Any]:
+    """Test metrics (no IW) of the best-on-valid checkpoint. When it is the last epoch and
+    that epoch was evaluated on test, its record is reused: evaluation is seeded, so a second
+    pass over the same weights would only repeat the same numbers."""
+    ckpt = load_checkpoint(path, map_location=trainer.device)
+    epoch = ckpt["progress"]["epoch"]
+    out: dict[str, Any] = {"epoch": epoch, "valid": ckpt["progress"]["history"][-1].get("valid")}
+    wanted = ["test"] + (["test_amortized"] if reports_amortized_block(trainer.model) else [])
+    if epoch == trainer.state.epoch and all(key in last for key in wanted):
+        return {**out, **{key: last[key] for key in wanted}}
+    current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.model.load_state_dict(ckpt["model"])
+    out.update(trainer.evaluate(trainer.data.test, "test"))
+    trainer.model.load_state_dict(current)
+    return out
 
 
 def run_training(config: Config, out: str | Path, *, resume: bool = False,

@@ -35,7 +35,8 @@ class TextBatch:
         return TextBatch(self.tokens.to(device, non_blocking=non_blocking))
 
     def repeat(self, n: int) -> TextBatch:
-        """The batch stacked ``n`` times (rows ``i, i + B, ...`` are sentence ``i``): ``[n B, L+1]``."""
+        """The batch stacked ``n`` times (rows ``i, i + B, ...`` are sentence ``i``):
+        ``[n B, L+1]``."""
         return TextBatch(self.tokens.repeat(n, 1))
 
     def repeat_each(self, n: int) -> TextBatch:

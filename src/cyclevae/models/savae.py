@@ -136,7 +136,7 @@ class _FastDropout(nn.Module):
 def _fast_dropout(decoder: nn.Module) -> Iterator[None]:
     """The decoder's ``dropout`` module swapped for :class:`_FastDropout` (if it is a plain
     :class:`torch.nn.Dropout`), put back afterwards."""
-    original = getattr(decoder, "dropout", None)
+    original = decoder.dropout
     if type(original) is not nn.Dropout:
         yield
         return
