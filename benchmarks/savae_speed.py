@@ -59,17 +59,17 @@ def flops_per_token(steps: int, decoder_grad: bool, emb: int = 256, hidden: int 
     return 2 * steps * svi_pass + 3 * (out + dec + enc)
 
 
-def pick_batches(batches: list[torch.Tensor], n: int) -> list[torch.Tensor]:
-    """``n`` batches evenly spaced over the batches sorted by length (full batches preferred)."""
-    ordered = sorted(batches, key=lambda b: (b.shape[1], -b.shape[0]))
+def pick_batches(batches: list, n: int) -> list:
+    """``n`` batches (:class:`~cyclevae.data.batching.TextBatch`) evenly spaced over the
+    batches sorted by length (full batches preferred)."""
+    ordered = sorted(batches, key=lambda b: (b.tokens.shape[1], -b.num_examples))
     if n >= len(ordered):
         return ordered
     step = len(ordered) / n
     return [ordered[int((i + 0.5) * step)] for i in range(n)]
 
 
-def gradient(model: torch.nn.Module, tokens: torch.Tensor, mode: str,
-             dtype: torch.dtype) -> torch.Tensor:
+def gradient(model: torch.nn.Module, batch, mode: str, dtype: torch.dtype) -> torch.Tensor:
     """The flattened gradient of the training loss with respect to all weights (dropout off,
     so that float32 and float64 runs draw the same noise)."""
     from cyclevae.losses import beta_vae_loss
@@ -82,7 +82,7 @@ def gradient(model: torch.nn.Module, tokens: torch.Tensor, mode: str,
     p = model.decoder.dropout.p
     model.decoder.dropout.p = 0.0
     torch.manual_seed(123)
-    out = model(tokens, beta=BETA, sample=False)  # the SVI noise is float32 in both dtypes
+    out = model(batch, beta=BETA, sample=False)  # the SVI noise is float32 in both dtypes
     beta_vae_loss(out.rec.to(dtype), out.kl, BETA).backward()
     model.decoder.dropout.p = p
     grads = torch.cat([q.grad.flatten().double() for q in model.parameters()])
@@ -101,11 +101,14 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true",
                         help="also compare the methods' encoder gradients with float64")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     from cyclevae.config import load_config
+    from cyclevae.runtime import configure_process
     from cyclevae.training import Trainer
+
+    # the process settings the Trainer made before the refactor (the cyclevae command makes
+    # them now): --threads intra-op threads and the glibc allocator thresholds
+    configure_process(args.threads)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_speed import flops_per_token as vae_flops
@@ -120,7 +123,7 @@ def main() -> None:
     vae = Trainer(load_config(REPO / "configs" / "ptb" / "vae-cyclical-cyclr.yaml", common),
                   out / "vae", progress=False)
     batches = pick_batches(savae.data.train.batches(0, shuffle=False), args.batches)
-    tokens = sum(b.shape[0] * (b.shape[1] - 1) for b in batches)
+    tokens = sum(b.num_tokens for b in batches)
     modes = [m for m in args.modes.split(",") if m]
 
     def set_method(mode: str) -> None:
@@ -128,12 +131,12 @@ def main() -> None:
         savae.model.svi.decoder_grad = mode.endswith("_decoder")
 
     def savae_step(mode: str):
-        def step(b: torch.Tensor) -> None:
+        def step(b) -> None:
             set_method(mode)
-            savae.train_step(b, BETA)
+            savae.train_step([b], BETA)
         return step
 
-    fns = {"vae": lambda b: vae.train_step(b, BETA)}
+    fns = {"vae": lambda b: vae.train_step([b], BETA)}
     fns.update({m: savae_step(m) for m in modes})
     for fn in fns.values():  # warm-up
         for b in batches[:2]:
@@ -152,7 +155,7 @@ def main() -> None:
     peak = max(gemm_peak(torch.float32) for _ in range(3))  # GFLOP/s, this run, these threads
     median = {name: statistics.median(ts) for name, ts in totals.items()}
     details = {"batches": len(batches), "tokens": tokens, "repeats": args.repeats,
-               "lengths": [b.shape[1] - 1 for b in batches],
+               "lengths": [b.tokens.shape[1] - 1 for b in batches],
                "svi_steps": savae.model.svi.steps, "threads": torch.get_num_threads(),
                "torch": torch.__version__, "gemm_gflops_fp32": round(peak, 1),
                "vae_seconds_per_epoch": round(median["vae"] / tokens * EPOCH_TOKENS, 1),
@@ -193,7 +196,8 @@ def main() -> None:
                           "relative_error_vs_float64_exact": errors,
                           "note": "float32 gradient vs the float64 exact gradient of the same "
                                   "method, dropout off; encoder weights and all weights",
-                          "batch_length": b.shape[1] - 1, "threads": torch.get_num_threads()}),
+                          "batch_length": b.tokens.shape[1] - 1,
+                          "threads": torch.get_num_threads()}),
               flush=True)
 
 

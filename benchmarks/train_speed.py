@@ -6,13 +6,18 @@ run are comparable).
 
 Prints one JSON line per measurement with "mode", "tokens_per_s", "reference_tokens_per_s",
 "ratio", "seconds_per_epoch" (train modes), "floor_fraction" (achieved FLOP/s over the GEMM
-peak of the mode's precision measured in this run) and the details. Run from the repository root
-with ../shared/data.
+peak of the mode's precision measured in this run) and the details. A mode that needs a
+capability this machine lacks (``train_bf16`` without native bf16 matrix support,
+:func:`cyclevae.runtime.native_bf16`) prints ``{"mode": ..., "skipped": "no native bf16
+(checked: ...)"}`` instead, and the GEMM peak of a precision is measured only when a mode of
+that precision runs ("gemm_gflops_bf16" is null otherwise). Run from the repository root with
+../shared/data.
 
 The reference is timed in a child process with glibc's default allocator (what a user's own
-script gets: "reference_tokens_per_s", "ratio") and again in this process after the Trainer has
-configured the allocator ("reference_same_process_tokens_per_s", "ratio_same_process"), which
-isolates our other changes from the allocator's share.
+script gets: "reference_tokens_per_s", "ratio") and again in this process after
+:func:`cyclevae.runtime.configure_process` has configured the allocator
+("reference_same_process_tokens_per_s", "ratio_same_process"), which isolates our other changes
+from the allocator's share.
 """
 
 from __future__ import annotations
@@ -174,7 +179,8 @@ def reference_times_in_child(vocab: int, batches: list[torch.Tensor],
                              sample: list[torch.Tensor], modes: list[str], repeats: int
                              ) -> dict[str, float]:
     """:func:`reference_times` in a fresh process: a user's own script runs with glibc's
-    default allocator, not the one our Trainer configures for its whole process."""
+    default allocator, not the one :func:`cyclevae.runtime.configure_process` sets for the
+    whole process (as the ``cyclevae`` command does)."""
     with tempfile.TemporaryDirectory(prefix="cyclevae-bench-ref-") as tmp:
         job = Path(tmp) / "job.pt"
         torch.save({"vocab": vocab, "batches": batches, "sample": sample, "modes": modes,
@@ -201,26 +207,47 @@ def main() -> None:
     args = parser.parse_args()
     if args.reference_child:
         return _reference_child(args.reference_child)
-    modes = args.modes.split(",")
+    requested = [m for m in args.modes.split(",") if m]
 
+    from cyclevae import runtime
     from cyclevae.config import load_config
-    from cyclevae.metrics.likelihood import evaluate_model, iw_log_likelihood
+    from cyclevae.data.batching import TextBatch
+    from cyclevae.evaluation import evaluate_model
+    from cyclevae.metrics.likelihood import iw_log_likelihood
     from cyclevae.training import Trainer
 
+    def emit(record: dict) -> None:
+        print(json.dumps(record), flush=True)
+
+    # what the Trainer did for its process before the refactor, and the cyclevae command does
+    # now: threads (PyTorch's default here) and the glibc allocator thresholds
+    runtime.configure_process(None)
     torch.manual_seed(0)
     out = Path(tempfile.mkdtemp(prefix="cyclevae-bench-"))
     overrides = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.epochs=40",
                  "schedule.n_cycles=4", "train.seed=0"]
     trainer = Trainer(load_config(REPO / "configs" / "ptb" / "vae-cyclical.yaml", overrides),
                       out / "run", progress=False)
-    all_batches = trainer.data.train.batches(0, shuffle=True)
+
+    # modes whose precision this machine cannot run are reported as skipped, in their place
+    has_bf16, checked = runtime.native_bf16(trainer.device)
+    skipped = {m: f"no native bf16 (checked: {checked})" for m in requested
+               if m.startswith("train_") and m.split("_")[1] == "bf16" and not has_bf16}
+    modes = [m for m in requested if m not in skipped]
+
+    all_batches = trainer.data.train.batches(0, shuffle=True)  # TextBatch objects
     gen = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(all_batches), generator=gen)[: args.batches].tolist()
     batches = [all_batches[i] for i in pick]
-    tokens = sum(b.shape[0] * (b.shape[1] - 1) for b in batches)
+    tokens = sum(b.num_tokens for b in batches)
     vocab = len(trainer.vocab)
     flops = flops_per_token(vocab=vocab)
-    peak = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    # GEMM peaks only of the precisions timed: every mode that runs reports a float32 floor
+    # (train_bf16 too, as "floor_fraction_fp32"); bf16 only for a bf16 mode
+    precisions = {m.split("_")[1] for m in modes if m.startswith("train_")}
+    precisions |= {"fp32"} if modes else set()
+    peak = {p: gemm_peak(dtype) for p, dtype in (("fp32", torch.float32),
+                                                 ("bf16", torch.bfloat16)) if p in precisions}
     threads = torch.get_num_threads()
 
     # test-set-like sample for IW-NLL: sentences from the sampled batches
@@ -229,30 +256,37 @@ def main() -> None:
     for b in batches:
         if n >= args.iw_sentences:
             break
-        sample.append(b[: args.iw_sentences - n])
-        n += sample[-1].shape[0]
-    iw_tokens = sum(b.shape[0] * (b.shape[1] - 1) for b in sample)
+        sample.append(TextBatch(b.tokens[: args.iw_sentences - n]))
+        n += sample[-1].num_examples
+    iw_tokens = sum(b.num_tokens for b in sample)
 
-    # the reference twice: in a fresh process (glibc defaults, what a user's script gets) and
-    # here (after the Trainer configured the allocator: isolates the other changes)
-    ref_child = reference_times_in_child(vocab, batches, sample, modes, args.repeats)
-    ref_here = reference_times(vocab, batches, sample, modes, args.repeats, k, chunk)
-
-    def emit(record: dict) -> None:
-        print(json.dumps(record), flush=True)
+    # the reference (plain tensors) twice: in a fresh process (glibc defaults, what a user's
+    # script gets) and here (after configure_process set the allocator: isolates the other
+    # changes)
+    ref_batches, ref_sample = [b.tokens for b in batches], [b.tokens for b in sample]
+    ref_child = ref_here = {}
+    if modes:  # (none when every requested mode is skipped)
+        ref_child = reference_times_in_child(vocab, ref_batches, ref_sample, modes, args.repeats)
+        ref_here = reference_times(vocab, ref_batches, ref_sample, modes, args.repeats, k, chunk)
 
     def ref_fields(key: str, work: int) -> dict:
         child, here = work / ref_child[key], work / ref_here[key]
         return {"reference_tokens_per_s": round(child),
                 "reference_same_process_tokens_per_s": round(here)}
 
+    def gflops(precision: str) -> float | None:
+        return round(peak[precision], 1) if precision in peak else None
+
     common = {"batches": len(batches), "tokens": tokens, "threads": threads,
-              "torch": torch.__version__, "gemm_gflops_fp32": round(peak["fp32"], 1),
-              "gemm_gflops_bf16": round(peak["bf16"], 1)}
-    for mode in [m for m in modes if m.startswith("train_")]:
+              "torch": torch.__version__, "gemm_gflops_fp32": gflops("fp32"),
+              "gemm_gflops_bf16": gflops("bf16")}
+    for mode in [m for m in requested if m.startswith("train_")]:
+        if mode in skipped:
+            emit({"mode": mode, "skipped": skipped[mode]})
+            continue
         precision = mode.split("_")[1]
         trainer.config.train.precision = precision
-        ours_fn = lambda b: trainer.train_step(b, 0.5)  # noqa: E731 - the real Trainer step
+        ours_fn = lambda b: trainer.train_step([b], 0.5)  # noqa: E731 - the real Trainer step
         for b in batches[:3]:  # warm-up
             ours_fn(b)
         ours = timed(ours_fn, batches, args.repeats)
@@ -272,7 +306,7 @@ def main() -> None:
     if "eval_elbo" in modes:
         model = trainer.model
 
-        def ours_eval(_b: torch.Tensor) -> None:
+        def ours_eval(_b: None) -> None:
             evaluate_model(model, batches, iw_samples=0, seed=0)
 
         ours_eval(None)
