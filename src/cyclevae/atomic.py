@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from .errors import UserError
 
-__all__ = ["atomic_open", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_open", "remove_stale_temporaries", "write_json_atomic", "write_text_atomic"]
 
 
 def _umask() -> int:

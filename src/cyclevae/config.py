@@ -122,9 +122,9 @@ class Config:
 _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 # keys of earlier versions -> what replaced them (a one-line error names the new key)
-_RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in
-            ("steps", "lr", "momentum", "max_grad_norm", "grad", "decoder_grad")}
-_FROM_DATA = ("model.vocab_size", "model.unk_index")
+_SVI_FIELDS = tuple(f.name for f in dataclasses.fields(SVIConfig))
+_RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in _SVI_FIELDS}
+_FROM_DATA = ("vocab_size", "unk_index")  # model fields of earlier versions, now from the data
 
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -151,7 +151,7 @@ def _apply(config: Config, key: str, value: Any, source: str) -> None:
     value sets every field of a nested family (as YAML gives it)."""
     if key in _RENAMED:
         raise UserError(f"{source}: config key {key!r} was renamed: use {_RENAMED[key]!r}")
-    if key in _FROM_DATA:
+    if key in (f"model.{name}" for name in _FROM_DATA):
         raise UserError(f"{source}: {key} is not a setting: it comes from the training data's "
                         "vocabulary (see data.max_vocab and data.min_count)")
     parts = key.split(".")
@@ -258,17 +258,18 @@ def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved config of an earlier version in today's keys: flat ``model.svi_*`` keys nested
     under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped."""
-    model = dict(raw.get("model") or {})
+    if "model" not in raw:
+        return raw
+    model = dict(raw["model"])
     svi = dict(model.get("svi") or {})
-    for old, new in _RENAMED.items():
-        name = old.split(".", 1)[1]
-        if name in model:
-            svi[new.rsplit(".", 1)[1]] = model.pop(name)
-    for key in _FROM_DATA:
-        model.pop(key.split(".", 1)[1], None)
+    for name in _SVI_FIELDS:
+        if f"svi_{name}" in model:
+            svi[name] = model.pop(f"svi_{name}")
+    for name in _FROM_DATA:
+        model.pop(name, None)
     if svi:
         model["svi"] = svi
-    return {**raw, "model": model} if "model" in raw else raw
+    return {**raw, "model": model}
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:

@@ -10,3 +10,12 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """A problem with the user's input: the message says where and what was expected."""
+
+
+def check_fields(obj: object, prefix: str, checks: list[tuple[bool, str, str]]) -> None:
+    """Raise a :class:`UserError` for the first ``(ok, field, expected)`` of ``checks`` that is
+    not ok: ``config: PREFIX.FIELD must be EXPECTED, got VALUE`` (``obj`` holds the values)."""
+    for ok, key, expected in checks:
+        if not ok:
+            raise UserError(f"config: {prefix}.{key} must be {expected}, got "
+                            f"{getattr(obj, key)!r}")

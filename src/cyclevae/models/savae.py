@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batching import TextBatch
-from ..errors import UserError
+from ..errors import check_fields
 from ..losses import gaussian_kl
 from .base import Gaussian, ModelOutput, init_uniform_
 from .vae import SentenceModel, TextVAE, VAEConfig, build_sentence_decoder
@@ -90,17 +90,13 @@ class SVIConfig:
 
     def validate(self, prefix: str = "model.svi", min_steps: int = 0) -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
-        checks = [
+        check_fields(self, prefix, [
             (self.steps >= min_steps, "steps", f">= {min_steps}"),
             (self.lr > 0, "lr", "> 0"),
             (0.0 <= self.momentum < 1.0, "momentum", "in [0, 1)"),
             (self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 disables clipping)"),
             (self.grad in ("fd", "exact"), "grad", "'fd' or 'exact'"),
-        ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise UserError(f"config: {prefix}.{key} must be {expected}, got "
-                                f"{getattr(self, key)!r}")
+        ])
 
 
 # ----------------------------------------------------------------------- helpers
@@ -360,13 +356,12 @@ class SVIRefiner:
     """K SVI steps on a batch's objective for a given decoder: the SVI update of this module.
 
     Args:
-        config: the step settings (:class:`SVIConfig`, validated by the caller's config).
+        config: the step settings (:class:`SVIConfig`, checked by its own ``validate``).
         latent_dim: D.
     """
 
     def __init__(self, config: SVIConfig, latent_dim: int) -> None:
-        if config.steps < 0 or config.grad not in ("fd", "exact"):
-            raise ValueError(f"bad SVI settings {config!r}")
+        config.validate("svi")
         self.config = config
         self.latent_dim = latent_dim
 

@@ -8,7 +8,7 @@ import torch
 
 from ..data.batching import TextBatch
 from ..data.vocab import Vocabulary
-from ..errors import UserError
+from ..errors import check_fields
 from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
 from .decoders import LSTMDecoder
 from .encoders import LSTMEncoder
@@ -37,19 +37,13 @@ class VAEConfig:
 
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
-        for key in ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers",
-                    "latent_dim"):
-            if getattr(self, key) < 1:
-                raise UserError(f"config: {prefix}.{key} must be >= 1, got {getattr(self, key)!r}")
-        checks = [
+        sizes = ("emb_dim", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers", "latent_dim")
+        check_fields(self, prefix, [
+            *[(getattr(self, key) >= 1, key, ">= 1") for key in sizes],
             (0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)"),
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
-        ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise UserError(f"config: {prefix}.{key} must be {expected}, got "
-                                f"{getattr(self, key)!r}")
+        ])
 
 
 def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> LSTMDecoder:
