@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .config import TrainConfig
 
 __all__ = ["EvalSettings", "evaluate", "evaluate_blocks", "evaluate_model", "monte_carlo_elbo",
-           "posterior_labels", "precision_context", "reports_amortized_block"]
+           "posterior_fn", "posterior_labels", "precision_context", "reports_amortized_block"]
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,10 @@ def evaluate_model(
     return metrics
 
 
-def _posterior_fn(model: LatentTextModel, amortized: bool, seed: int
-                  ) -> Callable[[Any], Gaussian]:
+def posterior_fn(model: LatentTextModel, seed: int, *, amortized: bool = False
+                 ) -> Callable[[Any], Gaussian]:
     """``batch -> (mu, logvar)``: the amortized q, or the reported one with its refinement
-    noise from a generator seeded ``seed + 3`` (one generator for the whole split)."""
+    noise from one generator seeded ``seed + 3`` (for a whole split, or a list of sentences)."""
     if amortized:
         return model.amortized_posterior
     generator = torch.Generator().manual_seed(seed + 3)
@@ -180,7 +180,7 @@ def evaluate(
     device = torch.device(device) if device is not None else _model_device(model)
     with precision_context(settings.precision, device):
         return evaluate_model(
-            model, batches, posterior=_posterior_fn(model, amortized, settings.seed),
+            model, batches, posterior=posterior_fn(model, settings.seed, amortized=amortized),
             iw_samples=iw_samples, iw_chunk=settings.iw_chunk,
             latent_samples=settings.latent_samples, seed=settings.seed, device=device)
 

@@ -17,10 +17,11 @@ from .checkpoint import check_vocabulary_file, load_checkpoint
 from .config import Config, config_from_dict
 from .data.batching import TextBatch, encode_corpus
 from .data.corpus import read_sentences
-from .data.splits import load_split
+from .data.splits import load_split, split_spec
 from .data.vocab import Vocabulary
 from .errors import UserError
-from .evaluation import EvalSettings, evaluate_blocks, posterior_labels, precision_context
+from .evaluation import (EvalSettings, evaluate_blocks, posterior_fn, posterior_labels,
+                         precision_context)
 from .models.base import LatentTextModel
 from .models.registry import build_model
 from .runtime import check_precision
@@ -54,8 +55,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
     if iw_samples < 0:
         raise UserError(f"--iw-samples must be >= 0, got {iw_samples}")
     model, vocab, config, ckpt = load_model(path)
-    spec = data or {"train": config.data.train, "valid": config.data.valid,
-                    "test": config.data.test}[split]
+    spec = data or split_spec(config.data, split)
     if not spec:
         raise UserError(f"{path}: the run has no data.{split}; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
@@ -71,12 +71,12 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
 
 def _posterior_means(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]],
                      seed: int) -> torch.Tensor:
-    """Means ``[N, D]`` of the reported q(z|x) of tokenised sentences (any lengths)."""
-    generator = torch.Generator().manual_seed(seed + 3)
+    """Means ``[N, D]`` of the reported q(z|x) of tokenised sentences (any lengths), seeded as
+    the evaluation seeds it."""
+    posterior = posterior_fn(model, seed)
     means = []
     for ids in encode_corpus(sentences, vocab):
-        batch = TextBatch(torch.tensor([ids], dtype=torch.long))
-        mu, _ = model.posterior(batch, generator=generator)
+        mu, _ = posterior(TextBatch(torch.tensor([ids], dtype=torch.long)))
         means.append(mu)
     return torch.cat(means)
 

@@ -15,7 +15,7 @@ from .vocab import Vocabulary
 if TYPE_CHECKING:
     from ..config import DataConfig
 
-__all__ = ["Corpora", "load_corpora", "load_split"]
+__all__ = ["Corpora", "load_corpora", "load_split", "split_spec"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -32,7 +32,8 @@ class Corpora:
     stats: dict[str, Any]
 
 
-def _spec(data: DataConfig, split: str) -> str | None:
+def split_spec(data: DataConfig, split: str) -> str | None:
+    """The file (or ``NAME:SPLIT``) a config names for ``split`` (``train``/``valid``/``test``)."""
     return {"train": data.train, "valid": data.valid, "test": data.test}[split]
 
 
@@ -59,7 +60,7 @@ def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None
     stats: dict[str, Any] = {}
     sentences: dict[str, list[list[str]] | None] = {}
     for split in SPLITS:
-        spec = _spec(data, split)
+        spec = split_spec(data, split)
         if not spec:
             sentences[split] = None
             continue
