@@ -109,8 +109,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import apply_resume_overrides, config_from_dict, load_config
-    from .rundir import RunDirectory
+    from .config import load_config
     from .runtime import configure_process
     from .training import NonFiniteLoss, Trainer, TrainingInterrupted
 
@@ -118,17 +117,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UserError("train: --resume and --overwrite contradict each other; choose one")
     if args.resume and args.config:
         raise UserError("train: --resume continues the saved config of --out; drop --config")
-    if args.resume:
-        saved = config_from_dict(RunDirectory(args.out).resume_checkpoint()["config"])
-        threads = apply_resume_overrides(saved, args.overrides).train.num_threads
-        config = None
-    else:
-        config = load_config(resolve_config_path(args.config), args.overrides)
-        threads = config.train.num_threads
-    configure_process(threads)
+    config = None if args.resume else load_config(resolve_config_path(args.config),
+                                                  args.overrides)
     trainer = Trainer(config, args.out, resume=args.resume, overwrite=args.overwrite,
                       progress=False if args.no_progress else None,
                       resume_overrides=args.overrides if args.resume else None)
+    # threads and allocator change speed only (building the Trainer computes nothing
+    # thread-dependent), and the resumed run's config is known only once it is loaded
+    configure_process(trainer.config.train.num_threads)
     try:
         metrics = trainer.fit()
     except TrainingInterrupted as exc:
@@ -251,9 +247,6 @@ def _int_list(text: str, name: str) -> list[int]:
 
 def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
     from .experiments import ptb
-    from .runtime import configure_process
-
-    configure_process()
     rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                       if r.strip()]
     seeds = _int_list(args.seeds, "--seeds")
