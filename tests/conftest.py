@@ -47,6 +47,16 @@ def small_overrides(root: Path, **extra: object) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread is faster and immune to a busy machine's other jobs (use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

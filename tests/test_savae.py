@@ -21,13 +21,7 @@ from cyclevae.training import Trainer
 BETA = 0.7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and immune to a busy machine's other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(svi: SVIConfig | None = None, *, dtype=torch.float64, kind=SemiAmortizedVAE,

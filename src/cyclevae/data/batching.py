@@ -70,8 +70,8 @@ class BatchedCorpus:
 
     Batch composition is fixed at construction and depends only on ``seed``; the order in
     which :meth:`batches` returns them depends on ``(seed, epoch)``. A batch is a
-    :class:`TextBatch` of ``tokens [B, L+1]``, rows ``<s> w_1 .. w_n </s>`` (``L = n + 1`` predicted tokens per row),
-    ``B <= batch_size``.
+    :class:`TextBatch` of ``tokens [B, L+1]``, rows ``<s> w_1 .. w_n </s>`` (``L = n + 1``
+    predicted tokens per row), ``B <= batch_size``.
 
     Args:
         encoded: sentences as index lists, each starting with ``<s>`` and ending with ``</s>``
