@@ -108,15 +108,22 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
                             f"optimizer steps ({total_steps} = train.epochs={epochs} x "
                             f"{steps_per_epoch} steps per epoch); each cycle needs at least one")
     total, per_unit = span(s.unit)
-    beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape, start=s.start,
-                         stop=s.stop, steps_per_unit=per_unit, interpolate=s.interpolate)
+    try:
+        beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
+                             start=s.start, stop=s.stop, steps_per_unit=per_unit,
+                             interpolate=s.interpolate)
+    except ValueError as exc:
+        raise UserError(f"config: schedule.{exc}") from None
     info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
                             "total_steps": total_steps, "beta_cycle_steps": beta.cycle_steps()}
     lr_schedule = None
     if lr.kind == "cyclical":
         lr_total, lr_per_unit = span(lr.unit)
-        lr_schedule = CyclicalLR(optimizer, lr_total, n_cycles=lr.n_cycles,
-                                 steps_per_unit=lr_per_unit)
+        try:
+            lr_schedule = CyclicalLR(optimizer, lr_total, n_cycles=lr.n_cycles,
+                                     steps_per_unit=lr_per_unit)
+        except ValueError as exc:
+            raise UserError(f"config: lr_schedule.{exc}") from None
         info["lr_cycle_steps"] = lr_total * lr_per_unit / lr.n_cycles
     return beta, lr_schedule, info
 
@@ -189,13 +196,8 @@ class Trainer:
 
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        try:
-            self.beta, self.lr_schedule, schedule_info = make_schedules(
-                t, self.optimizer, self.steps_per_epoch)
-        except UserError:
-            raise
-        except ValueError as exc:
-            raise UserError(f"config: {exc}") from None
+        self.beta, self.lr_schedule, schedule_info = make_schedules(t, self.optimizer,
+                                                                    self.steps_per_epoch)
         self.eval_settings = EvalSettings.from_train_config(t.train)
         self.state = Progress()
         if checkpoint is not None:
