@@ -291,6 +291,7 @@ class Trainer:
                 self._train_epoch()
             return self._finish()
         finally:
+            self.ddp = None  # free DDP's reducer (and its hold on the process group) now
             shutdown(self.dist)
             for s, h in handlers.items():
                 signal.signal(s, h)
