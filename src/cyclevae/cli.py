@@ -174,20 +174,37 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--reconstruct", type=Path, metavar="FILE", help="sentences to reconstruct")
     mode.add_argument("--interpolate", nargs=2, metavar=("SENT_A", "SENT_B"))
     p.add_argument("--steps", type=int, default=5, help="interpolation points (default 5)")
-    p.add_argument("--sample", action="store_true", help="sample words instead of greedy")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-length", type=int, default=50)
+    p.add_argument("--decoding", choices=["greedy", "sample", "beam"],
+                   help="greedy (default): the most probable word; sample: drawn words "
+                   "(--temperature, --top-k, --top-p); beam: beam search (--beam-width, "
+                   "--length-penalty)")
+    p.add_argument("--sample", action="store_true", help="the same as --decoding sample")
+    p.add_argument("--temperature", type=float, help="sample: softmax temperature, > 0 "
+                   "(default 1)")
+    p.add_argument("--top-k", type=int, help="sample: only the k most probable words "
+                   "(default 0 = all)")
+    p.add_argument("--top-p", type=float, help="sample: only the smallest set of most "
+                   "probable words with probability >= p, in (0, 1] (default 1 = all)")
+    p.add_argument("--beam-width", type=int, help="beam: prefixes kept per sentence (default 4)")
+    p.add_argument("--length-penalty", type=float, help="beam: score = log p / length ** L; "
+                   "0 ranks by log p, larger L favours longer sentences (default 1)")
+    p.add_argument("--max-length", type=int, default=50, help="at most this many words "
+                   "(default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_generate)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .inference import generate_from_checkpoint
+    from .inference import decoding_from_options, generate_from_checkpoint
 
+    decoding = decoding_from_options(
+        args.decoding, sample=args.sample, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, beam_width=args.beam_width, length_penalty=args.length_penalty,
+        max_length=args.max_length,
+    )
     lines = generate_from_checkpoint(
         args.checkpoint, prior=args.prior, reconstruct=args.reconstruct,
-        interpolate=args.interpolate, steps=args.steps, greedy=not args.sample,
-        temperature=args.temperature, max_length=args.max_length, seed=args.seed,
+        interpolate=args.interpolate, steps=args.steps, decoding=decoding, seed=args.seed,
     )
     for line in lines:
         print(line)
@@ -281,6 +298,38 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_diagnose_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="did the posterior collapse? (Markdown + a bar chart)",
+                       description="KL, mutual information, active units and the KL of every "
+                       "latent dimension, and how much the decoder uses z: the reconstruction "
+                       "loss per token with each sentence's own z, another sentence's and the "
+                       "prior mean; then a verdict with its thresholds. Prints the Markdown and "
+                       "writes diagnosis.md and kl_per_dim.png into --out.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", help="corpus file (or NAME:SPLIT) to diagnose on (default: the "
+                   "run's test split)")
+    p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
+    p.add_argument("--out", type=Path, help="output directory (default: "
+                   "diagnosis-CHECKPOINT_NAME beside the checkpoint)")
+    p.add_argument("--max-sentences", type=int, metavar="N",
+                   help="a seeded sample of at most N sentences (default: all)")
+    p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
+    p.set_defaults(func=_cmd_diagnose)
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnose import diagnose_checkpoint, write_diagnosis
+    from .runtime import configure_process
+
+    configure_process(args.num_threads)
+    result = diagnose_checkpoint(args.checkpoint, data=args.data, data_dir=args.data_dir,
+                                 max_sentences=args.max_sentences)
+    out = args.out or args.checkpoint.parent / f"diagnosis-{args.checkpoint.stem}"
+    sys.stdout.write(write_diagnosis(result, out))
+    print(f"wrote {out}/diagnosis.md and {out}/kl_per_dim.png", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclevae",
@@ -290,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cyclevae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
-                _add_reproduce_parser, _add_schedule_parser, _add_data_parser):
+                _add_reproduce_parser, _add_schedule_parser, _add_data_parser,
+                _add_diagnose_parser):
         add(sub)
     return parser
 
