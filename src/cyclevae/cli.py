@@ -313,6 +313,38 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="compare run directories: one table, one figure",
+                       description="One table (Markdown or CSV, to stdout) of the final "
+                       "metrics of several run directories (metrics.json; unfinished runs "
+                       "from their last epoch record, marked so), and with --out a figure of "
+                       "their valid ELBO, Rec and KL against the epoch.")
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="run directories")
+    p.add_argument("--format", choices=["md", "csv"], default="md", help="table format "
+                   "(default md)")
+    p.add_argument("--split", choices=["test", "valid"], default="test",
+                   help="whose metrics the table shows (default test)")
+    p.add_argument("--metrics", help="comma-separated metric keys (default: rec, kl, elbo, ppl, "
+                   "iw_nll, iw_ppl, mi, active_units, those reported)")
+    p.add_argument("--out", type=Path, metavar="FIGURE", help="learning-curve figure (PNG, PDF "
+                   "or SVG)")
+    p.set_defaults(func=_cmd_runs)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .report import save_figure_atomic
+    from .runs_table import curves_figure, load_runs, runs_table
+
+    metrics = ([m.strip() for m in args.metrics.split(",") if m.strip()]
+               if args.metrics is not None else None)
+    runs = load_runs(args.dirs, block=args.split)
+    sys.stdout.write(runs_table(runs, fmt=args.format, metrics=metrics))
+    if args.out is not None:
+        save_figure_atomic(curves_figure(runs), args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclevae",
@@ -323,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
                 _add_reproduce_parser, _add_schedule_parser, _add_data_parser,
-                _add_diagnose_parser):
+                _add_diagnose_parser, _add_runs_parser):
         add(sub)
     return parser
 
