@@ -174,20 +174,37 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--reconstruct", type=Path, metavar="FILE", help="sentences to reconstruct")
     mode.add_argument("--interpolate", nargs=2, metavar=("SENT_A", "SENT_B"))
     p.add_argument("--steps", type=int, default=5, help="interpolation points (default 5)")
-    p.add_argument("--sample", action="store_true", help="sample words instead of greedy")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-length", type=int, default=50)
+    p.add_argument("--decoding", choices=["greedy", "sample", "beam"],
+                   help="greedy (default): the most probable word; sample: drawn words "
+                   "(--temperature, --top-k, --top-p); beam: beam search (--beam-width, "
+                   "--length-penalty)")
+    p.add_argument("--sample", action="store_true", help="the same as --decoding sample")
+    p.add_argument("--temperature", type=float, help="sample: softmax temperature, > 0 "
+                   "(default 1)")
+    p.add_argument("--top-k", type=int, help="sample: only the k most probable words "
+                   "(default 0 = all)")
+    p.add_argument("--top-p", type=float, help="sample: only the smallest set of most "
+                   "probable words with probability >= p, in (0, 1] (default 1 = all)")
+    p.add_argument("--beam-width", type=int, help="beam: prefixes kept per sentence (default 4)")
+    p.add_argument("--length-penalty", type=float, help="beam: score = log p / length ** L; "
+                   "0 ranks by log p, larger L favours longer sentences (default 1)")
+    p.add_argument("--max-length", type=int, default=50, help="at most this many words "
+                   "(default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_generate)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .inference import generate_from_checkpoint
+    from .inference import decoding_from_options, generate_from_checkpoint
 
+    decoding = decoding_from_options(
+        args.decoding, sample=args.sample, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, beam_width=args.beam_width, length_penalty=args.length_penalty,
+        max_length=args.max_length,
+    )
     lines = generate_from_checkpoint(
         args.checkpoint, prior=args.prior, reconstruct=args.reconstruct,
-        interpolate=args.interpolate, steps=args.steps, greedy=not args.sample,
-        temperature=args.temperature, max_length=args.max_length, seed=args.seed,
+        interpolate=args.interpolate, steps=args.steps, decoding=decoding, seed=args.seed,
     )
     for line in lines:
         print(line)

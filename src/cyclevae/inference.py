@@ -23,10 +23,12 @@ from .errors import UserError
 from .evaluation import (EvalSettings, evaluate_blocks, posterior_fn, posterior_labels,
                          precision_context)
 from .models.base import LatentTextModel
+from .models.generation import DecodingConfig, resolve_decoding
 from .models.registry import build_model
 from .runtime import check_precision
 
-__all__ = ["evaluate_checkpoint", "generate_from_checkpoint", "load_model"]
+__all__ = ["decoding_from_options", "evaluate_checkpoint", "generate_from_checkpoint",
+           "load_model"]
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"
@@ -81,19 +83,50 @@ def _posterior_means(model: LatentTextModel, vocab: Vocabulary, sentences: list[
     return torch.cat(means)
 
 
+def decoding_from_options(strategy: str | None = None, *, sample: bool = False,
+                          temperature: float | None = None, top_k: int | None = None,
+                          top_p: float | None = None, beam_width: int | None = None,
+                          length_penalty: float | None = None, max_length: int = 50
+                          ) -> DecodingConfig:
+    """The :class:`DecodingConfig` of ``cyclevae generate``'s options (``None``: not given):
+    ``strategy`` (``--decoding``, default greedy) or ``sample`` (``--sample``, its older
+    spelling); the sampling options only with sampling, the beam options only with beam
+    search. Raises :class:`UserError` naming the option (one line)."""
+    if sample and strategy not in (None, "sample"):
+        raise UserError(f"--sample means --decoding sample; it conflicts with --decoding "
+                        f"{strategy}")
+    strategy = "sample" if sample else (strategy or "greedy")
+    given = {"strategy": strategy, "max_length": max_length}
+    for key, value, applies in (("temperature", temperature, "sample"),
+                                ("top_k", top_k, "sample"), ("top_p", top_p, "sample"),
+                                ("beam_width", beam_width, "beam"),
+                                ("length_penalty", length_penalty, "beam")):
+        if value is not None:
+            if strategy != applies:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"{flag} applies to --decoding {applies} only (the decoding "
+                                f"here is {strategy})")
+            given[key] = value
+    config = DecodingConfig(**given)
+    config.validate(flags=True)
+    return config
+
+
 def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
                              reconstruct: Path | None = None,
                              interpolate: list[str] | None = None, steps: int = 5,
-                             greedy: bool = True, temperature: float = 1.0,
-                             max_length: int = 50, seed: int = 0) -> list[str]:
+                             decoding: DecodingConfig | None = None,
+                             greedy: bool | None = None, temperature: float | None = None,
+                             max_length: int | None = None, seed: int = 0) -> list[str]:
     """Lines of generated text for ``cyclevae generate`` (one mode at a time): ``prior``
     sentences from z ~ p(z); each line of ``reconstruct`` encoded (posterior mean) and decoded
     (``SOURCE<TAB>OUTPUT``); ``steps`` points between the codes of two sentences
-    (``WEIGHT<TAB>OUTPUT``). Seeded by ``seed``: the same call gives the same lines."""
-    if temperature <= 0:
-        raise UserError(f"--temperature must be > 0, got {temperature}")
-    if max_length < 1:
-        raise UserError(f"--max-length must be >= 1, got {max_length}")
+    (``WEIGHT<TAB>OUTPUT``). Decoded as ``decoding`` says (:class:`DecodingConfig`), or by the
+    older keywords ``greedy`` / ``temperature`` / ``max_length`` (default greedy, 50 words).
+    Seeded by ``seed``: the same call gives the same lines."""
+    decoding = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
+                                temperature=temperature)
+    decoding.validate(flags=True)
     if prior is not None and prior < 1:
         raise UserError(f"--prior must be >= 1, got {prior}")
     if interpolate is not None and steps < 2:
@@ -103,8 +136,7 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
     generator = torch.Generator().manual_seed(seed)
 
     def text(z: torch.Tensor) -> list[str]:
-        ids = model.generate(z, max_length=max_length, greedy=greedy, temperature=temperature,
-                             generator=generator)
+        ids = model.generate(z, decoding=decoding, generator=generator)
         return [" ".join(vocab.decode(row)) for row in ids]
 
     with torch.no_grad(), precision_context(config.train.precision, torch.device("cpu")):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..losses import gaussian_kl_per_dim
+from .generation import DecodingConfig
 
 __all__ = ["Gaussian", "LatentTextModel", "ModelOutput", "init_uniform_"]
 
@@ -98,10 +99,16 @@ class LatentTextModel(nn.Module, ABC):
         """log p(z) summed over the last dimension (``z [..., D] -> [...]``); p(z) = N(0, I)."""
         return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
 
-    def generate(self, z: torch.Tensor, *, max_length: int = 50, greedy: bool = True,
-                 temperature: float = 1.0, generator: torch.Generator | None = None
+    def generate(self, z: torch.Tensor, *, decoding: DecodingConfig | None = None,
+                 max_length: int | None = None, greedy: bool | None = None,
+                 temperature: float | None = None, generator: torch.Generator | None = None
                  ) -> list[list[int]]:
-        """Decode one output per row of ``z [B, D]`` (token ids), for models that generate."""
+        """Decode one output per row of ``z [B, D]`` (token ids), for models that generate:
+        with ``decoding`` (:class:`~cyclevae.models.generation.DecodingConfig`: greedy,
+        sampling with temperature / top-k / top-p, or beam search), or by the older keywords
+        (``greedy``, default True; ``temperature``; ``max_length``, default 50), not both
+        (:func:`~cyclevae.models.generation.resolve_decoding`). ``generator``: a CPU
+        generator for sampling."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from z alone")
 
     def output(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from ..ops import linear_cross_entropy
+
+
+class LSTMStepState(NamedTuple):
+    """The decoding state of :class:`LSTMDecoder` for N rows: the LSTM state ``h, c``
+    (each ``[num_layers, N, hidden]``) and the ``z [N, D]`` concatenated to every input."""
+
+    h: torch.Tensor
+    c: torch.Tensor
+    z: torch.Tensor
 
 
 class LSTMDecoder(nn.Module):
@@ -67,6 +78,26 @@ class LSTMDecoder(nn.Module):
             state = self.initial_state(z)
         out, state = self.lstm(torch.cat([emb, z_steps], dim=-1), state)
         return self.dropout(out), state
+
+    def start_state(self, z: torch.Tensor) -> LSTMStepState:
+        """The decoding state before ``<s>`` for ``z [N, D]`` (for
+        :func:`cyclevae.models.generation.decode`)."""
+        h0, c0 = self.initial_state(z)
+        return LSTMStepState(h0, c0, z)
+
+    def step(self, tokens: torch.Tensor, state: LSTMStepState
+             ) -> tuple[torch.Tensor, LSTMStepState]:
+        """One word per row (the :class:`~cyclevae.models.generation.StepDecoder` protocol):
+        ``tokens [N]`` -> next-word logits ``[N, V]`` and the new state, through the same
+        :meth:`hidden_states` as training (so the same dropout in train mode)."""
+        tokens = tokens.to(self.output.weight.device).unsqueeze(1)
+        out, (h, c) = self.hidden_states(tokens, state.z, (state.h, state.c))
+        return self.output(out[:, -1]), LSTMStepState(h, c, state.z)
+
+    def select(self, state: LSTMStepState, index: torch.Tensor) -> LSTMStepState:
+        """The state of rows ``index [M]`` (repeats allowed): beams expanded or reordered."""
+        index = index.to(state.z.device)
+        return LSTMStepState(state.h[:, index], state.c[:, index], state.z[index])
 
     def logits(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` input ids and ``z [B, D]`` -> next-token logits ``[B, L, V]``."""

@@ -12,7 +12,7 @@ from ..errors import check_fields
 from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
 from .decoders import LSTMDecoder
 from .encoders import LSTMEncoder
-from .generation import decode_tokens
+from .generation import DecodingConfig, decode, resolve_decoding
 
 __all__ = ["TextVAE", "VAEConfig"]
 
@@ -63,12 +63,18 @@ class SentenceModel(LatentTextModel):
         return self.decoder.reconstruction_loss(batch.tokens, z)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, *, max_length: int = 50, greedy: bool = True,
-                 temperature: float = 1.0, generator: torch.Generator | None = None
+    def generate(self, z: torch.Tensor, *, decoding: DecodingConfig | None = None,
+                 max_length: int | None = None, greedy: bool | None = None,
+                 temperature: float | None = None, generator: torch.Generator | None = None
                  ) -> list[list[int]]:
-        """One sentence per row of ``z [B, D]`` (word ids without ``<s>``/``</s>``)."""
-        return decode_tokens(self.decoder, z, max_length=max_length, greedy=greedy,
-                             temperature=temperature, generator=generator)
+        """One sentence per row of ``z [B, D]`` (word ids without ``<s>``/``</s>``), decoded
+        as ``decoding`` says (or greedily / sampled by the older keywords; see
+        :func:`~cyclevae.models.generation.resolve_decoding`)."""
+        config = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
+                                  temperature=temperature)
+        return decode(self.decoder, self.decoder.start_state(z), z.shape[0],
+                      bos=Vocabulary.BOS_INDEX, eos=Vocabulary.EOS_INDEX, config=config,
+                      generator=generator)
 
 
 class TextVAE(SentenceModel):
