@@ -282,6 +282,38 @@ def test_wide_beam_finds_the_most_probable_sequence_by_enumeration(seed, max_len
         assert score(table, row, ws, max_length, alpha) == pytest.approx(best, abs=1e-5)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), alpha=st.sampled_from([0.5, 1.0, 2.0, -0.5]),
+       max_length=st.integers(1, 3))
+def test_wide_beam_with_a_length_penalty_is_the_best_up_to_its_stop(seed, alpha, max_length):
+    """With nothing pruned, a row stops at the first step whose most probable extension is
+    </s>; its output is the best under the length-penalised score of all sequences finished
+    by then (those cut at max_length too, if it never stopped), found here by enumeration."""
+    table = random_table(seed, vocab=4, scale=1.5)
+    words = run(TableDecoder(table), 3, strategy="beam", beam_width=128, length_penalty=alpha,
+                max_length=max_length)
+    non_eos = [w for w in range(4) if w != EOS]
+    for row, ws in enumerate(words):
+        def logp(seq: tuple[int, ...], row: int = row) -> float:
+            return score(table, row, list(seq), len(seq), 0.0)  # log p of the words alone
+
+        stop = None
+        for t in range(max_length):
+            prefixes = list(itertools.product(non_eos, repeat=t))
+            best = max(((p, w) for p in prefixes for w in range(4)), key=lambda pw: logp(pw[0])
+                       + float(torch.log_softmax(table(row, pw[0]), -1)[pw[1]]))
+            if best[1] == EOS:
+                stop = t
+                break
+        last = max_length - 1 if stop is None else stop
+        finished = [list(seq) for n in range(last + 1)
+                    for seq in itertools.product(non_eos, repeat=n)]
+        if stop is None:
+            finished += [list(seq) for seq in itertools.product(non_eos, repeat=max_length)]
+        best_score = max(score(table, row, seq, max_length, alpha) for seq in finished)
+        assert score(table, row, ws, max_length, alpha) == pytest.approx(best_score, abs=1e-5)
+
+
 X, Y = 2, 3
 
 
