@@ -104,7 +104,8 @@ def test_a_decoder_that_copies_x_through_z_uses_z():
     model = _Toy(scale=5.0)
     d = diagnose(model, batches)
     assert d.verdict == "uses z"
-    assert d.swap_gap > USES_Z_FROM and d.prior_gap > 0
+    assert d.swap_gap_sentence == pytest.approx(6 * d.swap_gap)  # 6 tokens per sentence
+    assert d.swap_gap_sentence > USES_Z_FROM and d.prior_gap > 0
     # the own-z loss is the per-token loss with the posterior mean, batches of 2+ only
     own = sum(model.reconstruction_loss(b, model.posterior(b)[0]).sum() for b in batches[:-1])
     assert d.rec_own == pytest.approx(own.item() / (32 * 6), rel=1e-6)
@@ -155,15 +156,18 @@ def test_learned_prior_is_used_for_kl_and_prior_mean():
 @pytest.mark.parametrize("gap,verdict", [(0.0, "collapsed"), (COLLAPSED_BELOW / 2, "collapsed"),
                                          (COLLAPSED_BELOW, "partly collapsed"),
                                          (USES_Z_FROM / 2, "partly collapsed"),
-                                         (USES_Z_FROM, "uses z"), (1.0, "uses z")])
+                                         (USES_Z_FROM, "uses z"), (10.0, "uses z")])
 def test_verdict_thresholds(gap, verdict):
     d = Diagnosis(stochastic=True, sentences=10, tokens=50, latent_dim=2, kl=1.0,
                   kl_per_dim=[0.5, 0.5], mi=0.5, active_units=1, mean_variance=[0.1, 0.0],
-                  usage_sentences=10, usage_tokens=50, rec_own=0.0, rec_swap=gap,
+                  usage_sentences=10, usage_tokens=10, rec_own=0.0, rec_swap=gap,
                   rec_prior=0.5)
     assert d.verdict == verdict
     assert f"collapsed below {COLLAPSED_BELOW}" in d.verdict_line
-    assert f"uses z from {USES_Z_FROM}" in d.verdict_line
+    assert f"uses z from {USES_Z_FROM} nats/sentence" in d.verdict_line
+    # the thresholds are per sentence: the same per-token gap over longer sentences is more
+    longer = Diagnosis(**{**d.__dict__, "usage_tokens": 40})
+    assert longer.swap_gap_sentence == pytest.approx(4 * gap)
 
 
 def test_no_batch_of_two_is_a_user_error():
