@@ -1,0 +1,701 @@
+"""Dialog data: conversation files -> normalised utterances -> (context, response) batches.
+
+A conversations file is JSON lines, one conversation per line, in either layout of
+``../shared/data``:
+
+- ``swda``: ``{"conversation": ID, "utts": [{"speaker": "A", "text": "...", "act": "sd"}, ...]}``
+  (the standard SwDA split; text as transcribed: mixed case, punctuation, fillers);
+- ``zhao``: ``{"topic", "A", "B", "prompt", "utts": [[speaker, text, [act, [sentiment]]], ...]}``
+  (Zhao et al. 2017's preparation: lower-cased, no punctuation, no "uh"/"um").
+
+Text is normalised as Zhao's code does (lower case, NLTK ``WordPunctTokenizer``); the swda
+layout is first cleaned so that it looks like Zhao's text (:func:`clean_swda_text`). As in
+Zhao's code, every conversation starts with a beginning-of-dialog utterance ``<d>``; an example
+is one utterance (the response) with the up to 9 utterances before it (the context), each
+utterance cut to 40 tokens counting ``<s>`` and ``</s>`` (38 words + ``</s>`` kept, Zhao's
+``pad_to``). The speaker feature of a context utterance is Zhao's *floor*: 1 if it was said by
+the response's speaker, 0 otherwise (and for ``<d>``).
+
+Speed: an utterance sits in the contexts of up to 9 examples. :class:`DialogBatcher` puts
+runs of consecutive examples of one conversation into the same batch, and a
+:class:`DialogBatch` carries each distinct utterance of the batch once (``utterances``) with
+index maps from context slots and responses to it, so the model encodes each utterance once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .corpus import _iter_lines
+from .vocab import Vocabulary
+
+__all__ = [
+    "DIALOG_START",
+    "Conversation",
+    "DialogBatch",
+    "DialogBatcher",
+    "DialogCorpus",
+    "ReadStats",
+    "Utterance",
+    "batch_from_context",
+    "build_act_vocabulary",
+    "build_vocabulary",
+    "clean_swda_text",
+    "drop_leaked",
+    "encode_dialogs",
+    "find_leaked",
+    "normalization_examples",
+    "read_conversations",
+    "tokenize_utterance",
+    "word_set_jaccard",
+]
+
+#: the beginning-of-dialog utterance's one word (Zhao's ``<d>``); a vocabulary word
+DIALOG_START = "<d>"
+
+
+# --------------------------------------------------------------------------- normalisation
+_COMMENT = re.compile(r"\s\*.*$|^\*.*$")  # annotator comments: "... *two utts", "* spelling"
+_ANGLE = re.compile(r"<+[^<>]*>+")  # <laughter>, <noise>, <<long pause>>
+_REPAIR = re.compile(r"\[([^\[\]+]*)\+([^\[\]]*)\]")  # [ reparandum + repair ] -> repair
+_BRACE = re.compile(r"\{[A-Z]\b")  # {F uh} {D well} {C and} {E i mean} {A aside}
+_MARKS = re.compile(r"\(\(|\)\)|--|#|/|\+|[\[\]{}]")  # slash units, overlaps, brackets
+_ACRONYM = re.compile(r"\b[A-Z](?:[ .]+[A-Z]\b\.?)+")  # T V, C N N, I B M
+_NUMBER_WORDS = ("twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety",
+                 "one|two|three|four|five|six|seven|eight|nine")
+_NUMBER_HYPHEN = re.compile(rf"\b({_NUMBER_WORDS[0]})-({_NUMBER_WORDS[1]})\b", re.IGNORECASE)
+_PUNCT = re.compile(r"[^\w\s'\-&]")  # everything but letters, digits, ' - &
+_LOOSE_HYPHEN = re.compile(r"(?<![\w'])-+|-+(?![\w'])")  # hyphens not inside a word
+#: fillers Zhao's text does not contain ("uh-huh", "um-hum", "oh", "well" stay)
+FILLERS = frozenset({"uh", "um"})
+
+
+def _join_acronym(match: re.Match[str]) -> str:
+    letters = re.findall(r"[A-Z]", match.group(0))
+    if set(letters) == {"I"}:  # "I I": a repeated pronoun, not a spelled word
+        return match.group(0)
+    return "".join(letters)
+
+
+def clean_swda_text(text: str) -> str:
+    """SwDA transcription text -> text like Zhao et al.'s (before lower-casing/tokenising).
+
+    Rules, in order (each seen in ``swda/`` or in raw SwDA markup): annotator comments
+    (``*two utts``) removed; ``<laughter>``-style sounds removed; repairs ``[ a + b ]`` keep
+    ``b``; disfluency braces ``{F uh}``, ``{D well}`` keep their words; ``/``, ``--``, ``#``,
+    ``+``, ``((``/``))`` removed; spelled-out letters joined (``T V`` -> ``TV``, as Zhao's
+    ``tv``, ``cnn``; ``I I`` kept); number words split at hyphens (``seventy-five`` ->
+    ``seventy five``); punctuation other than apostrophes, word-internal hyphens and ``&``
+    removed; the fillers ``uh`` and ``um`` removed (``uh-huh`` stays). Returns words separated
+    by single spaces (possibly the empty string).
+    """
+    text = _COMMENT.sub("", text)
+    text = _ANGLE.sub(" ", text)
+    while True:  # innermost repairs first; nested ones unwrap from the inside out
+        text, n = _REPAIR.subn(r" \2 ", text)
+        if not n:
+            break
+    text = _BRACE.sub(" ", text)
+    text = _MARKS.sub(" ", text)
+    text = _ACRONYM.sub(_join_acronym, text)
+    text = _NUMBER_HYPHEN.sub(r"\1 \2", text)
+    text = _PUNCT.sub(" ", text)
+    text = _LOOSE_HYPHEN.sub(" ", text)
+    return " ".join(w for w in text.split() if w.lower() not in FILLERS)
+
+
+@lru_cache(maxsize=1)
+def _word_punct() -> Any:
+    try:
+        from nltk.tokenize import WordPunctTokenizer
+    except ImportError:
+        raise UserError("dialog data needs NLTK's tokenizer: pip install 'cyclevae[dialog]'"
+                        ) from None
+    return WordPunctTokenizer().tokenize
+
+
+def tokenize_utterance(text: str, *, clean: bool) -> list[str]:
+    """Utterance text -> tokens: :func:`clean_swda_text` if ``clean``, then lower case and
+    NLTK's ``WordPunctTokenizer`` (Zhao's ``tokenize(utt.lower())``: ``it's`` -> ``it ' s``)."""
+    if clean:
+        text = clean_swda_text(text)
+    return _word_punct()(text.lower())
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class Utterance:
+    """One turn: ``speaker`` (as in the file), ``tokens`` (normalised, no ``<s>``/``</s>``),
+    ``act`` (the dialog-act label, None if the file has none)."""
+
+    speaker: str
+    tokens: tuple[str, ...]
+    act: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation: ``id`` (the file's ``conversation`` or ``topic``, else ``line N``),
+    its non-empty utterances in order, and the file's ``topic`` (None if absent)."""
+
+    id: str
+    utterances: tuple[Utterance, ...]
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    """What :func:`read_conversations` found.
+
+    Attributes: path; layout (``"swda"``, ``"zhao"`` or ``"mixed"``); conversations kept;
+    utterances kept; skipped_conversations (no utterance, or none left after cleaning);
+    empty_utterances (utterances with no word after cleaning, e.g. ``"Uh."``, dropped);
+    blank_lines.
+    """
+
+    path: Path
+    layout: str
+    conversations: int
+    utterances: int
+    skipped_conversations: int
+    empty_utterances: int
+    blank_lines: int
+
+    def summary(self) -> str:
+        """One line for logs."""
+        return (f"{self.path.name}: {self.conversations} conversations, {self.utterances} "
+                f"utterances ({self.layout} layout; {self.skipped_conversations} conversations "
+                f"without utterances skipped, {self.empty_utterances} empty utterances dropped)")
+
+
+def _utterance_fields(raw: Any, where: str) -> tuple[str, str, str | None]:
+    """``(speaker, text, act)`` of one raw utterance of either layout."""
+    if isinstance(raw, dict):  # swda layout
+        for key in ("speaker", "text"):
+            if key not in raw:
+                raise UserError(f"{where}: missing key {key!r}")
+        speaker, text, act = raw["speaker"], raw["text"], raw.get("act")
+    elif isinstance(raw, list):  # zhao layout: [speaker, text, [act, [sentiment]]]
+        if len(raw) < 2:
+            raise UserError(f"{where}: expected [speaker, text, ...], got a list of "
+                            f"{len(raw)} item(s)")
+        speaker, text = raw[0], raw[1]
+        act = raw[2][0] if len(raw) > 2 and isinstance(raw[2], list) and raw[2] else None
+    else:
+        raise UserError(f"{where}: expected an utterance object or list, got "
+                        f"{type(raw).__name__}")
+    if not isinstance(speaker, str) or not isinstance(text, str):
+        raise UserError(f"{where}: speaker and text must be strings")
+    if act is not None and not isinstance(act, str):
+        act = str(act)
+    return speaker.strip(), text, act
+
+
+def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation], ReadStats]:
+    """Read a conversations file (JSON lines, either layout, detected per line).
+
+    swda-layout text is cleaned (:func:`clean_swda_text`); zhao-layout text is only lower-cased
+    and tokenised, as Zhao's code does. Blank lines are skipped. Raises :class:`UserError`
+    naming the file and line for a malformed JSON line, a line that is not an object, a missing
+    ``utts`` / ``speaker`` / ``text`` key or a value of the wrong type. A conversation without
+    utterances (or whose utterances all clean to nothing) is skipped and counted.
+    """
+    path = Path(path)
+    conversations: list[Conversation] = []
+    layouts: set[str] = set()
+    skipped = empty = blank = 0
+    for lineno, text in _iter_lines(path):
+        if not text.strip():
+            blank += 1
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{where}: expected a JSON object (one conversation), got "
+                            f"{type(record).__name__}")
+        if "utts" not in record:
+            raise UserError(f"{where}: missing key 'utts' (the list of utterances)")
+        raw_utts = record["utts"]
+        if not isinstance(raw_utts, list):
+            raise UserError(f"{where}: 'utts' must be a list, got {type(raw_utts).__name__}")
+        utterances = []
+        for k, raw in enumerate(raw_utts):
+            speaker, utt_text, act = _utterance_fields(raw, f"{where}, utterance {k + 1}")
+            layout = "swda" if isinstance(raw, dict) else "zhao"
+            layouts.add(layout)
+            tokens = tokenize_utterance(utt_text, clean=layout == "swda")
+            if tokens:
+                utterances.append(Utterance(speaker, tuple(tokens), act))
+            else:
+                empty += 1
+        if not utterances:
+            skipped += 1
+            continue
+        topic = record.get("topic")
+        topic = topic.strip().strip('"') if isinstance(topic, str) else None
+        conv_id = record.get("conversation", topic)
+        conversations.append(Conversation(str(conv_id) if conv_id is not None
+                                          else f"line {lineno}", tuple(utterances), topic))
+    if not conversations:
+        raise UserError(f"{path}: no conversation with utterances ({skipped} without "
+                        "utterances skipped)")
+    layout = "mixed" if len(layouts) > 1 else next(iter(layouts))
+    stats = ReadStats(path, layout, len(conversations),
+                      sum(len(c.utterances) for c in conversations), skipped, empty, blank)
+    return conversations, stats
+
+
+def normalization_examples(path: str | os.PathLike[str], n: int = 8
+                           ) -> list[tuple[str, str]]:
+    """Before/after pairs of the swda-layout utterances of ``path`` (for the README).
+
+    Returns up to ``n`` ``(raw text, normalised tokens joined by spaces)`` pairs, in file order,
+    preferring one utterance per rule of :func:`clean_swda_text` that the file exercises
+    (annotator comment, sounds, markup, spelled letters, number words, fillers, punctuation).
+    """
+    rules = [("comment", _COMMENT), ("sound", _ANGLE), ("markup", _MARKS),
+             ("letters", _ACRONYM), ("number", _NUMBER_HYPHEN),
+             ("filler", re.compile(r"\b(?:uh|um|Uh|Um)\b(?!-)")), ("punct", _PUNCT)]
+    picked: dict[str, tuple[str, str]] = {}
+    extra: list[tuple[str, str]] = []
+    for lineno, line in _iter_lines(Path(path)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+        for raw in record.get("utts", []) if isinstance(record, dict) else []:
+            if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+                continue
+            text = raw["text"]
+            pair = (text, " ".join(tokenize_utterance(text, clean=True)))
+            for name, pattern in rules:
+                if name not in picked and pattern.search(text) and not (
+                    name == "letters" and _join_acronym(pattern.search(text)) == pattern.search(
+                        text).group(0)):
+                    picked[name] = pair
+                    break
+            else:
+                if len(extra) < n and pair[1] != text.lower():
+                    extra.append(pair)
+        if len(picked) == len(rules):
+            break
+    chosen = list(picked.values())
+    return (chosen + [p for p in extra if p not in chosen])[:n]
+
+
+# --------------------------------------------------------------------------- leakage
+def _word_set(conversation: Conversation) -> frozenset[str]:
+    return frozenset(tok for utt in conversation.utterances for tok in utt.tokens)
+
+
+def word_set_jaccard(a: Conversation, b: Conversation) -> float:
+    """|W(a) & W(b)| / |W(a) | W(b)| of the two conversations' sets of tokens."""
+    wa, wb = _word_set(a), _word_set(b)
+    union = len(wa | wb)
+    return len(wa & wb) / union if union else 0.0
+
+
+def find_leaked(train: Sequence[Conversation], evaluation: Sequence[Conversation],
+                threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """Training conversations that are (almost) evaluation conversations.
+
+    Returns ``(train index, evaluation index, Jaccard)`` for every training conversation whose
+    word-set Jaccard with some evaluation conversation is > ``threshold``, with its best match.
+    (On the shared data, 26 of the 62 swda-zhao test conversations match one of swda/train;
+    matches score 0.59-0.97, non-matches at most 0.35.)
+    """
+    eval_sets = [_word_set(c) for c in evaluation]
+    found = []
+    for i, conv in enumerate(train):
+        words = _word_set(conv)
+        best, best_j = -1, 0.0
+        for j, other in enumerate(eval_sets):
+            union = len(words | other)
+            score = len(words & other) / union if union else 0.0
+            if score > best_j:
+                best, best_j = j, score
+        if best_j > threshold:
+            found.append((i, best, best_j))
+    return found
+
+
+def drop_leaked(train: Sequence[Conversation], evaluations: Sequence[Sequence[Conversation]],
+                threshold: float = 0.5) -> tuple[list[Conversation], int]:
+    """``train`` without the conversations :func:`find_leaked` matches in any of
+    ``evaluations``; returns ``(kept, number dropped)`` (the caller logs the number)."""
+    leaked: set[int] = set()
+    for evaluation in evaluations:
+        leaked.update(i for i, _, _ in find_leaked(train, evaluation, threshold))
+    return [c for i, c in enumerate(train) if i not in leaked], len(leaked)
+
+
+# --------------------------------------------------------------------------- vocabularies
+def _with_start(conversations: Sequence[Conversation]) -> Iterator[Sequence[str]]:
+    for conv in conversations:
+        yield (DIALOG_START,)
+        for utt in conv.utterances:
+            yield utt.tokens
+
+
+def build_vocabulary(conversations: Sequence[Conversation], max_size: int = 10_000,
+                     min_count: int = 1) -> Vocabulary:
+    """The ``max_size`` most frequent tokens of the (training) conversations, ``<d>``
+    counted once per conversation as in Zhao's code, plus the four specials."""
+    return Vocabulary.build(_with_start(conversations), max_size=max_size, min_count=min_count)
+
+
+def build_act_vocabulary(conversations: Sequence[Conversation]) -> list[str]:
+    """The dialog-act labels of the conversations, sorted (index = act id)."""
+    return sorted({u.act for c in conversations for u in c.utterances if u.act is not None})
+
+
+# --------------------------------------------------------------------------- batches
+@dataclass(frozen=True)
+class DialogBatch:
+    """A batch of (context, response) examples, each distinct utterance stored once.
+
+    Attributes:
+        utterances: LongTensor ``[U, L]``, the batch's distinct utterances, rows
+            ``<s> w_1 .. w_n </s>`` padded with ``<pad>`` (0).
+        lengths: LongTensor ``[U]``, tokens per row (``<s>`` and ``</s>`` included, >= 2).
+        context: LongTensor ``[B, C]``, row of ``utterances`` of each context slot, oldest
+            first; slots ``>= context_lengths[b]`` hold 0 and must not be read.
+        context_lengths: LongTensor ``[B]``, context utterances per example (1..C).
+        floors: LongTensor ``[B, C]``, 1 where the context utterance is by the response's
+            speaker (Zhao's floor), else 0 (and 0 in unused slots).
+        response: LongTensor ``[B]``, row of ``utterances`` of each example's response.
+        acts: LongTensor ``[B]``, the response's dialog-act id (-1: unknown).
+
+    ``repeat``/``repeat_each`` repeat the index maps only (the utterances are shared).
+    """
+
+    utterances: torch.Tensor
+    lengths: torch.Tensor
+    context: torch.Tensor
+    context_lengths: torch.Tensor
+    floors: torch.Tensor
+    response: torch.Tensor
+    acts: torch.Tensor
+
+    def _rows(self, fn) -> DialogBatch:
+        return DialogBatch(self.utterances, self.lengths, fn(self.context),
+                           fn(self.context_lengths), fn(self.floors), fn(self.response),
+                           fn(self.acts))
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> DialogBatch:
+        """The same batch on ``device``."""
+        return DialogBatch(*(getattr(self, f).to(device, non_blocking=non_blocking)
+                             for f in self.__dataclass_fields__))
+
+    def repeat(self, n: int) -> DialogBatch:
+        """Examples stacked ``n`` times (rows ``i, i + B, ...`` are example ``i``)."""
+        return self._rows(lambda t: t.repeat(n, *([1] * (t.dim() - 1))))
+
+    def repeat_each(self, n: int) -> DialogBatch:
+        """Every example repeated ``n`` times in place (rows ``n i .. n i + n - 1``)."""
+        return self._rows(lambda t: t.repeat_interleave(n, dim=0))
+
+    def select(self, index: torch.Tensor) -> DialogBatch:
+        """The examples ``index`` (LongTensor ``[M]``, repeats allowed)."""
+        return self._rows(lambda t: t[index])
+
+    @property
+    def device(self) -> torch.device:
+        return self.utterances.device
+
+    @property
+    def num_examples(self) -> int:
+        """B, examples (responses) in the batch."""
+        return int(self.response.shape[0])
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted response tokens: the words plus one ``</s>`` per response."""
+        return int((self.lengths[self.response] - 1).sum())
+
+    @property
+    def max_context(self) -> int:
+        """C, context slots per example."""
+        return int(self.context.shape[1])
+
+    def response_tokens(self) -> torch.Tensor:
+        """LongTensor ``[B, Lr]``: the responses ``<s> .. </s>`` padded with ``<pad>``, ``Lr``
+        the longest response."""
+        longest = int(self.lengths[self.response].max())
+        return self.utterances[self.response, :longest]
+
+
+@dataclass
+class DialogCorpus:
+    """Encoded conversations and the examples over them (:func:`encode_dialogs`).
+
+    Attributes:
+        utterances: every encoded utterance, ``<s> .. </s>`` (``<d>`` utterances included),
+            conversation after conversation; global index = position in this list.
+        speakers: ``[n_utts]`` int speaker id of each utterance within its conversation
+            (-1 for ``<d>``).
+        acts: ``[n_utts]`` int act id (-1: unknown or ``<d>``).
+        examples: ``[N, 2]`` int, ``(context start, response)`` global utterance indices: the
+            context is utterances ``start .. response - 1``.
+        conversation_of: ``[N]`` int, the conversation (position in the input) of each example.
+    """
+
+    utterances: list[np.ndarray]
+    speakers: np.ndarray
+    acts: np.ndarray
+    examples: np.ndarray
+    conversation_of: np.ndarray
+    max_context: int
+    act_labels: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.examples.shape[0])
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted response tokens of all examples (words + ``</s>``)."""
+        lengths = np.fromiter((len(u) for u in self.utterances), np.int64,
+                              count=len(self.utterances))
+        return int((lengths[self.examples[:, 1]] - 1).sum())
+
+    def batch(self, example_ids: Sequence[int]) -> DialogBatch:
+        """The :class:`DialogBatch` of the examples ``example_ids`` (in that order)."""
+        ex = self.examples[np.asarray(example_ids, dtype=np.int64)]
+        starts, responses = ex[:, 0], ex[:, 1]
+        ctx_len = responses - starts
+        # distinct utterances: the union of [start, response] of every example
+        needed = np.unique(np.concatenate([np.arange(s, r + 1) for s, r in ex]))
+        local = {int(g): i for i, g in enumerate(needed)}
+        lengths = np.fromiter((len(self.utterances[g]) for g in needed), np.int64,
+                              count=len(needed))
+        tokens = np.zeros((len(needed), int(lengths.max())), dtype=np.int64)
+        for i, g in enumerate(needed):
+            tokens[i, : lengths[i]] = self.utterances[g]
+        width = int(ctx_len.max())
+        context = np.zeros((len(ex), width), dtype=np.int64)
+        floors = np.zeros((len(ex), width), dtype=np.int64)
+        for b, (s, r) in enumerate(ex):
+            slots = np.arange(s, r)
+            context[b, : r - s] = [local[int(g)] for g in slots]
+            spk = self.speakers[slots]
+            floors[b, : r - s] = (spk == self.speakers[r]) & (spk >= 0)
+        return DialogBatch(
+            utterances=torch.from_numpy(tokens), lengths=torch.from_numpy(lengths),
+            context=torch.from_numpy(context), context_lengths=torch.from_numpy(ctx_len),
+            floors=torch.from_numpy(floors),
+            response=torch.tensor([local[int(r)] for r in responses], dtype=torch.long),
+            acts=torch.from_numpy(self.acts[responses].astype(np.int64)))
+
+    def context_tokens(self, example: int) -> list[tuple[int, list[int]]]:
+        """``(floor, ids)`` of each context utterance of ``example`` (for reports)."""
+        s, r = (int(v) for v in self.examples[example])
+        return [(int(self.speakers[g] == self.speakers[r] and self.speakers[g] >= 0),
+                 self.utterances[g].tolist()) for g in range(s, r)]
+
+    def response_ids(self, example: int) -> list[int]:
+        """The response of ``example`` as ids, ``<s>`` and ``</s>`` included."""
+        return self.utterances[int(self.examples[example, 1])].tolist()
+
+
+def _encode_utterance(vocab: Vocabulary, tokens: Sequence[str], max_length: int) -> np.ndarray:
+    ids = vocab.encode(tokens)[: max_length - 2]
+    return np.array([Vocabulary.BOS_INDEX, *ids, Vocabulary.EOS_INDEX], dtype=np.int64)
+
+
+def encode_dialogs(conversations: Sequence[Conversation], vocab: Vocabulary, *,
+                   max_context: int = 9, max_utterance_length: int = 40,
+                   dialog_start: bool = True, act_labels: Sequence[str] = ()) -> DialogCorpus:
+    """Conversations -> :class:`DialogCorpus` of (context, response) examples.
+
+    Every utterance is a response (with ``dialog_start``, the first one too, whose context is
+    the ``<d>`` utterance alone); its context is the up to ``max_context`` utterances before
+    it. Utterances are cut to ``max_utterance_length`` ids counting ``<s>``/``</s>``
+    (Zhao: 40). ``act_labels`` (:func:`build_act_vocabulary`) gives the act ids; acts not in
+    it are -1.
+    """
+    if max_context < 1:
+        raise ValueError(f"max_context must be >= 1, got {max_context}")
+    if max_utterance_length < 3:
+        raise ValueError(f"max_utterance_length must be >= 3, got {max_utterance_length}")
+    act_index = {a: i for i, a in enumerate(act_labels)}
+    start_utt = _encode_utterance(vocab, [DIALOG_START], max_utterance_length)
+    utterances: list[np.ndarray] = []
+    speakers: list[int] = []
+    acts: list[int] = []
+    examples: list[tuple[int, int]] = []
+    conv_of: list[int] = []
+    for c, conv in enumerate(conversations):
+        base = len(utterances)
+        if dialog_start:
+            utterances.append(start_utt)
+            speakers.append(-1)
+            acts.append(-1)
+        speaker_ids: dict[str, int] = {}
+        for utt in conv.utterances:
+            utterances.append(_encode_utterance(vocab, utt.tokens, max_utterance_length))
+            speakers.append(speaker_ids.setdefault(utt.speaker, len(speaker_ids)))
+            acts.append(act_index.get(utt.act, -1) if utt.act is not None else -1)
+        for r in range(base + 1, len(utterances)):
+            examples.append((max(base, r - max_context), r))
+            conv_of.append(c)
+    if not examples:
+        raise UserError("no (context, response) example: every conversation has a single "
+                        "utterance (and dialog_start is off)")
+    return DialogCorpus(utterances, np.array(speakers, dtype=np.int64),
+                        np.array(acts, dtype=np.int64), np.array(examples, dtype=np.int64),
+                        np.array(conv_of, dtype=np.int64), max_context, list(act_labels))
+
+
+def batch_from_context(context: Sequence[tuple[str, Sequence[str]]], vocab: Vocabulary, *,
+                       responder: str | None = None, max_context: int = 9,
+                       max_utterance_length: int = 40, dialog_start: bool = True
+                       ) -> DialogBatch:
+    """A one-example :class:`DialogBatch` for a typed context (``cyclevae generate
+    --respond``): ``context`` is ``(speaker, tokens)`` per utterance, oldest first (tokens
+    from :func:`tokenize_utterance`). The floor is 1 for utterances by ``responder`` (None:
+    anyone but the last speaker). The response is an empty placeholder (``<s> </s>``).
+    """
+    if not context:
+        raise UserError("the context is empty: give at least one 'SPEAKER: utterance' line")
+    if responder is None:
+        last = context[-1][0]
+        same = [speaker != last for speaker, _ in context]
+    else:
+        same = [speaker == responder for speaker, _ in context]
+    rows = [_encode_utterance(vocab, tokens, max_utterance_length) for _, tokens in context]
+    if dialog_start:
+        rows.insert(0, _encode_utterance(vocab, [DIALOG_START], max_utterance_length))
+        same.insert(0, False)
+    rows, same = rows[-max_context:], same[-max_context:]
+    rows.append(np.array([Vocabulary.BOS_INDEX, Vocabulary.EOS_INDEX], dtype=np.int64))
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    tokens = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.from_numpy(r)
+    n = len(rows) - 1
+    return DialogBatch(tokens, lengths, torch.arange(n).unsqueeze(0), torch.tensor([n]),
+                       torch.tensor([same], dtype=torch.long), torch.tensor([n]),
+                       torch.tensor([-1]))
+
+
+class _LazyBatches(Sequence[DialogBatch]):
+    """A list of batches built on access (a corpus's padded batches would take ~100 MB)."""
+
+    def __init__(self, corpus: DialogCorpus, groups: list[np.ndarray]) -> None:
+        self._corpus, self._groups = corpus, groups
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return _LazyBatches(self._corpus, self._groups[i])
+        return self._corpus.batch(self._groups[i])
+
+
+class DialogBatcher:
+    """Examples of a :class:`DialogCorpus` cut into batches, deterministic given ``seed``.
+
+    Composition (fixed at construction): each conversation's examples are cut into runs of
+    ``run_length`` consecutive examples (the first run of a conversation is 1..run_length
+    long, drawn with the seed), runs are shuffled with the seed, cut into pools of
+    ``pool_batches * batch_size`` examples, and within a pool sorted by their longest
+    response and shortest context (bucketing), then cut every ``batch_size`` examples. Consecutive examples share 9 of their 10
+    utterances, so a run of r examples needs r + 9 distinct utterances instead of 10 r.
+    ``run_length=1`` gives independent examples. The order of the batches in an epoch is a
+    permutation drawn from ``(seed, epoch)``.
+    """
+
+    def __init__(self, corpus: DialogCorpus, batch_size: int = 30, seed: int = 0, *,
+                 run_length: int = 5, pool_batches: int = 100) -> None:
+        for name, value in (("batch_size", batch_size), ("run_length", run_length),
+                            ("pool_batches", pool_batches)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if len(corpus) == 0:
+            raise UserError("cannot batch an empty dialog corpus: no examples")
+        self.corpus, self.batch_size, self.seed = corpus, batch_size, seed
+        rng = np.random.default_rng(seed)
+        conv = corpus.conversation_of
+        bounds = np.flatnonzero(np.diff(conv)) + 1
+        runs: list[np.ndarray] = []
+        for ids in np.split(np.arange(len(corpus)), bounds):
+            first = int(rng.integers(1, run_length + 1)) if run_length > 1 else 1
+            cuts = list(range(first, len(ids), run_length))
+            runs.extend(np.split(ids, cuts))
+        order = rng.permutation(len(runs))
+        lengths = np.fromiter((len(u) for u in corpus.utterances), np.int64,
+                              count=len(corpus.utterances))
+        resp_len = lengths[corpus.examples[:, 1]]
+        ctx_len = corpus.examples[:, 1] - corpus.examples[:, 0]
+        run_key = np.array([resp_len[r].max() * 64 + ctx_len[r].min() for r in runs])
+        flat = np.concatenate([runs[r] for r in order])  # examples, runs in shuffled order
+        key = np.concatenate([np.full(len(runs[r]), run_key[r]) for r in order])
+        pool = pool_batches * batch_size
+        groups: list[np.ndarray] = []
+        for start in range(0, len(flat), pool):  # a run may straddle two pools
+            part = slice(start, start + pool)
+            # stable: a run's examples stay together, equal keys keep the shuffled order
+            sorted_ids = flat[part][np.argsort(key[part], kind="stable")]
+            groups.extend(np.split(sorted_ids, range(batch_size, len(sorted_ids), batch_size)))
+        self._groups = groups
+
+    def __len__(self) -> int:
+        """Batches in one epoch (all ranks together)."""
+        return len(self._groups)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.corpus)
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted response tokens per epoch."""
+        return self.corpus.num_tokens
+
+    def _batch_ids(self, epoch: int, shuffle: bool, rank: int, world_size: int,
+                   drop_last: bool) -> list[int]:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
+                             f"world_size={world_size}")
+        n = len(self._groups)
+        ids = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle \
+            else np.arange(n)
+        if drop_last:
+            if n < world_size:
+                raise UserError(f"only {n} batches for {world_size} processes: use a smaller "
+                                "batch size or fewer processes")
+            ids = ids[: n - n % world_size]
+        return ids[rank::world_size].tolist()
+
+    def batches(self, epoch: int = 0, *, shuffle: bool = True, rank: int = 0,
+                world_size: int = 1, drop_last: bool = True) -> Sequence[DialogBatch]:
+        """The batches of one epoch for one process (same arguments and distribution rules as
+        :meth:`cyclevae.data.batching.BatchedCorpus.batches`); built on access."""
+        ids = self._batch_ids(epoch, shuffle, rank, world_size, drop_last)
+        return _LazyBatches(self.corpus, [self._groups[i] for i in ids])
+
+    def batch_indices(self, epoch: int = 0, *, shuffle: bool = True, rank: int = 0,
+                      world_size: int = 1, drop_last: bool = True) -> list[np.ndarray]:
+        """Example ids (rows of ``corpus.examples``) of each batch, aligned with
+        :meth:`batches`."""
+        ids = self._batch_ids(epoch, shuffle, rank, world_size, drop_last)
+        return [self._groups[i] for i in ids]
