@@ -24,6 +24,20 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return gaussian_kl_per_dim(mu, logvar).sum(dim=-1)
 
 
+def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                        logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, diag(exp(logvar_q))) || N(mu_p, diag(exp(logvar_p)))) per dimension, nats.
+
+    The KL of a conditional VAE against its learned prior p(z|c) (Zhao et al. 2017's
+    ``gaussian_kld``, not summed). Args: each ``[B, D]`` (broadcastable). Returns ``[B, D]``:
+    0.5 * (exp(lq - lp) + (mu_q - mu_p)^2 / exp(lp) - (lq - lp) - 1), written with ``expm1``
+    so that it never rounds below 0 when q = p. With ``mu_p = logvar_p = 0`` it equals
+    :func:`gaussian_kl_per_dim`.
+    """
+    diff = logvar_q - logvar_p
+    return 0.5 * (torch.expm1(diff) - diff + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p))
+
+
 def beta_vae_loss(
     rec: torch.Tensor,
     kl: torch.Tensor,
