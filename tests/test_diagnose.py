@@ -80,6 +80,16 @@ class _LearnedPrior(_Toy):
         return self.MEAN.expand(batch.num_examples, V)
 
 
+class _LearnedPriorParams(_LearnedPrior):
+    """The same prior offered as ``prior_params(batch) -> (mu, logvar)`` (the CVAE's way)."""
+
+    prior_mean = None
+
+    def prior_params(self, batch):
+        mu = self.MEAN.expand(batch.num_examples, V)
+        return mu, torch.zeros_like(mu)
+
+
 def _batches(n_batches: int = 4, size: int = 8, length: int = 6) -> list[TextBatch]:
     """Random sentences (distinct within a batch, almost surely), a lone one at the end."""
     gen = torch.Generator().manual_seed(1)
@@ -137,9 +147,11 @@ def test_deterministic_model_has_no_kl_or_mi_but_is_swap_tested():
     assert "not defined" in text and "deterministic" in text
 
 
-def test_learned_prior_is_used_for_kl_and_prior_mean():
+@pytest.mark.parametrize("cls,hook", [(_LearnedPrior, "prior_mean"),
+                                       (_LearnedPriorParams, "prior_params")])
+def test_learned_prior_is_used_for_kl_and_prior_mean(cls, hook):
     batches = _batches()
-    model = _LearnedPrior(scale=5.0)
+    model = cls(scale=5.0)
     d = diagnose(model, batches)
     plain = diagnose(_Toy(scale=5.0), batches)
     expected = torch.stack([model.kl_to_prior(b, *model.posterior(b)).sum(0)
@@ -150,7 +162,7 @@ def test_learned_prior_is_used_for_kl_and_prior_mean():
                   for b in batches[:-1])
     assert d.rec_prior == pytest.approx(at_mean.item() / (32 * 6), rel=1e-6)
     assert d.rec_prior != pytest.approx(plain.rec_prior)
-    assert "model.prior_mean" in d.prior_label
+    assert f"model.{hook}" in d.prior_label
 
 
 @pytest.mark.parametrize("gap,verdict", [(0.0, "collapsed"), (COLLAPSED_BELOW / 2, "collapsed"),

@@ -9,7 +9,8 @@ corpus and a direct test of how much its decoder uses z.
 - Decoder use: the reconstruction loss ``reconstruction_loss(batch, z)`` per predicted token
   with three codes: each sentence's own z (the posterior mean), the z of another sentence of
   the same batch (a fixed derangement: row i gets the code of row i - 1), and the prior mean
-  (z = 0 for N(0, I); a model with a learned prior may offer ``prior_mean(batch) -> [B, D]``).
+  (z = 0 for N(0, I); a model with a learned prior may offer ``prior_mean(batch) -> [B, D]``
+  or ``prior_params(batch) -> (mu, logvar)``).
   All three are computed on the same sentences: those in batches of two or more (a batch holds
   sentences of one length, so a batch of one has no other sentence to borrow from).
 - The verdict comes from the swap gap, rec(another sentence's z) - rec(own z), in nats per
@@ -147,11 +148,15 @@ class Diagnosis:
 
 def _prior_mean(model: LatentTextModel, batch: Any, like: torch.Tensor) -> tuple[torch.Tensor,
                                                                                    str]:
-    """The prior mean for every row of ``batch`` (``[B, D]``, like ``like``) and its label: the
-    model's ``prior_mean(batch)`` where it offers one (a learned prior), else zeros."""
+    """The prior mean for every row of ``batch`` (``[B, D]``, like ``like``) and its label:
+    from the model's ``prior_mean(batch) -> [B, D]`` or ``prior_params(batch) -> (mu,
+    logvar)`` where it has one (a learned prior, e.g. the dialog CVAE's p(z|c)), else zeros."""
     method = getattr(model, "prior_mean", None)
     if callable(method):
         return method(batch).to(like.dtype), "prior mean (model.prior_mean)"
+    method = getattr(model, "prior_params", None)
+    if callable(method):
+        return method(batch)[0].to(like.dtype), "prior mean (model.prior_params)"
     return torch.zeros_like(like), "prior mean (z = 0)"
 
 
