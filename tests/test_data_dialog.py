@@ -22,6 +22,7 @@ from cyclevae.data.dialog import (
     encode_dialogs,
     find_leaked,
     normalization_examples,
+    parse_context,
     read_conversations,
     tokenize_utterance,
 )
@@ -194,6 +195,24 @@ def test_batch_from_context() -> None:
     assert batch.num_tokens == 1  # the placeholder response <s> </s>
     with pytest.raises(UserError, match="context is empty"):
         batch_from_context([], vocab)
+
+
+def test_parse_context() -> None:
+    text = "A: Uh, do you have kids?\n\nB: Yes, two. Um, T V a lot.\n"
+    assert parse_context(text) == [("A", ["do", "you", "have", "kids"]),
+                                   ("B", ["yes", "two", "tv", "a", "lot"])]
+    with pytest.raises(UserError, match=r"ctx.txt, line 2: expected 'SPEAKER: utterance'"):
+        parse_context("A: hi\nno colon here\n", "ctx.txt")
+    with pytest.raises(UserError, match="context is empty"):
+        parse_context("\n\n", "ctx.txt")
+
+
+def test_example_ids_skip_single_utterance_contexts() -> None:
+    convs = [conversation(4, "a"), conversation(2, "b")]
+    corpus = encode_dialogs(convs, build_vocabulary(convs))
+    assert corpus.example_ids().tolist() == list(range(6))
+    # the first response of each conversation has <d> alone as its context
+    assert corpus.example_ids(min_context=2).tolist() == [1, 2, 3, 5]
 
 
 # ------------------------------------------------------------------------- batcher

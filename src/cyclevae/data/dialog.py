@@ -56,6 +56,7 @@ __all__ = [
     "encode_dialogs",
     "find_leaked",
     "normalization_examples",
+    "parse_context",
     "read_conversations",
     "tokenize_utterance",
     "word_set_jaccard",
@@ -146,7 +147,7 @@ class Utterance:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A conversation: ``id`` (the file's ``conversation`` or ``topic``, else ``line N``),
+    """A conversation: ``id`` (the file's ``conversation``, else ``line N``),
     its non-empty utterances in order, and the file's ``topic`` (None if absent)."""
 
     id: str
@@ -247,7 +248,7 @@ def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation]
             continue
         topic = record.get("topic")
         topic = topic.strip().strip('"') if isinstance(topic, str) else None
-        conv_id = record.get("conversation", topic)
+        conv_id = record.get("conversation")
         conversations.append(Conversation(str(conv_id) if conv_id is not None
                                           else f"line {lineno}", tuple(utterances), topic))
     if not conversations:
@@ -285,11 +286,13 @@ def normalization_examples(path: str | os.PathLike[str], n: int = 8
             text = raw["text"]
             pair = (text, " ".join(tokenize_utterance(text, clean=True)))
             for name, pattern in rules:
-                if name not in picked and pattern.search(text) and not (
-                    name == "letters" and _join_acronym(pattern.search(text)) == pattern.search(
-                        text).group(0)):
-                    picked[name] = pair
-                    break
+                match = pattern.search(text)
+                if name in picked or match is None:
+                    continue
+                if name == "letters" and _join_acronym(match) == match.group(0):
+                    continue  # "I I" is left as it is
+                picked[name] = pair
+                break
             else:
                 if len(extra) < n and pair[1] != text.lower():
                     extra.append(pair)
@@ -474,6 +477,12 @@ class DialogCorpus:
                               count=len(self.utterances))
         return int((lengths[self.examples[:, 1]] - 1).sum())
 
+    def example_ids(self, min_context: int = 1) -> np.ndarray:
+        """Examples with at least ``min_context`` context utterances (the evaluation of
+        sampled responses uses ``min_context=2``: contexts of a single utterance, ``<d>``
+        alone with ``dialog_start``, are skipped)."""
+        return np.flatnonzero(self.examples[:, 1] - self.examples[:, 0] >= min_context)
+
     def batch(self, example_ids: Sequence[int]) -> DialogBatch:
         """The :class:`DialogBatch` of the examples ``example_ids`` (in that order)."""
         ex = self.examples[np.asarray(example_ids, dtype=np.int64)]
@@ -560,6 +569,26 @@ def encode_dialogs(conversations: Sequence[Conversation], vocab: Vocabulary, *,
     return DialogCorpus(utterances, np.array(speakers, dtype=np.int64),
                         np.array(acts, dtype=np.int64), np.array(examples, dtype=np.int64),
                         np.array(conv_of, dtype=np.int64), max_context, list(act_labels))
+
+
+def parse_context(text: str, source: str = "context") -> list[tuple[str, list[str]]]:
+    """A typed context, one ``SPEAKER: utterance`` per line (blank lines skipped), ->
+    ``(speaker, tokens)`` per utterance (text cleaned and tokenised like swda-layout files).
+    A line without ``:`` or with an empty speaker is a one-line :class:`UserError` naming
+    ``source`` and the line."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        speaker, colon, utterance = line.partition(":")
+        if not colon or not speaker.strip():
+            raise UserError(f"{source}, line {lineno}: expected 'SPEAKER: utterance', got "
+                            f"{line.strip()[:40]!r}")
+        out.append((speaker.strip(), tokenize_utterance(utterance, clean=True)))
+    if not out:
+        raise UserError(f"{source}: the context is empty: give at least one "
+                        "'SPEAKER: utterance' line")
+    return out
 
 
 def batch_from_context(context: Sequence[tuple[str, Sequence[str]]], vocab: Vocabulary, *,
