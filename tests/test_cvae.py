@@ -235,6 +235,20 @@ def test_greedy_responses_from_the_prior(data) -> None:
     assert mine == words
 
 
+def test_beam_and_sampling_run_through_select(data) -> None:
+    vocab, corpus, _ = data
+    model = make_model(vocab).eval()
+    batch = corpus.batch([3, 9])
+    g = torch.Generator().manual_seed(0)
+    beam = model.respond(batch, 2, generator=g,
+                         decoding=DecodingConfig(strategy="beam", beam_width=3, max_length=5))
+    sampled = model.respond(batch, 2, generator=g,
+                            decoding=DecodingConfig(strategy="sample", max_length=5))
+    for out in (beam, sampled):
+        assert len(out) == 2 and all(len(r) == 2 for r in out)
+        assert all(0 <= w < len(vocab) for r in out for words in r for w in words)
+
+
 def test_sample_prior_rows_follow_repeat_each(data) -> None:
     vocab, corpus, _ = data
     model = make_model(vocab).eval()

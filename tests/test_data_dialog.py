@@ -23,6 +23,7 @@ from cyclevae.data.dialog import (
     find_leaked,
     normalization_examples,
     parse_context,
+    prepare_dialog_data,
     read_conversations,
     tokenize_utterance,
 )
@@ -277,6 +278,31 @@ def test_leakage_filter_on_a_constructed_overlap() -> None:
     kept, dropped = drop_leaked(train, [evaluation, [train[2]]])
     assert dropped == 2 and [c.id for c in kept] == ["cx"]
     assert drop_leaked(train, [[conversation(5, "q")]]) == (train, 0)
+
+
+def test_prepare_dialog_data_drops_leaked_training_conversations(tmp_path: Path) -> None:
+    def record(conv: Conversation) -> dict:
+        return {"conversation": conv.id, "utts": [
+            {"speaker": u.speaker, "text": " ".join(u.tokens), "act": u.act}
+            for u in conv.utterances]}
+
+    train = [conversation(12, "x"), conversation(12, "y"), conversation(6, "z")]
+    write_jsonl(tmp_path / "train.jsonl", [record(c) for c in train])
+    write_jsonl(tmp_path / "test.jsonl", [record(train[1])])
+    write_jsonl(tmp_path / "valid.jsonl", [record(conversation(5, "v"))])
+    data = prepare_dialog_data(tmp_path / "train.jsonl", {"valid": tmp_path / "valid.jsonl",
+                                                          "test": tmp_path / "test.jsonl"})
+    assert data.leaked == 1
+    assert len(data.train) == 12 + 6  # x and z remain
+    assert "y0_0" not in data.vocab and "x0_0" in data.vocab
+    assert len(data.evaluations["test"]) == 12 and data.act_labels == ["sd"]
+    assert data.stats["train"].conversations == 3
+    kept = prepare_dialog_data(tmp_path / "train.jsonl", {"test": tmp_path / "test.jsonl"},
+                               drop_leakage=False, vocab=data.vocab)
+    assert kept.leaked == 0 and len(kept.train) == 30 and kept.vocab is data.vocab
+    write_jsonl(tmp_path / "all.jsonl", [record(train[1])])
+    with pytest.raises(UserError, match="every training conversation"):
+        prepare_dialog_data(tmp_path / "all.jsonl", {"test": tmp_path / "test.jsonl"})
 
 
 # ------------------------------------------------------------------------- the real data

@@ -46,6 +46,7 @@ __all__ = [
     "DialogBatch",
     "DialogBatcher",
     "DialogCorpus",
+    "DialogData",
     "ReadStats",
     "Utterance",
     "batch_from_context",
@@ -57,6 +58,7 @@ __all__ = [
     "find_leaked",
     "normalization_examples",
     "parse_context",
+    "prepare_dialog_data",
     "read_conversations",
     "tokenize_utterance",
     "word_set_jaccard",
@@ -728,3 +730,56 @@ class DialogBatcher:
         :meth:`batches`."""
         ids = self._batch_ids(epoch, shuffle, rank, world_size, drop_last)
         return [self._groups[i] for i in ids]
+
+
+# --------------------------------------------------------------------------- one call
+@dataclass
+class DialogData:
+    """Everything a dialog run reads (:func:`prepare_dialog_data`).
+
+    Attributes: vocab; act_labels; train (the training :class:`DialogCorpus`, leaked
+    conversations removed); evaluations (name -> :class:`DialogCorpus`, e.g. ``valid``,
+    ``test``); stats (name -> :class:`ReadStats`, ``train`` included); leaked (training
+    conversations dropped for overlapping an evaluation file).
+    """
+
+    vocab: Vocabulary
+    act_labels: list[str]
+    train: DialogCorpus
+    evaluations: dict[str, DialogCorpus]
+    stats: dict[str, ReadStats]
+    leaked: int
+
+
+def prepare_dialog_data(train: str | os.PathLike[str],
+                        evaluations: dict[str, str | os.PathLike[str]], *,
+                        max_vocab: int = 10_000, max_context: int = 9,
+                        max_utterance_length: int = 40, drop_leakage: bool = True,
+                        leakage_threshold: float = 0.5, vocab: Vocabulary | None = None,
+                        act_labels: Sequence[str] | None = None) -> DialogData:
+    """Read the training file and the evaluation files, drop from training the conversations
+    that (almost) occur in an evaluation file (:func:`drop_leaked`, if ``drop_leakage``),
+    build the vocabulary and act labels from what remains (unless given, e.g. from a
+    checkpoint) and encode every file. The caller logs ``leaked`` and each ``stats``."""
+    conversations, stats = {}, {}
+    conversations["train"], stats["train"] = read_conversations(train)
+    for name, path in evaluations.items():
+        conversations[name], stats[name] = read_conversations(path)
+    leaked = 0
+    if drop_leakage and evaluations:
+        conversations["train"], leaked = drop_leaked(
+            conversations["train"], [conversations[n] for n in evaluations], leakage_threshold)
+        if not conversations["train"]:
+            raise UserError(f"{train}: every training conversation also occurs in an "
+                            "evaluation file")
+    if vocab is None:
+        vocab = build_vocabulary(conversations["train"], max_size=max_vocab)
+    acts = list(act_labels) if act_labels is not None else build_act_vocabulary(
+        conversations["train"])
+
+    def encode(name: str) -> DialogCorpus:
+        return encode_dialogs(conversations[name], vocab, max_context=max_context,
+                              max_utterance_length=max_utterance_length, act_labels=acts)
+
+    return DialogData(vocab, acts, encode("train"), {n: encode(n) for n in evaluations},
+                      stats, leaked)
