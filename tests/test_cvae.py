@@ -114,11 +114,10 @@ def test_pieces_agree_with_forward(data) -> None:
     assert torch.allclose(model.kl_to_prior(batch, mu, logvar), out.kl_per_dim)
     assert torch.allclose(model.reconstruction_loss(batch, out.z), out.rec, atol=1e-5)
     p_mu, p_lv = model.prior_params(batch)
-    z = torch.randn(batch.num_examples, 3, TINY["latent_dim"])
-    expected = torch.distributions.Normal(p_mu[:, None], (0.5 * p_lv[:, None]).exp()
-                                          ).log_prob(z).sum(-1)
+    z = torch.randn(3, batch.num_examples, TINY["latent_dim"])  # [K, B, D], as the IW code
+    expected = torch.distributions.Normal(p_mu, (0.5 * p_lv).exp()).log_prob(z).sum(-1)
     assert torch.allclose(model.log_prior(batch, z), expected, atol=1e-5)
-    assert model.log_prior(batch, z[:, 0]).shape == (batch.num_examples,)
+    assert model.log_prior(batch, z[0]).shape == (batch.num_examples,)
 
 
 def test_reconstruction_is_the_per_token_cross_entropy(data) -> None:
@@ -309,3 +308,21 @@ def test_glove_initialisation(data) -> None:
     wrong = WordVectors({"w3": 0}, np.zeros((1, 3), dtype=np.float32), "test")
     with pytest.raises(UserError, match="3 dimensions.*8 .model.emb_dim."):
         model.init_embeddings_(wrong, vocab, source="glove.txt")
+
+
+def test_the_shared_evaluation_path_runs_on_the_cvae(data) -> None:
+    """evaluation.evaluate_model (Rec, KL, IW-NLL with [K, B, D] prior densities) on
+    DialogBatches."""
+    from cyclevae.evaluation import evaluate_model
+
+    vocab, corpus, _ = data
+    model = make_model(vocab, bow=True)
+    batches = DialogBatcher(corpus, batch_size=8, run_length=3).batches(0, shuffle=False,
+                                                                        drop_last=False)
+    out = evaluate_model(model, batches, iw_samples=6, iw_chunk=3, seed=0)
+    with torch.no_grad():
+        model.eval()
+        kl = sum(float(model(b, sample=False).kl.sum()) for b in batches) / len(corpus)
+    assert out["kl"] == pytest.approx(kl, rel=1e-4)
+    assert out["tokens"] == corpus.num_tokens
+    assert math.isfinite(out["iw_nll"]) and out["ppl"] > 1

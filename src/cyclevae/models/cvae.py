@@ -258,11 +258,9 @@ class CVAE(LatentTextModel):
                                    p_logvar.to(dtype))
 
     def log_prior(self, batch: DialogBatch, z: torch.Tensor) -> torch.Tensor:
-        """log p(z|c) summed over the last dimension: ``z [B, D]`` or ``[B, K, D]`` -> ``[B]``
-        or ``[B, K]``."""
+        """log p(z|c) summed over the last dimension: ``z [..., B, D] -> [..., B]`` (leading
+        sample dimensions broadcast, e.g. the ``[K, B, D]`` of the IW estimate)."""
         mu, logvar = self.prior_params(batch)
-        shape = (mu.shape[0],) + (1,) * (z.dim() - 2) + (mu.shape[1],)
-        mu, logvar = mu.reshape(shape), logvar.reshape(shape)
         return -0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
 
     # ------------------------------------------------------------------ decoder
