@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclevae.schedules import beta_schedule
+from cyclevae.schedules import BetaScheduler, beta_schedule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,6 +123,18 @@ def test_resume_mid_cycle_continues_exactly(L, tmp_path: Path) -> None:
     np.testing.assert_array_equal([b for _, b in resumed.seen], _schedule()[every:])
     assert [b for _, b in first.seen][every:] == [b for _, b in resumed.seen]
     assert callback.settings["n_cycles"] == CYCLES
+
+
+def test_schedule_in_units_of_several_steps(L, tmp_path: Path) -> None:
+    """``steps_per_unit=4`` (e.g. epochs of 4 batches): the run is 3 units, beta rises within
+    each as ``BetaScheduler`` stepped every batch says."""
+    module = _module(L)
+    callback = BetaCallback(n_cycles=2, ratio=0.5, steps_per_unit=4)
+    _trainer(L, tmp_path, [callback], enable_checkpointing=False).fit(module, _loader())
+    reference = BetaScheduler(3, n_cycles=2, ratio=0.5, steps_per_unit=4)
+    expected = [reference.value] + [reference.step() for _ in range(STEPS - 1)]
+    assert callback.scheduler.total == 3
+    assert [b for _, b in module.seen] == expected
 
 
 def test_module_without_the_attribute_is_refused(L, tmp_path: Path) -> None:

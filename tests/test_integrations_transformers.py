@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclevae.schedules import beta_schedule
+from cyclevae.schedules import BetaScheduler, beta_schedule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,6 +119,15 @@ def test_restored_callback_state_replaces_other_settings(tmp_path: Path) -> None
                        restore_callback_states_from_checkpoint=True)
     trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-5"))
     np.testing.assert_array_equal(resumed.seen, _schedule()[5:])
+
+
+def test_schedule_in_units_of_several_steps(tmp_path: Path) -> None:
+    model = TinyVAE()
+    callback = BetaCallback(n_cycles=2, ratio=0.5, steps_per_unit=4)
+    _trainer(tmp_path, model, callback).train()
+    reference = BetaScheduler(3, n_cycles=2, ratio=0.5, steps_per_unit=4)
+    expected = [reference.value] + [reference.step() for _ in range(STEPS - 1)]
+    assert callback.total == 3 and model.seen == expected
 
 
 def test_model_without_the_attribute_is_refused(tmp_path: Path) -> None:

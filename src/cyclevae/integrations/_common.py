@@ -38,6 +38,12 @@ def check_attribute(model: object, attribute: str, owner: str) -> None:
             f"attribute='NAME')")
 
 
+def run_total(steps: int, steps_per_unit: int) -> float:
+    """A whole run of ``steps`` optimizer steps in schedule units (an int when it divides)."""
+    steps = int(steps)
+    return steps // steps_per_unit if steps % steps_per_unit == 0 else steps / steps_per_unit
+
+
 def beta_at(scheduler: BetaScheduler, step: int) -> float:
     """Beta in force at optimizer step ``step`` (0-based): the scheduler is moved there."""
     scheduler.last_step = int(step)

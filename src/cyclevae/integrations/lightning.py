@@ -35,7 +35,14 @@ except ImportError:  # the standalone package
         raise missing_framework("lightning", "lightning") from None
 
 from ..schedules import BetaScheduler
-from ._common import SCHEDULE_KEYS, beta_at, check_attribute, check_settings, scheduler_from_state
+from ._common import (
+    SCHEDULE_KEYS,
+    beta_at,
+    check_attribute,
+    check_settings,
+    run_total,
+    scheduler_from_state,
+)
 
 __all__ = ["BetaCallback"]
 
@@ -45,7 +52,8 @@ class BetaCallback(Callback):
 
     Args:
         total: schedule length T in optimizer steps (or in units of ``steps_per_unit``
-            optimizer steps); ``None`` = the whole run, ``trainer.estimated_stepping_batches``.
+            optimizer steps); ``None`` = the whole run, ``trainer.estimated_stepping_batches``
+            optimizer steps.
         n_cycles, ratio, shape, start, stop, steps_per_unit, interpolate: as in
             :class:`cyclevae.schedules.BetaScheduler` (M = 4 cycles, R = 0.5 by default).
         attribute: name of the float attribute of the LightningModule that receives beta; the
@@ -98,7 +106,8 @@ class BetaCallback(Callback):
             if total == float("inf"):
                 raise ValueError("BetaCallback: the run's length is unknown (no max_steps and "
                                  "a data loader without a length); pass total=")
-            self.scheduler = BetaScheduler(int(total), **self.settings)
+            self.total = run_total(total, self.settings["steps_per_unit"])
+            self.scheduler = BetaScheduler(self.total, **self.settings)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
                              batch_idx: int) -> None:

@@ -36,7 +36,7 @@ except ImportError:
     raise missing_framework("transformers", "transformers") from None
 
 from ..schedules import BetaScheduler
-from ._common import beta_at, check_attribute, check_settings
+from ._common import beta_at, check_attribute, check_settings, run_total
 
 __all__ = ["BetaCallback"]
 
@@ -46,7 +46,7 @@ class BetaCallback(TrainerCallback, ExportableState):
 
     Args:
         total: schedule length T in optimizer steps (or in units of ``steps_per_unit``
-            optimizer steps); ``None`` = the whole run, ``state.max_steps``.
+            optimizer steps); ``None`` = the whole run, ``state.max_steps`` optimizer steps.
         n_cycles, ratio, shape, start, stop, steps_per_unit, interpolate: as in
             :class:`cyclevae.schedules.BetaScheduler` (M = 4 cycles, R = 0.5 by default).
         attribute: name of the float attribute of the model that receives beta; the model must
@@ -99,7 +99,7 @@ class BetaCallback(TrainerCallback, ExportableState):
         """Build the schedule from the run's length if needed; check the model's attribute."""
         check_attribute(model, self.attribute, "BetaCallback")
         if self.scheduler is None:
-            self.total = int(state.max_steps)
+            self.total = run_total(state.max_steps, self.settings["steps_per_unit"])
             self.scheduler = BetaScheduler(self.total, **self.settings)
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState,
