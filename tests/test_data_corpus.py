@@ -89,22 +89,22 @@ def test_all_too_long(tmp_path: Path) -> None:
 
 
 def test_labelled(tmp_path: Path) -> None:
-    path = write(tmp_path, "1\tthe food was great .\r\n\n0\tawful\n1\t\n0\tnot long at all\n",
+    path = write(tmp_path, "1\tthe food was great .\r\n\n0\tawful\n\n sports \tnot long at all\n",
                  "data.tsv")
     labels, sentences, stats = read_labelled(path, max_length=4)
-    assert labels == [0, 0]
+    assert labels == ["0", "sports"]
     assert sentences == [["awful"], ["not", "long", "at", "all"]]
     assert (stats.lines, stats.blank, stats.too_long, stats.sentences) == (5, 2, 1, 2)
     labels, sentences, _ = read_labelled(path)
-    assert labels == [1, 0, 0] and sentences[0] == ["the", "food", "was", "great", "."]
+    assert labels == ["1", "0", "sports"] and sentences[0] == ["the", "food", "was", "great", "."]
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("1\tgood\nno tab here\n", "line 2: expected LABEL<TAB>SENTENCE, found no tab"),
-        ("1\tgood\n\npositive\tgood\n", "line 3: expected an integer label"),
-        ("1.5\tgood\n", "line 1: expected an integer label"),
+        ("1\tgood\n\n \tgood\n", "line 3: expected a label before the tab"),
+        ("1\tgood\n0\t  \n", "line 2: the sentence after the tab is empty"),
     ],
 )
 def test_labelled_errors(tmp_path: Path, content: str, message: str) -> None:
@@ -118,4 +118,4 @@ def test_real_files(shared_data: Path) -> None:
     sentences, stats = read_sentences(shared_data / "ptb" / "valid.txt")
     assert (stats.sentences, stats.tokens, stats.blank) == (3370, 70390, 0)
     labels, sentences, stats = read_labelled(shared_data / "yelp" / "valid.tsv")
-    assert stats.sentences == 6347 == len(labels) and set(labels) == {0, 1}
+    assert stats.sentences == 6347 == len(labels) and set(labels) == {"0", "1"}

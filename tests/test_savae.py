@@ -214,7 +214,7 @@ def test_config_kinds_and_build_model():
     svi = build_model(load_config(None, ["model.kind=svi", "model.svi.steps=3"]).model, 20)
     assert type(svi) is SVIModel and svi.svi.steps == 3
     assert type(build_model(load_config(None, []).model, 20)) is TextVAE
-    for override, fragment in [("model.kind=iwae", "'vae' or 'savae' or 'svi'"),
+    for override, fragment in [("model.kind=iwae", "'vae' or 'ae' or 'savae' or 'svi'"),
                                ("model.svi.grad=adjoint", "model.svi.grad"),
                                ("model.svi.steps=-1", "model.svi.steps"),
                                ("model.svi.momentum=1.0", "model.svi.momentum"),

@@ -22,12 +22,13 @@ import yaml
 
 from .atomic import write_text_atomic
 from .errors import UserError
+from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
 from .models.savae import SVIConfig
 from .models.vae import VAEConfig
 from .schedules import validate_schedule
 
 #: model kinds (see :func:`cyclevae.models.registry.build_model`)
-MODEL_KINDS = ("vae", "savae", "svi")
+MODEL_KINDS = ("vae", "ae", "savae", "svi")
 
 
 @dataclass
@@ -42,6 +43,9 @@ class DataConfig:
     max_vocab: int | None = None  # None: every word of the training split
     min_count: int = 1
     batch_size: int = 32
+    #: ``auto`` (``.tsv`` files are ``LABEL<TAB>SENTENCE``, others one sentence per line),
+    #: ``text`` or ``labelled``; training ignores the labels
+    format: str = "auto"
 
 
 @dataclass
@@ -49,7 +53,8 @@ class ModelConfig(VAEConfig):
     """The model kind, its sizes (:class:`~cyclevae.models.vae.VAEConfig`) and, nested, the
     settings of its family.
 
-    ``kind``: ``vae``; ``savae`` (semi-amortized VAE: the encoder's q refined by
+    ``kind``: ``vae``; ``ae`` (the deterministic autoencoder baseline: z = mu, reconstruction
+    loss only); ``savae`` (semi-amortized VAE: the encoder's q refined by
     ``svi.steps`` steps of SVI, trained through them); ``svi`` (no encoder, SVI from the
     prior). ``svi``: :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
     """
@@ -294,6 +299,8 @@ def validate_config(config: Config) -> None:
     need(d.max_length is None or d.max_length >= 1, "data.max_length", ">= 1 or null", d.max_length)
     need(d.max_vocab is None or d.max_vocab >= 1, "data.max_vocab", ">= 1 or null", d.max_vocab)
     need(d.min_count >= 1, "data.min_count", ">= 1", d.min_count)
+    need(d.format in ("auto", "text", "labelled"), "data.format", "'auto', 'text' or 'labelled'",
+         d.format)
     need(m.kind in MODEL_KINDS, "model.kind", " or ".join(map(repr, MODEL_KINDS)), m.kind)
     m.validate("model")
     m.svi.validate("model.svi", min_steps=1 if m.kind == "svi" else 0)

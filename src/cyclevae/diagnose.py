@@ -356,7 +356,7 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     """:func:`diagnose` a checkpoint on a corpus file (or ``NAME:SPLIT``; default the run's
     test split), batched and seeded as its run evaluates. ``max_sentences``: a seeded sample
     of whole batches instead of every sentence."""
-    from .data.splits import load_split, split_spec
+    from .data.splits import encoder_limit, load_split, split_spec
     from .inference import load_model
     from .runtime import check_precision
 
@@ -367,7 +367,8 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     if not spec:
         raise UserError(f"{path}: the run has no data.test; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed, data_dir=data_dir)
+    corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed, data_dir=data_dir,
+                           limit=encoder_limit(config.model))
     batches = (corpus.batches(0, shuffle=False, drop_last=False) if max_sentences is None
                else _sample_batches(corpus, max_sentences))
     result = diagnose(model, batches, settings=EvalSettings.from_train_config(config.train))

@@ -33,8 +33,9 @@ from .models.base import Gaussian, LatentTextModel
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-__all__ = ["EvalSettings", "evaluate", "evaluate_blocks", "evaluate_model", "monte_carlo_elbo",
-           "posterior_fn", "posterior_labels", "precision_context", "reports_amortized_block"]
+__all__ = ["NOT_DEFINED_DETERMINISTIC", "EvalSettings", "evaluate", "evaluate_blocks",
+           "evaluate_model", "monte_carlo_elbo", "posterior_fn", "posterior_labels",
+           "precision_context", "reports_amortized_block", "selection_loss"]
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,18 @@ def evaluate_model(
     Returns:
         Per-sentence averages (nats): ``rec`` (-log p(x|z), one z ~ q(z|x) per sentence),
         ``kl`` (closed form), ``nll_bound`` = rec + kl, ``elbo`` = -(rec + kl),
-        ``ppl`` = exp(sum over sentences of (rec + kl) / ``tokens``); with ``iw_samples`` > 0,
+        ``ppl`` = exp(sum over sentences of (rec + kl) / ``tokens``), ``rec_ppl`` = exp(sum
+        of rec / ``tokens``) (the reconstruction perplexity, Rec-P of the dialog tables); with ``iw_samples`` > 0,
         ``iw_nll`` (mean -log p(x) estimate) and ``iw_ppl`` = exp(sum iw_nll / ``tokens``);
         ``mi``, ``marginal_kl`` (:mod:`cyclevae.metrics.latent`, over all sentences),
         ``active_units`` (count), ``sentences`` and ``tokens`` (predicted tokens, one ``</s>``
-        per sentence included).
+        per sentence included). For a model that is not ``stochastic`` (an autoencoder)
+        z is the code, and ``kl``, ``elbo``, ``nll_bound``, ``ppl``, ``mi`` and
+        ``marginal_kl`` are ``None`` (listed in ``not_defined``); no IW-NLL.
     """
     device = torch.device(device) if device is not None else _model_device(model)
     posterior = posterior or model.posterior
+    stochastic = getattr(model, "stochastic", True)
     rec_gen = torch.Generator().manual_seed(seed)
     iw_gen = torch.Generator().manual_seed(seed + 1)
     latent_gen = torch.Generator().manual_seed(seed + 2)
@@ -114,6 +119,12 @@ def evaluate_model(
         for batch in batches:
             batch = batch.to(device)
             mu, logvar = posterior(batch)
+            if not stochastic:  # a point mass: z is the code
+                rec_sum += model.reconstruction_loss(batch, mu).double().sum().item()
+                n_sentences += batch.num_examples
+                n_tokens += batch.num_tokens
+                mus.append(mu.double())
+                continue
             z = mu + (0.5 * logvar).exp() * randn_on(tuple(mu.shape), rec_gen, mu.device)
             rec_sum += model.reconstruction_loss(batch, z).double().sum().item()
             kl_sum += model.kl_to_prior(batch, mu.double(), logvar.double()).sum(-1).sum().item()
@@ -130,6 +141,8 @@ def evaluate_model(
     if n_sentences == 0 or n_tokens == 0:
         raise ValueError("evaluation needs at least one sentence with a predicted token")
 
+    if not stochastic:
+        return _deterministic_metrics(rec_sum, n_sentences, n_tokens, torch.cat(mus))
     rec, kl = rec_sum / n_sentences, kl_sum / n_sentences
     mu_all, logvar_all = torch.cat(mus), torch.cat(logvars)
     parts = latent_decomposition(mu_all, logvar_all, n_samples=latent_samples,
@@ -140,6 +153,7 @@ def evaluate_model(
         "elbo": -(rec + kl),
         "nll_bound": rec + kl,
         "ppl": math.exp((rec_sum + kl_sum) / n_tokens),
+        "rec_ppl": math.exp(rec_sum / n_tokens),
     }
     if iw_samples > 0:
         metrics["iw_nll"] = iw_sum / n_sentences
@@ -152,6 +166,29 @@ def evaluate_model(
         tokens=n_tokens,
     )
     return metrics
+
+
+#: metrics a deterministic model (an autoencoder) has no value for
+NOT_DEFINED_DETERMINISTIC = ("kl", "elbo", "nll_bound", "ppl", "mi", "marginal_kl")
+
+
+def _deterministic_metrics(rec_sum: float, n_sentences: int, n_tokens: int,
+                           codes: torch.Tensor) -> dict[str, Any]:
+    """The metrics of a model without a posterior distribution: Rec, its perplexity and the
+    active units of the codes; KL, ELBO, PPL and MI are ``None`` (named in ``not_defined``)."""
+    metrics: dict[str, Any] = {"rec": rec_sum / n_sentences}
+    metrics.update(dict.fromkeys(NOT_DEFINED_DETERMINISTIC))
+    metrics.update(rec_ppl=math.exp(rec_sum / n_tokens), active_units=active_units(codes),
+                   sentences=n_sentences, tokens=n_tokens,
+                   not_defined=list(NOT_DEFINED_DETERMINISTIC))
+    return metrics
+
+
+def selection_loss(block: dict[str, Any]) -> float:
+    """The number a run minimises on valid to keep its best checkpoint: the ELBO bound
+    (``nll_bound``), or Rec for a model without one (an autoencoder)."""
+    value = block.get("nll_bound")
+    return float(block["rec"] if value is None else value)
 
 
 def posterior_fn(model: LatentTextModel, seed: int, *, amortized: bool = False

@@ -17,7 +17,7 @@ from .checkpoint import check_vocabulary_file, load_checkpoint
 from .config import Config, config_from_dict
 from .data.batching import TextBatch, encode_corpus
 from .data.corpus import read_sentences
-from .data.splits import load_split, split_spec
+from .data.splits import encoder_limit, load_split, split_spec
 from .data.vocab import Vocabulary
 from .errors import UserError
 from .evaluation import (EvalSettings, evaluate_blocks, posterior_fn, posterior_labels,
@@ -62,7 +62,7 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
         raise UserError(f"{path}: the run has no data.{split}; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
     corpus, stats = load_split(config.data, spec, vocab, seed=config.train.seed,
-                               data_dir=data_dir)
+                               data_dir=data_dir, limit=encoder_limit(config.model))
     blocks = evaluate_blocks(model, corpus.batches(0, shuffle=False), split,
                              iw_samples=iw_samples,
                              settings=EvalSettings.from_train_config(config.train))

@@ -28,12 +28,18 @@ import torch
 from . import __version__
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import Config, apply_resume_overrides, config_from_dict
-from .data.splits import load_corpora
+from .data.splits import encoder_limit, load_corpora
 from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
-from .evaluation import (EvalSettings, evaluate_blocks, posterior_labels, precision_context,
-                         reports_amortized_block)
+from .evaluation import (
+    EvalSettings,
+    evaluate_blocks,
+    posterior_labels,
+    precision_context,
+    reports_amortized_block,
+    selection_loss,
+)
 from .losses import beta_vae_loss
 from .models.registry import build_model
 from .provenance import git_commit, provenance
@@ -178,7 +184,8 @@ class Trainer:
         seed_everything(t.train.seed)
         vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
                  if checkpoint is not None else None)
-        self.data = load_corpora(t.data, seed=t.train.seed, vocab=vocab)
+        self.data = load_corpora(t.data, seed=t.train.seed, vocab=vocab,
+                                 limit=encoder_limit(t.model))
         self.vocab = self.data.vocab
         if len(self.data.train) == 0:
             raise UserError(f"{t.data.train}: no sentences left to train on")
@@ -350,7 +357,9 @@ class Trainer:
             "kind": "epoch", "epoch": st.epoch + 1, "step": st.global_step,
             "beta": self.beta.value, "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
-            "train": {"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n},
+            "train": ({"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n}
+                      if getattr(self.model, "stochastic", True)
+                      else {"rec": rec / n, "kl": None, "elbo": None}),
         }
         if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs):
             for split, corpus in (("valid", self.data.valid), ("test", self.data.test)):
@@ -359,9 +368,9 @@ class Trainer:
         st.history.append(record)
         st.epoch, st.batch, st.epoch_sums = st.epoch + 1, 0, {}
         self.log(record)
-        is_best = "valid" in record and record["valid"]["nll_bound"] < st.best_valid_nll
+        is_best = "valid" in record and selection_loss(record["valid"]) < st.best_valid_nll
         if is_best:
-            st.best_valid_nll = record["valid"]["nll_bound"]
+            st.best_valid_nll = selection_loss(record["valid"])
         self.save(LAST)
         if any_flag(is_best, self.dist):
             self.save(BEST)
@@ -463,10 +472,15 @@ def _run_summary(trainer: Trainer, last: dict[str, Any]) -> dict[str, Any]:
 
 def _summary(record: dict[str, Any], epochs: int, seconds: float) -> str:
     """One line per epoch for the terminal."""
-    line = (f"epoch {record['epoch']}/{epochs}: train rec {record['train']['rec']:.2f} kl "
-            f"{record['train']['kl']:.3f}")
-    if "valid" in record:
-        line += f" | valid elbo {record['valid']['elbo']:.2f} ppl {record['valid']['ppl']:.2f}"
+    train = record["train"]
+    line = f"epoch {record['epoch']}/{epochs}: train rec {train['rec']:.2f}"
+    if train.get("kl") is not None:
+        line += f" kl {train['kl']:.3f}"
+    valid = record.get("valid")
+    if valid and valid.get("elbo") is not None:
+        line += f" | valid elbo {valid['elbo']:.2f} ppl {valid['ppl']:.2f}"
+    elif valid:
+        line += f" | valid rec {valid['rec']:.2f} rec ppl {valid['rec_ppl']:.2f}"
     return line + f" | {seconds:.0f}s"
 
 

@@ -143,18 +143,21 @@ def read_labelled(
     path: str | os.PathLike[str],
     *,
     max_length: int | None = None,
-) -> tuple[list[int], list[list[str]], CorpusStats]:
+) -> tuple[list[str], list[list[str]], CorpusStats]:
     """Read ``LABEL<TAB>SENTENCE`` lines (e.g. Yelp: ``1<TAB>the food was great .``).
 
-    LABEL is an integer. Blank lines, and lines whose sentence part is blank, are skipped and
-    counted as blank; sentences longer than ``max_length`` are dropped with their label.
+    LABEL is any non-empty text without a tab (``0``/``1`` for Yelp, or ``sports``,
+    ``neg`` ...), kept as a string with surrounding spaces removed. Blank lines are skipped and
+    counted; a line without a tab, with an empty label or with an empty sentence is a
+    :class:`UserError` naming the file and line. Sentences longer than ``max_length`` are
+    dropped with their label.
 
     Returns:
         ``(labels, sentences, stats)`` with ``labels[i]`` the label of ``sentences[i]``.
     """
     _check_max_length(max_length)
     path = Path(path)
-    labels: list[int] = []
+    labels: list[str] = []
     sentences: list[list[str]] = []
     lines = blank = too_long = 0
     for lines, text in _iter_lines(path):
@@ -164,16 +167,14 @@ def read_labelled(
         label_text, tab, sentence = text.partition("\t")
         if not tab:
             raise UserError(f"{path}, line {lines}: expected LABEL<TAB>SENTENCE, found no tab")
-        try:
-            label = int(label_text.strip())
-        except ValueError:
-            raise UserError(f"{path}, line {lines}: expected an integer label before the tab, "
-                            f"got {label_text.strip()[:40]!r}") from None
+        label = label_text.strip()
+        if not label:
+            raise UserError(f"{path}, line {lines}: expected a label before the tab, found none")
         tokens = _tokenize(sentence, max_length)
         if tokens is None:
             too_long += 1
         elif not tokens:
-            blank += 1
+            raise UserError(f"{path}, line {lines}: the sentence after the tab is empty")
         else:
             labels.append(label)
             sentences.append(tokens)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 from .batching import BatchedCorpus, encode_corpus
-from .corpus import read_sentences
+from .corpus import read_labelled, read_sentences
 from .sources import data_dir as default_data_dir
 from .sources import resolve_data_path
 from .vocab import Vocabulary
@@ -15,7 +16,8 @@ from .vocab import Vocabulary
 if TYPE_CHECKING:
     from ..config import DataConfig
 
-__all__ = ["Corpora", "load_corpora", "load_split", "split_spec"]
+__all__ = ["Corpora", "EncoderLimit", "encoder_limit", "is_labelled", "load_corpora", "load_split",
+           "read_split", "split_spec"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -37,23 +39,72 @@ def split_spec(data: DataConfig, split: str) -> str | None:
     return {"train": data.train, "valid": data.valid, "test": data.test}[split]
 
 
-def _read(spec: str, root: Any, data: DataConfig) -> tuple[list[list[str]], dict[str, Any]]:
-    sentences, st = read_sentences(resolve_data_path(spec, root), max_length=data.max_length)
-    return sentences, {"lines": st.lines, "sentences": st.sentences, "blank": st.blank,
-                       "too_long": st.too_long, "tokens": st.tokens}
+@dataclass(frozen=True)
+class EncoderLimit:
+    """A fixed-size encoder's input: at most ``positions`` positions (words and ``</s>``);
+    longer sentences are ``cut`` (the encoder reads a prefix) or ``drop``-ped when read."""
+
+    positions: int
+    policy: str
+
+
+def is_labelled(path: Path, data_format: str) -> bool:
+    """Whether ``path`` is read as ``LABEL<TAB>SENTENCE`` lines: ``data.format`` ``labelled``,
+    or ``auto`` and a ``.tsv`` file."""
+    return data_format == "labelled" or (data_format == "auto" and path.suffix == ".tsv")
+
+
+def read_split(spec: str, root: Any, data: DataConfig, limit: EncoderLimit | None = None
+               ) -> tuple[list[list[str]], list[str] | None, dict[str, Any]]:
+    """One split's sentences, its labels (None for an unlabelled file; a run trains on the
+    sentences alone) and its read statistics. With ``limit``, sentences longer than the
+    encoder's input are dropped or counted as cut (``encoder_dropped``/``encoder_cut``)."""
+    path = resolve_data_path(spec, root)
+    labels: list[str] | None = None
+    if is_labelled(path, data.format):
+        labels, sentences, st = read_labelled(path, max_length=data.max_length)
+    else:
+        sentences, st = read_sentences(path, max_length=data.max_length)
+    stats: dict[str, Any] = {"lines": st.lines, "sentences": st.sentences, "blank": st.blank,
+                             "too_long": st.too_long, "tokens": st.tokens}
+    if limit is not None:
+        over = [len(words) + 1 > limit.positions for words in sentences]
+        if limit.policy == "drop":
+            keep = [i for i, long in enumerate(over) if not long]
+            if not keep:
+                raise UserError(f"{path}: no sentence fits the encoder's {limit.positions} input "
+                                "positions (model.cnn.input_length, words and </s>)")
+            sentences = [sentences[i] for i in keep]
+            labels = None if labels is None else [labels[i] for i in keep]
+            stats.update(sentences=len(sentences), tokens=sum(map(len, sentences)),
+                         encoder_dropped=sum(over))
+        else:
+            stats["encoder_cut"] = sum(over)
+    return sentences, labels, stats
+
+
+def encoder_limit(model: Any) -> EncoderLimit | None:
+    """The input limit of a model config's encoder (the CNN's ``input_length``), or None."""
+    if getattr(model, "encoder", "lstm") != "cnn":
+        return None
+    return EncoderLimit(model.cnn.input_length, model.cnn.long_inputs)
 
 
 def load_split(data: DataConfig, spec: str, vocab: Vocabulary, *, seed: int,
-               data_dir: str | None = None) -> tuple[BatchedCorpus, dict[str, Any]]:
+               data_dir: str | None = None, limit: EncoderLimit | None = None
+               ) -> tuple[BatchedCorpus, dict[str, Any]]:
     """One corpus file (or known data set ``NAME:SPLIT``) batched as the run batches its splits
-    (same batch size, same seed, same length limit); returns it with its read statistics."""
-    sentences, stats = _read(spec, default_data_dir(data_dir or data.data_dir), data)
+    (same batch size, same seed, same length limits); returns it with its read statistics."""
+    sentences, _, stats = read_split(spec, default_data_dir(data_dir or data.data_dir), data,
+                                     limit)
     return BatchedCorpus(encode_corpus(sentences, vocab), batch_size=data.batch_size,
                          seed=seed), stats
 
 
-def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None) -> Corpora:
-    """Read the splits named in ``data``; build the vocabulary from train unless given."""
+def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None,
+                 limit: EncoderLimit | None = None) -> Corpora:
+    """Read the splits named in ``data`` (labels of ``LABEL<TAB>SENTENCE`` files ignored);
+    build the vocabulary from train unless given. ``limit``: :func:`encoder_limit`."""
     if not data.train:
         raise UserError("config: data.train must name a corpus file or a data set (e.g. ptb:train)")
     root = default_data_dir(data.data_dir)
@@ -64,7 +115,7 @@ def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None
         if not spec:
             sentences[split] = None
             continue
-        sentences[split], stats[split] = _read(spec, root, data)
+        sentences[split], _, stats[split] = read_split(spec, root, data, limit)
     if vocab is None:
         vocab = Vocabulary.build(sentences["train"] or [], max_size=data.max_vocab,
                                  min_count=data.min_count)

@@ -74,6 +74,9 @@ class LatentTextModel(nn.Module, ABC):
     posterior_kind: str = "amortized"
     #: whether :meth:`amortized_posterior` exists
     has_amortized_posterior: bool = True
+    #: whether q(z|x) is a distribution; False for a deterministic autoencoder, whose KL,
+    #: ELBO and mutual information are not defined (the evaluation reports them as null)
+    stochastic: bool = True
 
     @abstractmethod
     def forward(self, batch: Any, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:

@@ -1,11 +1,14 @@
-"""Gaussian encoders q(z|x) = N(mu(x), diag(exp(logvar(x))))."""
+"""Gaussian encoders q(z|x) = N(mu(x), diag(exp(logvar(x)))): LSTM and CNN."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..errors import check_fields
 
 
 class GaussianEncoder(nn.Module):
@@ -64,4 +67,90 @@ class LSTMEncoder(GaussianEncoder):
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, (h, _) = self.lstm(self.embedding(tokens))
         mu, logvar = self.to_params(h[-1]).chunk(2, dim=-1)
+        return mu, logvar
+
+
+@dataclass
+class CNNConfig:
+    """The convolutional encoder of the Yelp experiment (``model.cnn.*``; defaults: the
+    authors' 300 -> 600 -> 900 filters of width 5, stride 2).
+
+    ``input_length``: the fixed number of input positions (words and ``</s>``, right-padded
+    with ``<pad>``); ``long_inputs``: what happens to sentences with more: ``cut`` (the
+    encoder reads the first ``input_length`` positions; the decoder still reconstructs the
+    whole sentence) or ``drop`` (removed when the data is read, and counted).
+    """
+
+    conv1: int = 300
+    conv2: int = 600
+    conv3: int = 900
+    width: int = 5
+    stride: int = 2
+    input_length: int = 20
+    long_inputs: str = "cut"
+
+    def validate(self, prefix: str = "model.cnn") -> None:
+        """Raise :class:`UserError` naming the first out-of-range field."""
+        checks = [(getattr(self, key) >= 1, key, ">= 1")
+                  for key in ("conv1", "conv2", "conv3", "width", "stride")]
+        checks.append((self.long_inputs in ("cut", "drop"), "long_inputs", "'cut' or 'drop'"))
+        minimum = cnn_min_input_length(self.width, self.stride)
+        checks.append((self.input_length >= minimum, "input_length",
+                       (f">= {minimum} (two convolutions of width {self.width}, stride "
+                        f"{self.stride}, must leave at least one position)")))
+        check_fields(self, prefix, checks)
+
+
+def _conv_length(length: int, width: int, stride: int) -> int:
+    """Positions after an unpadded 1-d convolution."""
+    return (length - width) // stride + 1
+
+
+def cnn_min_input_length(width: int, stride: int) -> int:
+    """The shortest input the CNN encoder accepts (the first two layers leave >= 1 position)."""
+    return width + (width - 1) * stride
+
+
+class CNNEncoder(GaussianEncoder):
+    """Embedding -> three 1-d convolutions -> linear -> (mu, logvar) (Fu et al.'s Yelp encoder,
+    after Zhang et al. 2017's deconvolutional paragraph model).
+
+    Layers: ``conv1`` filters of ``width``, stride ``stride``, ReLU; ``conv2`` filters, same
+    width and stride, ReLU; ``conv3`` filters spanning all remaining positions, tanh, giving
+    one ``conv3``-vector per sentence; then linear maps to mu and logvar.
+
+    Input ``tokens``: LongTensor ``[B, L+1]`` rows ``<s> w_1 .. w_n </s>`` as every sentence
+    model gets them. The encoder reads ``w_1 .. </s>`` (``<s>`` carries nothing), right-padded
+    with ``<pad>`` to ``input_length`` positions, or cut to the first ``input_length``.
+    """
+
+    def __init__(self, vocab_size: int, emb_dim: int, latent_dim: int, config: CNNConfig,
+                 pad_index: int = 0) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.input_length = config.input_length
+        self.pad_index = pad_index
+        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        remaining = _conv_length(_conv_length(config.input_length, config.width, config.stride),
+                                 config.width, config.stride)
+        self.convs = nn.Sequential(
+            nn.Conv1d(emb_dim, config.conv1, config.width, stride=config.stride), nn.ReLU(),
+            nn.Conv1d(config.conv1, config.conv2, config.width, stride=config.stride), nn.ReLU(),
+            nn.Conv1d(config.conv2, config.conv3, remaining), nn.Tanh(),
+        )
+        self.to_params = nn.Linear(config.conv3, 2 * latent_dim)
+
+    def fixed_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, L+1]`` -> the encoder's ``[B, input_length]`` ids (``<s>`` removed,
+        right-padded with ``pad_index`` or cut)."""
+        words = tokens[:, 1:self.input_length + 1]
+        short = self.input_length - words.shape[1]
+        if short > 0:
+            words = torch.nn.functional.pad(words, (0, short), value=self.pad_index)
+        return words
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embedding(self.fixed_input(tokens)).transpose(1, 2)  # [B, E, input_length]
+        features = self.convs(emb).squeeze(-1)  # [B, conv3]
+        mu, logvar = self.to_params(features).chunk(2, dim=-1)
         return mu, logvar

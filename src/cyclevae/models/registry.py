@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .autoencoder import TextAutoencoder
 from .base import LatentTextModel
 from .savae import SemiAmortizedVAE, SVIModel
 from .vae import TextVAE
@@ -15,11 +16,13 @@ __all__ = ["build_model"]
 
 
 def build_model(config: ModelConfig, vocab_size: int) -> LatentTextModel:
-    """The model named by ``config.kind`` (``vae``, ``savae``, ``svi``), with ``vocab_size``
+    """The model named by ``config.kind`` (``vae``, ``ae``, ``savae``, ``svi``), with ``vocab_size``
     from the data's vocabulary. The config is assumed validated
     (:func:`cyclevae.config.validate_config`)."""
     if config.kind == "vae":
         return TextVAE(config, vocab_size)
+    if config.kind == "ae":
+        return TextAutoencoder(config, vocab_size)
     if config.kind == "savae":
         return SemiAmortizedVAE(config, vocab_size, config.svi)
     if config.kind == "svi":

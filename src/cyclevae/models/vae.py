@@ -1,8 +1,9 @@
-"""The LSTM sentence VAE: encoder -> q(z|x) -> reparameterised z -> decoder, and its config."""
+"""The sentence VAE: encoder (LSTM or CNN) -> q(z|x) -> reparameterised z -> LSTM decoder,
+and its config."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -11,7 +12,7 @@ from ..data.vocab import Vocabulary
 from ..errors import check_fields
 from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
 from .decoders import LSTMDecoder
-from .encoders import LSTMEncoder
+from .encoders import CNNConfig, CNNEncoder, GaussianEncoder, LSTMEncoder
 from .generation import DecodingConfig, decode, resolve_decoding
 
 __all__ = ["TextVAE", "VAEConfig"]
@@ -34,6 +35,12 @@ class VAEConfig:
     dropout: float = 0.5
     word_dropout: float = 0.0
     init_range: float = 0.1
+    #: ``lstm`` (the PTB encoder) or ``cnn`` (the Yelp encoder, sized by ``cnn``)
+    encoder: str = "lstm"
+    #: the decoder's output layer shares its weight with its input embedding (needs
+    #: ``emb_dim == dec_hidden``)
+    tie_embeddings: bool = False
+    cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
@@ -43,14 +50,35 @@ class VAEConfig:
             (0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)"),
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
+            (self.encoder in ENCODERS, "encoder", " or ".join(map(repr, ENCODERS))),
+            (not self.tie_embeddings or self.emb_dim == self.dec_hidden, "tie_embeddings",
+             f"false unless emb_dim == dec_hidden (here {self.emb_dim} and {self.dec_hidden})"),
         ])
+        if self.encoder == "cnn":
+            self.cnn.validate(f"{prefix}.cnn")
+
+
+#: ``model.encoder`` values
+ENCODERS = ("lstm", "cnn")
+
+
+def build_sentence_encoder(config: VAEConfig, vocab_size: int) -> GaussianEncoder:
+    """The encoder ``config.encoder`` names, sized by ``config``."""
+    if config.encoder == "cnn":
+        return CNNEncoder(vocab_size, config.emb_dim, config.latent_dim, config.cnn,
+                          pad_index=Vocabulary.PAD_INDEX)
+    return LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden, config.enc_layers,
+                       config.latent_dim)
 
 
 def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> LSTMDecoder:
     """The LSTM decoder of the sentence models, sized by ``config``."""
-    return LSTMDecoder(vocab_size, config.emb_dim, config.dec_hidden, config.dec_layers,
-                       config.latent_dim, dropout=config.dropout,
-                       word_dropout=config.word_dropout, unk_index=Vocabulary.UNK_INDEX)
+    decoder = LSTMDecoder(vocab_size, config.emb_dim, config.dec_hidden, config.dec_layers,
+                          config.latent_dim, dropout=config.dropout,
+                          word_dropout=config.word_dropout, unk_index=Vocabulary.UNK_INDEX)
+    if config.tie_embeddings:
+        decoder.output.weight = decoder.embedding.weight  # one tensor, [V, emb_dim]
+    return decoder
 
 
 class SentenceModel(LatentTextModel):
@@ -78,7 +106,7 @@ class SentenceModel(LatentTextModel):
 
 
 class TextVAE(SentenceModel):
-    """Sentence VAE with an LSTM encoder and an auto-regressive LSTM decoder.
+    """Sentence VAE with an LSTM or CNN encoder and an auto-regressive LSTM decoder.
 
     A batch is a :class:`~cyclevae.data.batching.TextBatch` of ``tokens [B, L+1]``,
     equal-length rows ``<s> w_1 .. w_L`` where the last word is usually ``</s>``. The encoder
@@ -94,8 +122,7 @@ class TextVAE(SentenceModel):
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
         self.latent_dim = config.latent_dim
-        self.encoder = LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden,
-                                   config.enc_layers, config.latent_dim)
+        self.encoder = build_sentence_encoder(config, vocab_size)
         self.decoder = build_sentence_decoder(config, vocab_size)
         init_uniform_(self, config.init_range)
 
