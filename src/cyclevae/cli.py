@@ -240,6 +240,28 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="only rebuild report.md from the finished runs in --out")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_reproduce_ptb)
+    y = exp.add_parser("yelp", help="Yelp pre-training and linear probes (Figure 6, t-SNE)",
+                       description="Pre-train the chosen rows (configs/yelp/), probe each "
+                       "best-on-valid checkpoint at labelled fractions of yelp:train, and write "
+                       "report.md, accuracy.png and tsne.png. Finished runs and probes in --out "
+                       "are reused, unfinished runs resumed.")
+    y.add_argument("--rows", default="ae,vae-monotonic,vae-cyclical",
+                   help="comma-separated rows (default: ae,vae-monotonic,vae-cyclical)")
+    y.add_argument("--epochs", type=int, help="shorten every row to this many epochs")
+    y.add_argument("--fractions", default="0.001,0.01,0.1,1",
+                   help="labelled fractions probed (default 0.001,0.01,0.1,1)")
+    y.add_argument("--draws", type=int, default=5, help="probe draws per fraction (default 5)")
+    y.add_argument("--seed", type=int, default=0, help="seed of the probe draws and the t-SNE")
+    y.add_argument("--tsne-points", type=int, default=5000,
+                   help="test sentences in the t-SNE picture (default 5000; 0 skips it)")
+    y.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every row; repeatable")
+    y.add_argument("--configs", type=Path, help="directory of row configs (default configs/yelp)")
+    y.add_argument("--out", type=Path, default=Path("runs/yelp"))
+    y.add_argument("--report-only", action="store_true",
+                   help="only rebuild the report from the probed runs in --out")
+    y.add_argument("--no-progress", action="store_true")
+    y.set_defaults(func=_cmd_reproduce_yelp)
 
 
 def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
@@ -275,6 +297,94 @@ def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
                              progress=False if args.no_progress else None)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
+    return 0
+
+
+def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
+    from .experiments import yelp
+    from .probe import parse_fractions
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if args.draws < 1:
+        raise UserError(f"--draws must be >= 1, got {args.draws}")
+    if args.tsne_points < 0:
+        raise UserError(f"--tsne-points must be >= 0, got {args.tsne_points}")
+    if args.report_only:
+        result = yelp.write_yelp_report(args.out, rows=rows, tsne_points=args.tsne_points,
+                                        seed=args.seed)
+    else:
+        result = yelp.run_yelp(rows=rows, out=args.out, epochs=args.epochs,
+                               overrides=args.overrides, fractions=parse_fractions(args.fractions),
+                               draws=args.draws, seed=args.seed, tsne_points=args.tsne_points,
+                               config_dir=args.configs or yelp.CONFIG_DIR,
+                               progress=False if args.no_progress else None)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {args.out}/report.md", file=sys.stderr)
+    return 0
+
+
+def _add_embed_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="the code (posterior mean) of every sentence of a file",
+                       description="Writes the posterior mean of every sentence of --data, in "
+                       "file order: .npy (the codes alone) or .npz (mu and, for a "
+                       "LABEL<TAB>SENTENCE file, labels).")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", required=True, help="sentence file (or NAME:SPLIT, e.g. yelp:test)")
+    p.add_argument("--out", type=Path, required=True, help="codes.npy or codes.npz")
+    p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
+    p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .embedding import embed_file, save_codes
+    from .runtime import configure_process
+
+    if args.out.suffix not in (".npy", ".npz"):
+        raise UserError(f"--out {args.out}: expected a .npy or .npz file name")
+    configure_process(args.num_threads)
+    codes = embed_file(args.checkpoint, args.data, data_dir=args.data_dir)
+    save_codes(codes, args.out)
+    labels = "" if codes.labels is None or args.out.suffix == ".npy" else " and labels"
+    cut = f"; {codes.cut} longer than the encoder's input, read in part" if codes.cut else ""
+    print(f"wrote {args.out}: {codes.mu.shape[0]} x {codes.mu.shape[1]} codes{labels}{cut}",
+          file=sys.stderr)
+    return 0
+
+
+def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="linear probes on the codes at labelled fractions (JSON)",
+                       description="Fits a logistic regression on the frozen codes of a random "
+                       "stratified fraction of the labelled training file (regularisation "
+                       "chosen on --valid), for each fraction and draw, and prints the test "
+                       "accuracies as one JSON object. Needs scikit-learn (cyclevae[probe]).")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--train", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
+    p.add_argument("--test", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
+    p.add_argument("--valid", help="LABEL<TAB>SENTENCE file choosing the regularisation "
+                   "(default: none, C = 1)")
+    p.add_argument("--fractions",
+                   help="labelled fractions of --train, each in (0, 1] (default "
+                   "0.001,0.01,0.1,1, leaving out those with fewer labels than classes)")
+    p.add_argument("--draws", type=int, default=5, help="random subsets per fraction (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
+    p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
+    p.set_defaults(func=_cmd_probe)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import parse_fractions, probe_checkpoint
+    from .runtime import configure_process
+
+    fractions = parse_fractions(args.fractions or "0.001,0.01,0.1,1")
+    if args.draws < 1:
+        raise UserError(f"--draws must be >= 1, got {args.draws}")
+    configure_process(args.num_threads)
+    result = probe_checkpoint(args.checkpoint, args.train, args.test, valid=args.valid,
+                              fractions=fractions, draws=args.draws, seed=args.seed,
+                              data_dir=args.data_dir, skip_infeasible=args.fractions is None)
+    print(json.dumps(result, indent=1))
     return 0
 
 
@@ -372,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
                 _add_reproduce_parser, _add_schedule_parser, _add_data_parser,
-                _add_diagnose_parser, _add_runs_parser):
+                _add_diagnose_parser, _add_runs_parser, _add_embed_parser, _add_probe_parser):
         add(sub)
     return parser
 

@@ -1,0 +1,128 @@
+"""Codes of sentences: the posterior mean of a trained model for every sentence of a file, in
+file order (``cyclevae embed``), and the labels of ``LABEL<TAB>SENTENCE`` files beside them.
+
+The code is the mean of the q(z|x) the model reports (the encoder's for a VAE or an
+autoencoder, the refined one for SA-VAE, seeded as the evaluation seeds it). Sentences are
+encoded in batches of equal length (no padding, so a sentence's code does not depend on its
+neighbours for the amortized models) and put back in file order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_open
+from .data.batching import TextBatch, encode_corpus
+from .data.corpus import read_labelled, read_sentences
+from .data.splits import is_labelled
+from .data.vocab import Vocabulary
+from .errors import UserError
+from .evaluation import posterior_fn, precision_context
+from .models.base import LatentTextModel
+
+__all__ = ["SentenceCodes", "embed_file", "read_sentence_file", "save_codes", "sentence_codes"]
+
+
+@dataclass
+class SentenceCodes:
+    """The codes of one file: ``mu [N, D]`` float32 in file order (blank lines skipped),
+    ``labels`` (N strings, or None for an unlabelled file) and how many sentences a
+    fixed-size encoder read only in part (``cut``)."""
+
+    mu: np.ndarray
+    labels: list[str] | None
+    cut: int = 0
+
+
+def read_sentence_file(path: str | Path, data_format: str = "auto"
+                       ) -> tuple[list[list[str]], list[str] | None]:
+    """Sentences and labels (None unless the file is ``LABEL<TAB>SENTENCE``: ``.tsv`` with
+    ``data_format="auto"``, or ``"labelled"``) of a file, every non-blank line kept."""
+    path = Path(path)
+    if is_labelled(path, data_format):
+        labels, sentences, _ = read_labelled(path)
+        return sentences, labels
+    sentences, _ = read_sentences(path)
+    return sentences, None
+
+
+@torch.no_grad()
+def sentence_codes(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]], *,
+                   seed: int = 0, batch_size: int = 256, precision: str = "fp32"
+                   ) -> np.ndarray:
+    """Posterior means ``[N, D]`` (float32) of tokenised ``sentences``, in their order.
+
+    Args:
+        model: any :class:`~cyclevae.models.base.LatentTextModel` (eval mode is set and
+            restored).
+        sentences: token lists; unknown words become ``<unk>``.
+        seed: seeds a refined posterior's noise (SA-VAE), as the evaluation does.
+        batch_size: sentences per encoder call.
+    """
+    if not sentences:
+        raise UserError("no sentences to encode")
+    encoded = encode_corpus(sentences, vocab)
+    posterior = posterior_fn(model, seed)
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
+    device = next(model.parameters()).device
+    out = np.empty((len(encoded), model.latent_dim), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with precision_context(precision, device):
+            start = 0
+            while start < len(order):
+                length = len(encoded[order[start]])
+                stop = start
+                while (stop < len(order) and stop - start < batch_size
+                       and len(encoded[order[stop]]) == length):
+                    stop += 1
+                rows = order[start:stop]
+                tokens = torch.tensor([encoded[i] for i in rows], dtype=torch.long,
+                                      device=device)
+                mu, _ = posterior(TextBatch(tokens))
+                out[rows] = mu.float().cpu().numpy()
+                start = stop
+    finally:
+        model.train(was_training)
+    return out
+
+
+def save_codes(codes: SentenceCodes, path: str | Path) -> None:
+    """Write ``codes`` atomically: ``.npy`` holds ``mu`` alone; ``.npz`` holds ``mu`` and, for a
+    labelled file, ``labels`` (strings)."""
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz"):
+        raise UserError(f"--out {path}: expected a .npy or .npz file name")
+    with atomic_open(path, "wb", what="codes") as handle:
+        if path.suffix == ".npy":
+            np.save(handle, codes.mu)
+        elif codes.labels is None:
+            np.savez(handle, mu=codes.mu)
+        else:
+            np.savez(handle, mu=codes.mu, labels=np.asarray(codes.labels, dtype=str))
+
+
+def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None,
+               batch_size: int = 256) -> SentenceCodes:
+    """The codes of every sentence of ``data`` (a file, or a known data set ``NAME:SPLIT``)
+    under the model of ``checkpoint``, in file order, with the file's labels if it has them
+    (read as the run reads its data: ``data.format``). Over-long sentences are read in part by a
+    fixed-size encoder (counted in ``cut``), never dropped, so rows match the file's lines."""
+    from .data.sources import data_dir as default_data_dir
+    from .data.sources import resolve_data_path
+    from .inference import load_model
+
+    model, vocab, config, _ = load_model(checkpoint)
+    path = resolve_data_path(data, default_data_dir(data_dir or config.data.data_dir))
+    sentences, labels = read_sentence_file(path, config.data.format)
+    cut = 0
+    if config.model.encoder == "cnn":
+        cut = sum(len(words) + 1 > config.model.cnn.input_length for words in sentences)
+    mu = sentence_codes(model, vocab, sentences, seed=config.train.seed, batch_size=batch_size,
+                        precision=config.train.precision)
+    return SentenceCodes(mu=mu, labels=labels, cut=cut)

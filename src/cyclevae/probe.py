@@ -1,0 +1,219 @@
+"""Linear probes on sentence codes: how much a frozen encoder's posterior means say about a
+label when only a fraction of the training labels is available (the paper's Figure 6).
+
+For each labelled fraction f and each draw, a stratified random subset of ``round(f * N)``
+training sentences (every class at least once) trains scikit-learn's multinomial
+``LogisticRegression`` on standardised codes; its inverse regularisation ``C`` is chosen on the
+valid set (highest accuracy, the stronger regularisation on ties) and the test accuracy of that
+choice is reported. Without a valid set ``C = 1``. The encoder is never updated (the authors'
+"fine-tuning" trains the classifier alone).
+
+scikit-learn is an optional dependency (``pip install 'cyclevae[probe]'``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes", "parse_fractions",
+           "probe_checkpoint", "probe_fractions", "stratified_subset"]
+
+#: labelled fractions probed by default (0.1%, 1%, 10%, all)
+DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
+#: values of LogisticRegression's C tried on the valid set
+DEFAULT_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+@dataclass
+class LabelledCodes:
+    """Codes ``x [N, D]`` and their labels (N strings) from one file (``name`` for messages)."""
+
+    x: np.ndarray
+    labels: list[str]
+    name: str = "data"
+
+
+def parse_fractions(text: str) -> list[float]:
+    """``"0.001,0.01,0.1,1"`` -> floats, each in (0, 1] (UserError naming the bad one)."""
+    fractions = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise UserError(f"--fractions: expected numbers in (0, 1] separated by commas, "
+                            f"got {item!r}") from None
+        if not 0.0 < value <= 1.0 or math.isnan(value):
+            raise UserError(f"--fractions: each fraction must be in (0, 1], got {value:g}")
+        fractions.append(value)
+    return fractions
+
+
+def stratified_subset(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``size`` rows of ``y`` (class ids ``[N]``) drawn without replacement, every
+    class represented in proportion to its frequency (largest remainder) and at least once.
+
+    Raises ValueError if ``size`` is smaller than the number of classes or larger than N.
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    if not len(classes) <= size <= len(y):
+        raise ValueError(f"size must be in [{len(classes)}, {len(y)}], got {size}")
+    if size == len(y):
+        return np.arange(len(y))
+    share = counts * (size / len(y))
+    take = np.maximum(np.floor(share).astype(int), 1)
+    while take.sum() > size:  # the minimum of one per class overshot: trim the most over-served
+        over = np.where(take > 1, take - share, -np.inf)
+        take[int(np.argmax(over))] -= 1
+    order = np.argsort(-(share - np.floor(share)), kind="stable")  # largest remainder first
+    while take.sum() < size:
+        for c in order:
+            if take.sum() < size and take[c] < counts[c]:
+                take[c] += 1
+    picks = [rng.choice(np.flatnonzero(y == c), size=int(k), replace=False)
+             for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picks))
+
+
+def _encode_labels(data: LabelledCodes, classes: list[str], role: str) -> np.ndarray:
+    index = {label: i for i, label in enumerate(classes)}
+    unknown = sorted(set(data.labels) - set(index))
+    if unknown:
+        raise UserError(f"{data.name}: label {unknown[0]!r} does not occur in the training file "
+                        f"(its labels: {', '.join(classes[:10])}) ({role} set)")
+    return np.fromiter((index[label] for label in data.labels), dtype=np.int64,
+                       count=len(data.labels))
+
+
+def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000,
+                                                               random_state=seed))
+    return model.fit(x, y)
+
+
+def _require_sklearn() -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise UserError("cyclevae probe needs scikit-learn: pip install 'cyclevae[probe]'"
+                        ) from None
+
+
+def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
+                    valid: LabelledCodes | None = None,
+                    fractions: Sequence[float] = DEFAULT_FRACTIONS, draws: int = 5,
+                    seed: int = 0, c_grid: Sequence[float] = DEFAULT_C_GRID,
+                    skip_infeasible: bool = False) -> dict[str, Any]:
+    """Test accuracy of linear probes trained on labelled fractions of ``train``.
+
+    Args:
+        train, test, valid: codes and labels; valid/test labels must occur in train.
+        fractions: each in (0, 1]; a fraction leaving fewer labels than classes is refused.
+        draws: random subsets per fraction (one for a fraction of 1, the whole set).
+        seed: draw ``d`` of every fraction uses ``numpy.random.default_rng([seed, d])``.
+        c_grid: the C values tried on valid (without valid: C = 1).
+        skip_infeasible: leave out (and list under ``skipped``) fractions leaving fewer
+            labels than classes instead of refusing them (for the default fractions on a
+            small file).
+    Returns:
+        ``{"classes", "train_sentences", "regularisation", "fractions": [{"fraction",
+        "labels", "draws", "accuracy": [per draw], "mean", "sd" (sample sd, ddof 1; 0 for
+        one draw), "C": [chosen per draw], "valid_accuracy": [per draw or None]}]}``.
+    """
+    _require_sklearn()
+    if draws < 1:
+        raise UserError(f"--draws must be >= 1, got {draws}")
+    classes = sorted(set(train.labels))
+    if len(classes) < 2:
+        raise UserError(f"{train.name}: a probe needs at least two labels, found "
+                        f"{len(classes)} ({', '.join(classes)})")
+    y_train = _encode_labels(train, classes, "training")
+    y_test = _encode_labels(test, classes, "test")
+    y_valid = None if valid is None else _encode_labels(valid, classes, "valid")
+    n = len(y_train)
+    planned, skipped = [], []
+    for fraction in fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise UserError(f"--fractions: each fraction must be in (0, 1], got {fraction:g}")
+        size = n if fraction == 1.0 else max(round(fraction * n), 1)
+        if size < len(classes):
+            message = (f"{fraction:g} of {n} training sentences leaves {size} labels, fewer "
+                       f"than the {len(classes)} classes")
+            if not skip_infeasible:
+                raise UserError(f"--fractions: {message}")
+            skipped.append({"fraction": fraction, "reason": message})
+            continue
+        planned.append((fraction, size))
+    if not planned:
+        raise UserError(f"--fractions: none is feasible ({skipped[0]['reason']})")
+    rows = []
+    for fraction, size in planned:
+        n_draws = 1 if size == n else draws
+        accuracy, chosen, valid_acc = [], [], []
+        for d in range(n_draws):
+            rng = np.random.default_rng([seed, d])
+            idx = stratified_subset(y_train, size, rng)
+            x, y = train.x[idx], y_train[idx]
+            if valid is None:
+                best_c, best_valid = 1.0, None
+                model = _fit(x, y, 1.0, seed)
+            else:
+                best_c, best_valid, model = None, -1.0, None
+                for c in sorted(c_grid):
+                    candidate = _fit(x, y, c, seed)
+                    score = float(candidate.score(valid.x, y_valid))
+                    if score > best_valid:
+                        best_c, best_valid, model = c, score, candidate
+            accuracy.append(float(model.score(test.x, y_test)))
+            chosen.append(best_c)
+            valid_acc.append(best_valid)
+        rows.append({
+            "fraction": fraction, "labels": size, "draws": n_draws, "accuracy": accuracy,
+            "mean": float(np.mean(accuracy)),
+            "sd": float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else 0.0,
+            "C": chosen, "valid_accuracy": valid_acc,
+        })
+    return {
+        "classes": classes, "train_sentences": n,
+        "regularisation": ("C chosen on valid from " + ", ".join(f"{c:g}" for c in c_grid)
+                           if valid is not None else "C = 1 (no valid set)"),
+        "fractions": rows, "skipped": skipped,
+    }
+
+
+def probe_checkpoint(checkpoint: str | Path, train: str, test: str, *,
+                     valid: str | None = None, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                     draws: int = 5, seed: int = 0, data_dir: str | None = None,
+                     skip_infeasible: bool = False) -> dict[str, Any]:
+    """:func:`probe_fractions` on the codes (:func:`cyclevae.embedding.embed_file`) of
+    labelled files (or known data sets ``NAME:SPLIT``) under the model of ``checkpoint``;
+    the result names the checkpoint, the files and the code size."""
+    from .embedding import embed_file
+
+    _require_sklearn()
+    sets: dict[str, LabelledCodes] = {}
+    for role, spec in (("train", train), ("valid", valid), ("test", test)):
+        if spec is None:
+            continue
+        codes = embed_file(checkpoint, spec, data_dir=data_dir)
+        if codes.labels is None:
+            raise UserError(f"--{role} {spec}: expected a labelled file (LABEL<TAB>SENTENCE "
+                            "lines, .tsv)")
+        sets[role] = LabelledCodes(codes.mu, codes.labels, name=spec)
+    result = probe_fractions(sets["train"], sets["test"], valid=sets.get("valid"),
+                             fractions=fractions, draws=draws, seed=seed,
+                             skip_infeasible=skip_infeasible)
+    return {"checkpoint": str(checkpoint), "train": train, "valid": valid, "test": test,
+            "features": f"posterior mean ({sets['train'].x.shape[1]} dimensions)",
+            "seed": seed, **result}
