@@ -1,0 +1,239 @@
+"""Unsupervised pre-training on Yelp (paper section 6.3, Figure 6; t-SNE in Figure 9 of the
+supplement).
+
+Each row (``configs/yelp/``: ``ae``, ``vae-monotonic``, ``vae-cyclical``) pre-trains through the
+ordinary Trainer into ``OUT/<row>/`` (resumable; a finished row is reused); its best-on-valid
+checkpoint is then frozen and probed (:mod:`cyclevae.probe`) at labelled fractions of
+``yelp:train``, the regularisation chosen on ``yelp:valid``, accuracy on ``yelp:test``. The
+report puts the accuracy table beside the paper's finding, draws accuracy against the labelled
+fraction and a t-SNE of the codes of test sentences, and lists each model's test metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..config import load_config
+from ..errors import UserError
+from ..report import format_number, markdown_table, new_figure, save_figure_atomic
+from ..rundir import BEST, LAST
+from ..runtime import configure_process
+from ..training import Trainer
+from . import CONFIGS
+
+CONFIG_DIR = CONFIGS / "yelp"
+ROWS = ("ae", "vae-monotonic", "vae-cyclical")
+LABELS = {"ae": "AE", "vae-monotonic": "VAE, monotonic", "vae-cyclical": "VAE, cyclical"}
+DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
+PAPER_EPOCHS = 100
+PAPER_FINDING = ("the cyclical schedule is the most accurate at every labelled proportion, and "
+                 "its t-SNE clusters are the clearest (Figure 6; Figure 9 of the supplement)")
+TEST_METRICS = ("rec", "kl", "mi", "active_units", "ppl", "rec_ppl")
+
+
+def _probe_settings(fractions: list[float], draws: int, seed: int) -> dict[str, Any]:
+    return {"fractions": fractions, "draws": draws, "seed": seed, "train": "yelp:train",
+            "valid": "yelp:valid", "test": "yelp:test"}
+
+
+def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
+             overrides: list[str] | None = None, fractions: list[float] | None = None,
+             draws: int = 5, seed: int = 0, tsne_points: int = 5000,
+             config_dir: Path = CONFIG_DIR, progress: bool | None = None,
+             data: dict[str, str] | None = None) -> dict[str, Any]:
+    """Pre-train every row not finished in ``out``, probe each (reused when its ``probe.json``
+    has the same settings), then write ``OUT/report.md`` and its figures.
+
+    Args:
+        rows: row names (config stems in ``config_dir``).
+        epochs: shortens every row (cycles kept, fewer epochs per cycle).
+        overrides: ``key=value`` strings applied to every row.
+        fractions, draws, seed: the probe's (:func:`cyclevae.probe.probe_fractions`).
+        tsne_points: test sentences in the t-SNE picture (a seeded sample; 0 skips it).
+        data: ``{"train", "valid", "test"}`` labelled files instead of ``yelp:SPLIT`` for the
+            probe and the picture (a run's own data is set through ``overrides``).
+    """
+    from ..probe import probe_checkpoint
+
+    fractions = list(fractions or DEFAULT_FRACTIONS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    files = {"train": "yelp:train", "valid": "yelp:valid", "test": "yelp:test", **(data or {})}
+    todo = []
+    for row in rows:
+        path = config_dir / f"{row}.yaml"
+        if not path.is_file():
+            raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
+        extra = list(overrides or []) + ([f"train.epochs={epochs}"] if epochs else [])
+        config = load_config(path, extra)
+        if epochs is not None and config.schedule.n_cycles > epochs:
+            raise UserError(f"--epochs {epochs}: row {row!r} has {config.schedule.n_cycles} "
+                            "cycles; shortening keeps them, so give at least that many epochs")
+        todo.append((row, config, out / row))
+    for _, config, run in todo:
+        if (run / "metrics.json").is_file():
+            continue
+        configure_process(config.train.num_threads)
+        resume = (run / LAST).is_file()
+        Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
+    settings = {**_probe_settings(fractions, draws, seed), **files}
+    for row, _, run in todo:
+        cached = run / "probe.json"
+        if cached.is_file() and json.loads(cached.read_text()).get("settings") == settings:
+            continue
+        result = probe_checkpoint(_checkpoint(run), files["train"], files["test"],
+                                  valid=files["valid"], fractions=fractions, draws=draws,
+                                  seed=seed)
+        write_json_atomic(cached, {"settings": settings, **result})
+    return write_yelp_report(out, rows=rows, tsne_points=tsne_points, seed=seed,
+                             test_file=files["test"])
+
+
+def _checkpoint(run: Path) -> Path:
+    """The best-on-valid checkpoint of a run (the last one if the run kept no best)."""
+    return run / BEST if (run / BEST).is_file() else run / LAST
+
+
+def _accuracy_figure(probes: dict[str, dict[str, Any]]) -> Any:
+    fig, axes = new_figure(1, 1, figsize=(5.5, 4.0))
+    ax = axes[0, 0]
+    for row, probe in probes.items():
+        xs = [r["fraction"] * 100 for r in probe["fractions"]]
+        ax.errorbar(xs, [r["mean"] * 100 for r in probe["fractions"]],
+                    yerr=[r["sd"] * 100 for r in probe["fractions"]], marker="o", capsize=3,
+                    label=LABELS.get(row, row))
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training data (% of yelp:train, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Linear probe on the frozen codes (mean ± sd over draws)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed: int) -> Any:
+    from sklearn.manifold import TSNE
+
+    from ..embedding import embed_file
+
+    fig, axes = new_figure(1, len(rows), figsize=(4.2 * len(rows), 4.2))
+    for ax, row in zip(axes[0], rows):
+        codes = embed_file(_checkpoint(out / row), test_file)
+        labels = np.asarray(codes.labels if codes.labels is not None else ["?"] * len(codes.mu))
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(codes.mu), size=min(n_points, len(codes.mu)),
+                                  replace=False))
+        perplexity = min(30.0, (len(pick) - 1) / 3)  # the usual 30, less for tiny samples
+        points = TSNE(n_components=2, init="pca", random_state=seed,
+                      perplexity=perplexity).fit_transform(codes.mu[pick].astype(np.float64))
+        for label in sorted(set(labels[pick].tolist())):
+            mask = labels[pick] == label
+            ax.scatter(points[mask, 0], points[mask, 1], s=2, alpha=0.5, label=f"label {label}")
+        ax.set_title(f"{LABELS.get(row, row)} ({len(pick)} test sentences)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(markerscale=4, loc="upper right", fontsize=8)
+    return fig
+
+
+def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclical"
+                  ) -> list[str]:
+    """One sentence per fraction: whether ``best_row`` has the highest mean accuracy there,
+    by how much, and whether the gap exceeds the larger of the two rows' draw sd."""
+    if best_row not in probes or len(probes) < 2:
+        return []
+    lines = []
+    for i, row in enumerate(probes[best_row]["fractions"]):
+        ours = row["mean"]
+        others = {name: p["fractions"][i] for name, p in probes.items() if name != best_row}
+        rival_name, rival = max(others.items(), key=lambda kv: kv[1]["mean"])
+        gap = (ours - rival["mean"]) * 100
+        spread = max(row["sd"], rival["sd"]) * 100
+        verdict = "holds" if gap > 0 else "does not hold"
+        size = "beyond" if abs(gap) > spread else "within"
+        lines.append(f"- {row['fraction'] * 100:g}% labels ({row['labels']}): "
+                     f"{LABELS[best_row]} {ours * 100:.2f}% vs next best "
+                     f"{LABELS.get(rival_name, rival_name)} {rival['mean'] * 100:.2f}%: the "
+                     f"finding {verdict} (gap {gap:+.2f} points, {size} the larger draw sd "
+                     f"{spread:.2f})")
+    return lines
+
+
+def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
+                      test_file: str = "yelp:test") -> dict[str, Any]:
+    """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed rows."""
+    probes, metrics = {}, {}
+    for row in rows:
+        if (out / row / "probe.json").is_file() and (out / row / "metrics.json").is_file():
+            probes[row] = json.loads((out / row / "probe.json").read_text())
+            metrics[row] = json.loads((out / row / "metrics.json").read_text())
+    if not probes:
+        raise UserError(f"{out}: no pre-trained and probed Yelp rows to report")
+    fractions = [r["fraction"] for r in next(iter(probes.values()))["fractions"]]
+    acc_headers = ["model", *[f"{f * 100:g}% ({r['labels']} labels)" for f, r in
+                              zip(fractions, next(iter(probes.values()))["fractions"])]]
+    acc_rows = [[LABELS.get(row, row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
+                                         for r in p["fractions"]]] for row, p in probes.items()]
+    save_figure_atomic(_accuracy_figure(probes), out / "accuracy.png")
+    tsne = tsne_points > 0
+    if tsne:
+        save_figure_atomic(_tsne_figure(out, list(probes), test_file, tsne_points, seed),
+                           out / "tsne.png")
+    metric_rows = []
+    for row, m in metrics.items():
+        best = (m.get("best") or {}).get("test") or m.get("test") or {}
+        metric_rows.append([LABELS.get(row, row), (m.get("best") or {}).get("epoch", m["epochs"]),
+                            m["epochs"], *[best.get(k) for k in TEST_METRICS],
+                            m.get("seconds_per_epoch")])
+    draws = next(iter(probes.values()))["fractions"][0]["draws"]
+    lines = [
+        "# Yelp unsupervised pre-training: linear probes on the codes, ours beside the paper",
+        "",
+        f"Test accuracy (%) of a logistic regression on the frozen posterior means of the "
+        f"best-on-valid checkpoint, trained on a stratified random fraction of the labelled "
+        f"training set (mean ± sd over {draws} draws; one draw at 100%), regularisation "
+        f"chosen on valid ({next(iter(probes.values()))['regularisation']}).",
+        "",
+        markdown_table(acc_headers, acc_rows),
+        "",
+        f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
+        "",
+        "**In our runs:**",
+        *(finding_check(probes) or ["- (needs the cyclical row and another row)"]),
+        "",
+        "![accuracy against labelled fraction](accuracy.png)",
+        "",
+    ]
+    if tsne:
+        lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
+                  "sentences for every model), coloured by label:", "",
+                  "![t-SNE of the codes](tsne.png)", ""]
+    lines += [
+        "Test metrics of the pre-trained models (the probed, best-on-valid checkpoint; per "
+        "sentence, nats). KL, MI and PPL are not defined for the AE (no posterior "
+        "distribution); rec_ppl = exp(Rec summed / tokens).",
+        "",
+        markdown_table(["model", "best epoch", "epochs", *TEST_METRICS, "s/epoch"],
+                       metric_rows),
+        "",
+    ]
+    for row, m in metrics.items():
+        short = "" if m["epochs"] >= PAPER_EPOCHS else f" (shortened: {m['epochs']} of " \
+            f"{PAPER_EPOCHS} epochs)"
+        lines.append(f"- `{row}`{short}: schedule {m['config']['schedule']}, lr "
+                     f"{m['config']['lr_schedule']}, commit {m.get('git_commit')}, torch "
+                     f"{m.get('torch')}, {m.get('num_threads')} threads, "
+                     f"{format_number(m.get('seconds_per_epoch'))} s/epoch")
+    lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+    return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in probes.items()},
+            "finding": finding_check(probes), "finite": all(
+                math.isfinite(r["mean"]) for p in probes.values() for r in p["fractions"])}

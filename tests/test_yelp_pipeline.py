@@ -1,0 +1,180 @@
+"""End to end on a slice of Yelp and on a labelled file nobody prepared: pre-train a CNN-encoder
+VAE through the CLI, ``embed`` (same mu as the model, file order), ``probe``, bad input, and a
+shortened ``reproduce yelp``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cyclevae.cli import main
+from cyclevae.data.batching import TextBatch, encode_corpus
+from cyclevae.data.corpus import read_labelled
+from cyclevae.inference import load_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = ["model.emb_dim=16", "model.dec_hidden=16", "model.latent_dim=4", "model.cnn.conv1=8",
+        "model.cnn.conv2=8", "model.cnn.conv3=8", "train.lr=0.003", "train.log_every=20"]
+
+
+def _set(items: list[str]) -> list[str]:
+    return [x for item in items for x in ("--set", item)]
+
+
+def run_cli(capsys, *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def yelp_slice(tmp_path_factory, shared_data) -> Path:
+    root = tmp_path_factory.mktemp("yelp_slice")
+    for split, n in (("train", 600), ("valid", 150), ("test", 150)):
+        lines = (shared_data / "yelp" / f"{split}.tsv").read_text().splitlines()
+        lines = lines[::len(lines) // n][:n]  # the files are sorted by label: take every k-th
+        (root / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def data_set(root: Path) -> list[str]:
+    return [f"data.train={root / 'train.tsv'}", f"data.valid={root / 'valid.tsv'}",
+            f"data.test={root / 'test.tsv'}"]
+
+
+@pytest.fixture(scope="module")
+def yelp_run(yelp_slice, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("yelp_run") / "vae"
+    code = main(["train", "--config", "yelp/vae-cyclical", "--out", str(out), "--no-progress",
+                 *_set([*data_set(yelp_slice), *TINY, "train.epochs=2", "schedule.n_cycles=2",
+                        "lr_schedule.n_cycles=2"])])
+    assert code == 0
+    return out
+
+
+def test_training_reads_labelled_files_and_ignores_labels(yelp_run, yelp_slice) -> None:
+    metrics = json.loads((yelp_run / "metrics.json").read_text())
+    assert metrics["data"]["train"]["sentences"] == 600
+    assert metrics["data"]["train"]["encoder_cut"] == 0  # Yelp: at most 16 words
+    vocab = (yelp_run / "vocab.txt").read_text().split()
+    assert "0" not in vocab[:4] and metrics["config"]["model"]["encoder"] == "cnn"
+    assert metrics["test"]["kl"] > 0 and metrics["test"]["rec_ppl"] < metrics["test"]["ppl"]
+
+
+def test_embed_gives_the_models_mu_in_file_order(yelp_run, yelp_slice, tmp_path, capsys) -> None:
+    out = tmp_path / "codes.npz"
+    code, _, err = run_cli(capsys, "embed", yelp_run / "checkpoint_last.pt", "--data",
+                           yelp_slice / "test.tsv", "--out", out)
+    assert code == 0 and "150 x 4 codes and labels" in err
+    saved = np.load(out)
+    labels, sentences, _ = read_labelled(yelp_slice / "test.tsv")
+    assert saved["labels"].tolist() == labels and saved["mu"].shape == (150, 4)
+    model, vocab, _, _ = load_model(yelp_run / "checkpoint_last.pt")
+    for i in (0, 7, 149):  # each sentence alone through the model: same code, same row
+        ids = encode_corpus([sentences[i]], vocab)
+        with torch.no_grad():
+            mu, _ = model.posterior(TextBatch(torch.tensor(ids)))
+        np.testing.assert_allclose(saved["mu"][i], mu[0].numpy(), rtol=1e-5, atol=1e-6)
+    npy = tmp_path / "codes.npy"
+    assert run_cli(capsys, "embed", yelp_run / "checkpoint_last.pt", "--data",
+                   yelp_slice / "test.tsv", "--out", npy)[0] == 0
+    np.testing.assert_array_equal(np.load(npy), saved["mu"])
+
+
+def test_probe_prints_one_json_object(yelp_run, yelp_slice, capsys) -> None:
+    code, out, _ = run_cli(capsys, "probe", yelp_run / "checkpoint_last.pt", "--train",
+                           yelp_slice / "train.tsv", "--valid", yelp_slice / "valid.tsv",
+                           "--test", yelp_slice / "test.tsv", "--fractions", "0.05,1",
+                           "--draws", "3", "--seed", "4")
+    assert code == 0
+    result = json.loads(out)
+    small, full = result["fractions"]
+    assert small["labels"] == 30 and len(small["accuracy"]) == 3 and full["labels"] == 600
+    assert all(0.0 <= a <= 1.0 for a in small["accuracy"] + full["accuracy"])
+    assert result["classes"] == ["0", "1"] and result["features"].startswith("posterior mean")
+
+
+def test_bad_probe_and_embed_input(yelp_run, yelp_slice, tmp_path, capsys) -> None:
+    ckpt = yelp_run / "checkpoint_last.pt"
+    base = ["probe", ckpt, "--train", yelp_slice / "train.tsv", "--test"]
+    code, _, err = run_cli(capsys, *base, yelp_slice / "test.tsv", "--fractions", "0,1")
+    assert code == 2 and "--fractions: each fraction must be in (0, 1], got 0" in err
+    code, _, err = run_cli(capsys, *base, yelp_slice / "test.tsv", "--fractions", "0.001")
+    assert code == 2 and "leaves 1 labels, fewer than the 2 classes" in err
+    other = tmp_path / "other.tsv"
+    other.write_text("0\tthe food\n3\tgreat service\n")
+    code, _, err = run_cli(capsys, *base, other, "--fractions", "1")
+    assert code == 2 and "label '3' does not occur in the training file" in err
+    broken = tmp_path / "broken.tsv"
+    broken.write_text("1\tgood\nno tab\n")
+    code, _, err = run_cli(capsys, "embed", ckpt, "--data", broken, "--out", tmp_path / "x.npz")
+    assert code == 2 and f"{broken}, line 2: expected LABEL<TAB>SENTENCE" in err
+    assert not (tmp_path / "x.npz").exists()
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("1\tgood\n0\t\n")
+    code, _, err = run_cli(capsys, "embed", ckpt, "--data", empty, "--out", tmp_path / "y.npz")
+    assert code == 2 and f"{empty}, line 2: the sentence after the tab is empty" in err
+    code, _, err = run_cli(capsys, "embed", ckpt, "--data", empty, "--out", tmp_path / "y.txt")
+    assert code == 2 and "expected a .npy or .npz file name" in err
+
+
+def test_a_labelled_file_nobody_prepared(tmp_path, capsys) -> None:
+    """Topics instead of 0/1, a long line: train, embed and probe with defaults alone."""
+    rng = np.random.default_rng(0)
+    words = {"sports": "ball team goal match win coach".split(),
+             "food": "pizza pasta salad taste chef menu".split(),
+             "travel": "train hotel flight beach city trip".split()}
+    lines = []
+    for i in range(240):
+        topic = list(words)[i % 3]
+        n = 40 if i == 5 else int(rng.integers(3, 9))  # one sentence longer than the CNN reads
+        lines.append(f"{topic}\t" + " ".join(rng.choice(words[topic], n)))
+    (tmp_path / "mine.tsv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "--config", "yelp/vae-monotonic", "--out", out,
+                         "--no-progress",
+                         *_set([f"data.train={tmp_path / 'mine.tsv'}", "data.valid=null",
+                                "data.test=null", *TINY, "train.epochs=2"]))
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["train"]["encoder_cut"] == 1
+    code, _, err = run_cli(capsys, "embed", out / "checkpoint_last.pt", "--data",
+                           tmp_path / "mine.tsv", "--out", tmp_path / "codes.npz")
+    assert code == 0 and "1 longer than the encoder's input" in err
+    assert np.load(tmp_path / "codes.npz")["mu"].shape == (240, 4)
+    code, printed, _ = run_cli(capsys, "probe", out / "checkpoint_last.pt", "--train",
+                               tmp_path / "mine.tsv", "--test", tmp_path / "mine.tsv")
+    assert code == 0
+    result = json.loads(printed)
+    assert result["classes"] == ["food", "sports", "travel"]
+    # 0.1% and 1% of 240 leave 0 and 2 labels for 3 classes: left out with the reason
+    assert [s["fraction"] for s in result["skipped"]] == [0.001, 0.01]
+    assert "fewer than the 3 classes" in result["skipped"][1]["reason"]
+    assert [r["fraction"] for r in result["fractions"]] == [0.1, 1.0]
+
+
+def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
+    from cyclevae.experiments.yelp import run_yelp
+
+    files = {s: str(yelp_slice / f"{s}.tsv") for s in ("train", "valid", "test")}
+    overrides = [*data_set(yelp_slice), *TINY, "data.batch_size=64"]
+    result = run_yelp(rows=["ae", "vae-cyclical"], out=tmp_path, epochs=2,
+                      overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
+                      fractions=[0.1, 1.0], draws=2, tsne_points=60, progress=False, data=files)
+    report = (tmp_path / "report.md").read_text()
+    for name in ("accuracy.png", "tsne.png", "ae/probe.json", "vae-cyclical/probe.json"):
+        assert (tmp_path / name).is_file()
+    assert "The paper's finding" in report and "shortened: 2 of 100 epochs" in report
+    assert len(result["finding"]) == 2 and result["finite"]
+    ae = json.loads((tmp_path / "ae" / "metrics.json").read_text())["test"]
+    assert ae["kl"] is None and "kl" in ae["not_defined"]
+    stamp = (tmp_path / "ae" / "probe.json").stat().st_mtime_ns
+    run_yelp(rows=["ae", "vae-cyclical"], out=tmp_path, epochs=2,
+             overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
+             fractions=[0.1, 1.0], draws=2, tsne_points=0, progress=False, data=files)
+    assert (tmp_path / "ae" / "probe.json").stat().st_mtime_ns == stamp  # reused
