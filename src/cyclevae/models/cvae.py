@@ -141,6 +141,10 @@ class CVAE(LatentTextModel):
     (``"act"``).
     """
 
+    #: the prior is p(z|c), learned: the evaluation reports no MI / marginal KL (eq. 8's
+    #: decomposition is for one fixed prior p(z))
+    conditional_prior = True
+
     def __init__(self, config: CVAEConfig, vocab_size: int, num_acts: int = 0) -> None:
         super().__init__()
         if vocab_size < 4:
@@ -189,7 +193,7 @@ class CVAE(LatentTextModel):
         dim = getattr(vectors, "dim", None)  # WordVectors know their dimension
         if dim is not None and dim != self.config.emb_dim:
             raise UserError(f"{source}: vectors have {dim} dimensions, the model's embeddings "
-                            f"{self.config.emb_dim} (model.emb_dim)")
+                            f"{self.config.emb_dim} (model.cvae.emb_dim)")
         found = 0
         with torch.no_grad():
             for i, word in enumerate(vocab.tokens):
@@ -198,7 +202,7 @@ class CVAE(LatentTextModel):
                 vec = np.asarray(vectors[word], dtype=np.float32)
                 if vec.shape != (self.config.emb_dim,):
                     raise UserError(f"{source}: vectors have {vec.size} dimensions, the model's "
-                                    f"embeddings {self.config.emb_dim} (model.emb_dim)")
+                                    f"embeddings {self.config.emb_dim} (model.cvae.emb_dim)")
                 self.embedding.weight[i] = torch.from_numpy(vec)
                 found += 1
         return found
