@@ -153,24 +153,27 @@ def step_flops(batch_tokens: torch.Tensor, model_config, vocab: int) -> dict[str
     return {k: 3.0 * v for k, v in parts.items()}
 
 
-def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype``."""
+def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5, product=None) -> float:
+    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype`` (``a @ b``, PyTorch's BLAS,
+    or ``product(a, b)``)."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
+    product = product or torch.matmul
+    product(a, b)
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()
-        a @ b
+        product(a, b)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
 
-def timed(fn, items) -> float:
-    """Seconds of one pass of ``fn`` over ``items``."""
-    t = time.perf_counter()
+def timed(fn, items) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one pass of ``fn`` over ``items`` (on a busy
+    machine the CPU time leaves out the time this process waited for a core)."""
+    t, c = time.perf_counter(), time.process_time()
     for item in items:
         fn(item)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def reference_seconds_in_child(spec: dict, lr: float, clip: float, batches: list[torch.Tensor],
@@ -194,7 +197,7 @@ def _reference_child(job_path: str) -> None:
     step = reference_step_fn(build_reference(job["spec"]), job["lr"], job["clip"])
     for b in job["batches"][:2]:  # warm-up
         step(b)
-    seconds = statistics.median(timed(step, job["batches"]) for _ in range(job["repeats"]))
+    seconds = statistics.median(timed(step, job["batches"])[0] for _ in range(job["repeats"]))
     print(json.dumps({"seconds": seconds}))
 
 
@@ -261,11 +264,28 @@ def profile_parts(step, items, scopes: dict[nn.Module, str], named: dict[str, st
         elif phase == "backward" or phase == "clip":
             part, phase = "clip", "clip"
         elif name.startswith("part:"):
-            part = name[5:]
+            for inner, s in _scope_seconds(event, name[5:]).items():
+                seconds[inner] = seconds.get(inner, 0.0) + s
+            continue
         else:
             part = named.get(name, "other_forward")
         seconds[part] = seconds.get(part, 0.0) + event.cpu_time_total / 1e6
     return seconds
+
+
+def _scope_seconds(event, part: str) -> dict[str, float]:
+    """Seconds of a ``part:`` scope event, nested scopes counted to their own parts."""
+    out = {part: event.cpu_time_total / 1e6}
+    stack = list(event.cpu_children)
+    while stack:
+        child = stack.pop()
+        if child.name.startswith("part:"):
+            out[part] -= child.cpu_time_total / 1e6
+            for inner, s in _scope_seconds(child, child.name[5:]).items():
+                out[inner] = out.get(inner, 0.0) + s
+        else:
+            stack.extend(child.cpu_children)
+    return out
 
 
 def main() -> None:
@@ -292,6 +312,7 @@ def main() -> None:
     from cyclevae import runtime
     from cyclevae.config import load_config
     from cyclevae.data.vocab import Vocabulary
+    from cyclevae.ops import linear_product
     from cyclevae.training import Trainer
 
     def emit(record: dict) -> None:
@@ -325,7 +346,11 @@ def main() -> None:
     ref_batches = [b.tokens for b in batches]
     threads = torch.get_num_threads()
     n = 512 if args.small else 2048
-    peak = {"fp32": gemm_peak(torch.float32, n)}
+    # the float32 floor: the faster of PyTorch's BLAS (MKL: AVX2 on AMD CPUs) and the oneDNN
+    # product of cyclevae.ops.linear_product, so that using oneDNN cannot inflate the fraction
+    blas = gemm_peak(torch.float32, n)
+    onednn = gemm_peak(torch.float32, n, product=lambda a, b: linear_product(a, b.t()))
+    peak = {"fp32": max(blas, onednn)}
     has_bf16, checked = runtime.native_bf16(trainer.device)
     modes = [m for m in args.modes.split(",") if m]
     if "bf16" in modes and has_bf16:
@@ -341,6 +366,8 @@ def main() -> None:
               "step_gflop": round(flops / len(batches) / 1e9, 3),
               "flop_shares": {k: round(v / flops, 3) for k, v in flops_parts.items()},
               "gemm_gflops_fp32": round(peak["fp32"], 1),
+              "gemm_gflops_fp32_blas": round(blas, 1), "gemm_gflops_fp32_linear_product":
+              round(onednn, 1),
               "gemm_gflops_bf16": round(peak["bf16"], 1) if "bf16" in peak else None,
               "small": args.small}
 
@@ -362,7 +389,10 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             ours_times.append(timed(ours_step, batches))
             ref_times.append(timed(ref_step, ref_batches))
-        ours_s, ref_s = statistics.median(ours_times), statistics.median(ref_times)
+        ours_s, ref_s = (statistics.median(t[0] for t in ours_times),
+                         statistics.median(t[0] for t in ref_times))
+        ours_cpu, ref_cpu = (statistics.median(t[1] for t in ours_times),
+                             statistics.median(t[1] for t in ref_times))
         ours_tps, ref_tps = tokens / ours_s, tokens / ref_s
         record = {
             "mode": name, "tokens_per_s": round(ours_tps), "reference_tokens_per_s": round(ref_tps),
@@ -374,6 +404,9 @@ def main() -> None:
             "floor_fraction": round(flops / ours_s / (peak[mode] * 1e9), 3),
             "floor_fraction_fp32": round(flops / ours_s / (peak["fp32"] * 1e9), 3),
             "reference_floor_fraction": round(flops / ref_s / (peak["fp32"] * 1e9), 3),
+            "cpu_seconds_per_step": round(ours_cpu / len(batches), 4),
+            "reference_cpu_seconds_per_step": round(ref_cpu / len(batches), 4),
+            "ratio_cpu_time": round(ref_cpu / ours_cpu, 3),
         }
         if child_s is not None:
             record["reference_child_tokens_per_s"] = round(tokens / child_s)
@@ -383,8 +416,8 @@ def main() -> None:
     if args.profile:
         model, ref_model = trainer.model, ref_step.model
         enc, dec = model.encoder, model.decoder
-        ours_scopes = {enc.embedding: "embeddings", enc.convs: "conv_encoder",
-                       enc.to_params: "conv_encoder", dec.embedding: "embeddings",
+        ours_scopes = {enc: "conv_encoder", enc.embedding: "embeddings",
+                       dec.embedding: "embeddings",
                        dec.dropout: "dropout", dec.lstm: "decoder_lstm",
                        dec.latent_to_hidden: "decoder_lstm"}
         ref_scopes = {ref_model.enc_emb: "embeddings", ref_model.conv1: "conv_encoder",

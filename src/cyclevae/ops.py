@@ -25,6 +25,68 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear_product` sends ``x @ weight.T`` to oneDNN: float32 CPU tensors
+    where PyTorch has oneDNN enabled (``torch.backends.mkldnn``) and its linear kernel."""
+    return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and x.dim() == weight.dim() == 2 and x.numel() > 0 and weight.numel() > 0
+            and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def linear_product(x: torch.Tensor, weight: torch.Tensor,
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T (+ bias)`` for ``x [M, K]``, ``weight [N, K]`` (either may be a strided
+    view, e.g. a transpose), ``bias [N]``: ``[M, N]``. No autograd (called inside
+    :class:`torch.autograd.Function` code, or use :func:`linear`).
+
+    Float32 on CPU runs oneDNN's matrix product (``torch.ops.mkldnn._linear_pointwise``, the
+    kernel PyTorch's compiler uses), in float32 (no reduced-precision mode): on AMD CPUs
+    PyTorch's default BLAS (MKL) takes its AVX2 path, at about half of what oneDNN's AVX-512
+    kernels reach (measured on AMD EPYC Zen 5: 100-110 against 200-235 GFLOP/s per core,
+    ``benchmarks/NOTES.md``). Other dtypes and devices: ``torch.addmm`` / ``torch.mm``. The
+    two agree to float32 rounding (another summation order).
+    """
+    if _use_onednn(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return linear_product(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = linear_product(grad, weight.t())  # grad @ weight
+        if ctx.needs_input_grad[1]:
+            grad_w = linear_product(grad.t(), x.t())  # grad.T @ x
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """``F.linear`` for 2-d ``x [M, K]``, ``weight [N, K]``, ``bias [N]`` -> ``[M, N]``, with
+    every product (forward and backward) through :func:`linear_product`. Equal to
+    ``F.linear`` up to float32 rounding, with the same gradients; differentiable once (the
+    backward raises if asked for a graph of its own). Other shapes, dtypes and devices, and
+    autocast, take ``F.linear`` itself."""
+    if not _use_onednn(x, weight) or torch.is_autocast_enabled(x.device.type):
+        return F.linear(x, weight, bias)
+    if not torch.is_grad_enabled():
+        return linear_product(x, weight, bias)
+    return _Linear.apply(x, weight, bias)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_rows: int):  # type: ignore[override]
@@ -36,13 +98,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         b = bias.to(dtype)
         nll = torch.empty(n, dtype=acc, device=hidden.device)
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        grad_logits = (
-            torch.empty(n, weight.shape[0], dtype=dtype, device=hidden.device) if need_grad
-            else None
-        )
-        in_place = grad_logits is not None and dtype == acc
-        if in_place:  # all logits in one product (faster than per chunk), where G will be
-            torch.addmm(b, h, w.t(), out=grad_logits)
+        in_place = need_grad and dtype == acc
+        grad_logits = None
+        if in_place:  # all logits in one product (faster than per chunk), G itself
+            grad_logits = linear_product(h, w, b)
+        elif need_grad:
+            grad_logits = torch.empty(n, weight.shape[0], dtype=dtype, device=hidden.device)
         for start in range(0, n, chunk_rows):
             rows = slice(start, min(start + chunk_rows, n))
             if in_place:
@@ -73,9 +134,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         scale = grad_nll.to(grad_logits.dtype).unsqueeze(1)
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_hidden = (grad_logits @ w).mul_(scale).to(ctx.input_dtype)
+            grad_hidden = linear_product(grad_logits, w.t()).mul_(scale).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_weight = (grad_logits.t() @ (h * scale)).to(ctx.weight_dtype)
+            grad_weight = linear_product(grad_logits.t(), (h * scale).t()).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
             acc = torch.promote_types(grad_logits.dtype, torch.float32)
             if grad_logits.dtype == acc:
