@@ -1,0 +1,73 @@
+"""The benchmark scripts run end to end at tiny sizes and print the fields of their interface
+(mode, tokens_per_s, reference_tokens_per_s, ratio, seconds_per_epoch, floor_fraction), so
+they cannot rot between the runs that measure with them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclevae import runtime
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, data: Path, *args: str) -> list[dict]:
+    """The JSON lines ``benchmarks/<script>`` prints (one thread)."""
+    env = {**os.environ, "CYCLEVAE_SHARED_DATA": str(data), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],
+                          check=False, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_yelp_speed_small(shared_data):
+    records = run_benchmark("yelp_speed.py", shared_data, "--small", "--threads", "1",
+                            "--profile", "--modes", "fp32,bf16")
+    by_mode = {}
+    for r in records:
+        by_mode.setdefault(r["mode"], []).append(r)
+    assert set(by_mode) == {"train_yelp_cnn_vae_fp32", "train_yelp_cnn_vae_bf16",
+                            "profile_yelp_cnn_vae_fp32"}
+    (fp32,) = by_mode["train_yelp_cnn_vae_fp32"]
+    for key in ("tokens_per_s", "reference_tokens_per_s", "ratio", "seconds_per_epoch",
+                "floor_fraction", "reference_child_tokens_per_s", "ratio_child",
+                "ratio_cpu_time"):
+        assert isinstance(fp32[key], (int, float)) and fp32[key] > 0, key
+    assert fp32["cpu"] == runtime.cpu_name() and fp32["threads"] == 1 and fp32["small"]
+    assert fp32["ratio"] == pytest.approx(fp32["tokens_per_s"] / fp32["reference_tokens_per_s"],
+                                          rel=0.01)
+    # an epoch is every yelp:train batch (44,409 sentences, batches of 32 of one length)
+    assert fp32["epoch_batches"] >= math.ceil(44_409 / 32)
+    assert fp32["seconds_per_epoch"] == pytest.approx(
+        fp32["epoch_tokens"] / fp32["tokens_per_s"], rel=0.01)
+    assert sum(fp32["flop_shares"].values()) == pytest.approx(1.0, abs=0.01)
+    assert fp32["gemm_gflops_fp32"] == max(fp32["gemm_gflops_fp32_blas"],
+                                           fp32["gemm_gflops_fp32_linear_product"])
+    (bf16,) = by_mode["train_yelp_cnn_vae_bf16"]
+    has_bf16, _ = runtime.native_bf16(torch.device("cpu"))
+    if has_bf16:
+        assert bf16["tokens_per_s"] > 0 and bf16["floor_fraction"] > 0
+    else:
+        assert "no native bf16" in bf16["skipped"]
+    profiles = {r["which"]: r for r in by_mode["profile_yelp_cnn_vae_fp32"]}
+    assert set(profiles) == {"ours", "reference"}
+    for profile in profiles.values():
+        parts = profile["parts"]
+        # the parts that carry FLOPs are found (forward and backward), and shares add up
+        for part in ("conv_encoder", "decoder_lstm", "output_layer", "optimizer"):
+            assert parts[part]["ms_per_step"] > 0, part
+        for part in ("conv_encoder", "decoder_lstm", "output_layer"):
+            assert parts[part + "_backward"]["ms_per_step"] > 0, part
+        assert sum(p["time_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+        assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
