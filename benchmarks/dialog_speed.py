@@ -10,10 +10,10 @@ per second of our training step), "reference_tokens_per_s", "ratio", "seconds_pe
 GEMM peak measured in this run) and the details. Run from the repository root with
 ../shared/data.
 
-Ours is the real code path: :class:`cyclevae.data.dialog.DialogBatcher` batches (each distinct
-utterance once), :class:`cyclevae.models.cvae.CVAE` forward, the objective
-(:func:`cyclevae.losses.beta_vae_loss`), backward, global-norm clip 5 and Adam
-(:func:`cyclevae.runtime.make_adam`), as the Trainer's step. The reference, written here, gets
+Ours is the real code path: a :class:`cyclevae.training.Trainer` built for ``model.kind: cvae``
+on swda/train (its :class:`cyclevae.data.dialog.DialogBatcher` batches, each distinct utterance
+once) and its ``train_step``: :class:`cyclevae.models.cvae.CVAE` forward, the objective with the
+bag-of-words loss, backward, global-norm clip 5 and Adam. The reference, written here, gets
 the same examples and does what a competent user writes first: every context slot's utterance
 encoded on its own (``B x C`` rows of a packed bi-GRU, plus the responses), plain ``nn.GRU``
 modules, a padded decoder and ``F.cross_entropy`` over ``[B, L, V]`` logits.
@@ -168,42 +168,34 @@ def main() -> None:
                         help="tiny sizes, for a smoke test of the script (not a measurement)")
     args = parser.parse_args()
 
+    import tempfile
+
     from cyclevae import runtime
-    from cyclevae.data.dialog import (
-        DialogBatcher,
-        build_vocabulary,
-        encode_dialogs,
-        read_conversations,
-    )
-    from cyclevae.losses import beta_vae_loss
-    from cyclevae.models.cvae import CVAE, CVAEConfig
+    from cyclevae.config import load_config
+    from cyclevae.training import Trainer
 
     runtime.configure_process(None)
+    small = {"emb_dim": 16, "utt_hidden": 16, "ctx_hidden": 16, "latent_dim": 8,
+             "dec_hidden": 16, "prior_hidden": 16, "bow_hidden": 16}
+    sizes = small if args.small else {}
+    overrides = [f"data.train={args.train_file}", "data.max_vocab=10000", "data.batch_size=30",
+                 f"data.dialog.run_length={args.run_length}", "model.kind=cvae",
+                 f"model.cvae.bow={'true' if args.bow else 'false'}", "train.epochs=1",
+                 "schedule.n_cycles=1", "schedule.ramp_steps=10000", "train.iw_samples=0",
+                 *[f"model.cvae.{k}={v}" for k, v in sizes.items()]]
+    scratch = tempfile.TemporaryDirectory(prefix="dialog_speed_")
+    # the real Trainer: its data (DialogBatcher), its model, its step (objective, clip, Adam)
+    trainer = Trainer(load_config(None, overrides), Path(scratch.name) / "run", progress=False)
     torch.manual_seed(0)
-    conversations, _ = read_conversations(args.train_file)
-    vocab = build_vocabulary(conversations)
-    corpus = encode_dialogs(conversations, vocab)
-    batcher = DialogBatcher(corpus, 30, seed=0, run_length=args.run_length)
+    vocab, batcher, config = trainer.vocab, trainer.data.train, trainer.config.model.cvae
     every = batcher.batches(0, shuffle=True)
     gen = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(every), generator=gen)[: args.batches].tolist()
     batches = [every[i] for i in pick]
     tokens = sum(b.num_tokens for b in batches)
-    small = {"emb_dim": 16, "utt_hidden": 16, "ctx_hidden": 16, "latent_dim": 8,
-             "dec_hidden": 16, "prior_hidden": 16, "bow_hidden": 16}
-    sizes = small if args.small else {}
-    config = CVAEConfig(bow=bool(args.bow), **sizes)
-    model = CVAE(config, len(vocab))
-    opt = runtime.make_adam(model.parameters(), 1e-3)
 
     def ours(batch) -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        out = model(batch, beta=0.5)
-        loss = beta_vae_loss(out.rec.float(), out.kl, 0.5, aux=out.aux)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0, foreach=True)
-        opt.step()
+        trainer.train_step([batch], 0.5)
 
     ref_small = {"emb": 16, "utt": 16, "ctx": 16, "latent": 8, "dec": 16}
     ref_sizes = ref_small if args.small else {}

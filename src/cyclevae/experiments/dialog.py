@@ -1,0 +1,349 @@
+"""Dialog response generation on Switchboard (paper section 5.2: Table 3, and Table 2's
+samples).
+
+Each row is one config in ``configs/dialog/`` (``cvae-monotonic``, ``cvae-cyclical``,
+``cvae-bow-monotonic``, ``cvae-bow-cyclical``) and trains through the ordinary Trainer into
+``OUT/<row>/`` (resumable; a finished row is reused). Its best-on-valid checkpoint (the
+authors early-stop on the valid loss) is then evaluated on every evaluation set (default
+``swda-zhao:test``, the paper's dialogs, and ``swda:test``) by the function behind
+``cyclevae evaluate``: Rec-P and KL, then 5 responses per context, each decoded greedily from
+its own z ~ p(z|c), scored by BLEU-1..4, A-bow, E-bow precision/recall and distinct-1/2. The
+report puts our numbers beside Table 3, checks the paper's findings, draws the learning curves
+(KL and Rec-P per logged step) and shows Table 2-style samples: the same five test contexts,
+five responses each from every model. Evaluations and samples are cached in each run
+directory (``eval-*.json``, ``samples.json``) and redone only when their settings or the
+checkpoint change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..config import load_config
+from ..errors import UserError
+from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
+from ..rundir import BEST, LAST
+from ..runtime import configure_process
+from ..training import Trainer
+from . import CONFIGS
+
+__all__ = ["CONFIG_DIR", "EVAL_SETS", "PAPER", "ROWS", "run_dialog", "write_dialog_report"]
+
+CONFIG_DIR = CONFIGS / "dialog"
+ROWS = ("cvae-monotonic", "cvae-cyclical", "cvae-bow-monotonic", "cvae-bow-cyclical")
+LABELS = {"cvae-monotonic": "CVAE M", "cvae-cyclical": "CVAE C",
+          "cvae-bow-monotonic": "CVAE+BoW M", "cvae-bow-cyclical": "CVAE+BoW C"}
+#: Table 3 of Fu et al. (2019), test set (Zhao's multi-reference swda test dialogs)
+PAPER: dict[str, dict[str, float]] = {
+    "cvae-monotonic": {"rec_ppl": 36.16, "kl": 0.265, "bleu4_precision": 0.185,
+                       "bleu4_recall": 0.122, "abow_precision": 0.957, "abow_recall": 0.911,
+                       "ebow_precision": 0.867, "ebow_recall": 0.784},
+    "cvae-cyclical": {"rec_ppl": 29.77, "kl": 4.104, "bleu4_precision": 0.234,
+                      "bleu4_recall": 0.220, "abow_precision": 0.961, "abow_recall": 0.941,
+                      "ebow_precision": 0.833, "ebow_recall": 0.808},
+    "cvae-bow-monotonic": {"rec_ppl": 18.44, "kl": 14.06, "bleu4_precision": 0.211,
+                           "bleu4_recall": 0.210, "abow_precision": 0.958, "abow_recall": 0.938,
+                           "ebow_precision": 0.830, "ebow_recall": 0.808},
+    "cvae-bow-cyclical": {"rec_ppl": 16.74, "kl": 15.55, "bleu4_precision": 0.219,
+                          "bleu4_recall": 0.219, "abow_precision": 0.961, "abow_recall": 0.940,
+                          "ebow_precision": 0.828, "ebow_recall": 0.805},
+}
+#: the paper's test dialogs (its numbers sit beside ours only for this set)
+PAPER_SET = "swda-zhao:test"
+EVAL_SETS = ("swda-zhao:test", "swda:test")
+PAPER_STEPS = 60 * 1716  # the authors' at most 60 passes of 1,716 batches (early-stopped)
+METRICS = ("rec_ppl", "kl", *[f"bleu{n}_{s}" for n in range(1, 5) for s in ("precision",
+                                                                             "recall")],
+           "abow_precision", "abow_recall", "ebow_precision", "ebow_recall", "distinct1",
+           "distinct2")
+
+
+def _checkpoint(run: Path) -> Path:
+    """The best-on-valid checkpoint of a run (the last one if the run kept no best)."""
+    return run / BEST if (run / BEST).is_file() else run / LAST
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-")
+
+
+def _cached(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("settings") == settings:
+            return data
+    return None
+
+
+def run_dialog(*, rows: list[str], out: Path, epochs: int | None = None,
+               overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR,
+               progress: bool | None = None, eval_sets: list[str] | None = None,
+               samples: int = 5, contexts: int | str | None = "run", glove: str | None = None,
+               examples: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Train every row not finished in ``out``, evaluate and sample each, write the report.
+
+    Args:
+        rows: row names (config stems in ``config_dir``).
+        epochs: every row's ``train.epochs`` (the schedules are in steps and in 3/4 epochs,
+            computed from the data, so they keep their meaning).
+        overrides: ``key=value`` strings applied to every row (e.g. ``data.*``).
+        eval_sets: conversation files or ``NAME:SPLIT`` to evaluate on (default
+            :data:`EVAL_SETS`; the first also gives the sampled contexts).
+        samples, contexts, glove: the sampled-response evaluation
+            (:func:`cyclevae.inference.evaluate_checkpoint`).
+        examples: Table 2-style contexts (the same for every model), 5 responses each.
+        seed: seeds the choice of those contexts and their responses.
+    """
+    from ..inference import evaluate_checkpoint
+
+    eval_sets = list(eval_sets or EVAL_SETS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    if not rows:
+        raise UserError("--rows: give at least one row")
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    todo = []  # every config is read and checked before the first row trains
+    for row in rows:
+        path = config_dir / f"{row}.yaml"
+        if not path.is_file():
+            raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
+        extra = list(overrides or []) + ([f"train.epochs={epochs}"] if epochs else [])
+        todo.append((row, load_config(path, extra), out / row))
+    for _, config, run in todo:
+        if (run / "metrics.json").is_file():
+            continue
+        configure_process(config.train.num_threads)
+        resume = (run / LAST).is_file()
+        Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
+    for _, _, run in todo:
+        ckpt = _checkpoint(run)
+        version = {"checkpoint": ckpt.name, "mtime_ns": ckpt.stat().st_mtime_ns}
+        for spec in eval_sets:
+            settings = {"data": spec, "samples": samples, "contexts": contexts,
+                        "glove": glove, **version}
+            cache = run / f"eval-{_slug(spec)}.json"
+            if _cached(cache, settings) is None:
+                result = evaluate_checkpoint(ckpt, data=spec, samples=samples,
+                                             contexts=contexts, glove=glove)
+                write_json_atomic(cache, {"settings": settings, **result})
+        settings = {"data": eval_sets[0], "examples": examples, "seed": seed, **version}
+        if _cached(run / "samples.json", settings) is None and examples > 0:
+            write_json_atomic(run / "samples.json",
+                              {"settings": settings, **sample_table(ckpt, eval_sets[0],
+                                                                    examples, seed)})
+    return write_dialog_report(out, rows=rows, eval_sets=eval_sets)
+
+
+def _speaker_names(speakers: np.ndarray) -> list[str]:
+    return ["" if s < 0 else ("ABCDEFGH"[s] if s < 8 else f"S{s}") for s in speakers.tolist()]
+
+
+def sample_table(checkpoint: Path, spec: str, examples: int, seed: int, *, n: int = 5
+                 ) -> dict[str, Any]:
+    """Table 2-style samples of one model: ``examples`` contexts of ``spec`` (a seeded choice
+    among those with at least 3 context utterances, the same for every model trained on the
+    same data), each with its reference and ``n`` responses decoded greedily, each from its
+    own z ~ p(z|c) (a generator seeded ``seed``)."""
+    from ..data.dialog import load_dialog_split
+    from ..inference import load_model
+
+    model, vocab, config, ckpt = load_model(checkpoint)
+    _, corpus, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
+                                     seed=config.train.seed)
+    eligible = corpus.example_ids(min_context=3)
+    if len(eligible) == 0:
+        eligible = corpus.example_ids(min_context=1)
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(eligible, size=min(examples, len(eligible)), replace=False))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        out = model.respond(corpus.batch(ids), n, generator=generator)
+    names = _speaker_names(corpus.speakers)
+    items = []
+    for k, i in enumerate(ids.tolist()):
+        start, response = (int(v) for v in corpus.examples[i])
+        context = [{"speaker": names[g], "text": " ".join(vocab.decode(corpus.utterances[g]))}
+                   for g in range(start, response) if corpus.speakers[g] >= 0]
+        items.append({"example": i, "context": context,
+                      "reference": {"speaker": names[response],
+                                    "text": " ".join(vocab.decode(corpus.response_ids(i)))},
+                      "responses": [" ".join(vocab.decode(w)) for w in out[k]]})
+    return {"contexts": items}
+
+
+def _load(out: Path, rows: list[str], eval_sets: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        run = out / row
+        if not (run / "metrics.json").is_file():
+            continue
+        log = ([json.loads(line) for line in
+                (run / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+               if (run / "log.jsonl").is_file() else [])
+        evals = {}
+        for spec in eval_sets:
+            path = run / f"eval-{_slug(spec)}.json"
+            if path.is_file():
+                evals[spec] = json.loads(path.read_text(encoding="utf-8"))
+        samples = (json.loads((run / "samples.json").read_text(encoding="utf-8"))
+                   if (run / "samples.json").is_file() else None)
+        found[row] = {"metrics": json.loads((run / "metrics.json").read_text(encoding="utf-8")),
+                      "log": log, "evals": evals, "samples": samples}
+    return found
+
+
+def _block(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return evaluation.get("test") or {}
+
+
+def finding_checks(runs: dict[str, dict[str, Any]], spec: str) -> list[str]:
+    """The paper's claims on ``spec``, each with what our runs show: the cyclical CVAE has a
+    higher KL and a lower Rec-P than the monotonic CVAE; each BoW row a higher KL than the
+    plain row of its schedule."""
+    def value(row: str, key: str) -> float | None:
+        block = _block(runs.get(row, {}).get("evals", {}).get(spec, {}))
+        return block.get(key)
+
+    lines = []
+    claims = [("cvae-cyclical", "cvae-monotonic", "kl", "higher"),
+              ("cvae-cyclical", "cvae-monotonic", "rec_ppl", "lower"),
+              ("cvae-bow-monotonic", "cvae-monotonic", "kl", "higher"),
+              ("cvae-bow-cyclical", "cvae-cyclical", "kl", "higher")]
+    for a, b, key, direction in claims:
+        va, vb = value(a, key), value(b, key)
+        pa, pb = PAPER[a][key], PAPER[b][key]
+        claim = f"{LABELS[a]} has a {direction} {key} than {LABELS[b]} (paper: {pa} vs {pb})"
+        if va is None or vb is None:
+            lines.append(f"- {claim}: not checked (both rows needed)")
+            continue
+        holds = va > vb if direction == "higher" else va < vb
+        lines.append(f"- {claim}: ours {format_number(va)} vs {format_number(vb)}: "
+                     f"{'holds' if holds else 'does not hold'}")
+    return lines
+
+
+def _curves(runs: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    curves = {}
+    for row, item in runs.items():
+        points = [{"step": r["step"], "kl": r.get("kl"), "rec_ppl": r.get("rec_ppl"),
+                   "beta": r.get("beta")} for r in item["log"] if r.get("kind") == "train"]
+        points += [{"step": r["step"], "valid_kl": r["valid"].get("kl"),
+                    "valid_rec_ppl": r["valid"].get("rec_ppl")}
+                   for r in item["log"] if r.get("kind") == "epoch" and r.get("valid")]
+        curves[LABELS.get(row, row)] = sorted(points, key=lambda p: p["step"])
+    return curves
+
+
+def _samples_section(runs: dict[str, dict[str, Any]]) -> list[str]:
+    tables = {row: item["samples"]["contexts"] for row, item in runs.items()
+              if item.get("samples")}
+    if not tables:
+        return []
+    first = next(iter(tables.values()))
+    lines = ["## Samples (Table 2 style)", "",
+             ("The same test contexts for every model; five responses each, decoded greedily, "
+             "each from its own z ~ p(z|c). Text as the models see it (normalised, `<unk>` "
+             "for words outside the vocabulary)."), ""]
+    for k, item in enumerate(first):
+        lines.append(f"### Context {k + 1} (example {item['example']})")
+        lines.append("")
+        lines += [f"    {u['speaker']}: {u['text']}" for u in item["context"]]
+        ref = item["reference"]
+        lines += ["", f"Reference ({ref['speaker']}): *{ref['text']}*", ""]
+        for row, contexts in tables.items():
+            if k < len(contexts) and contexts[k]["example"] == item["example"]:
+                lines.append(f"- **{LABELS.get(row, row)}**: "
+                             + " / ".join(f"`{r or '(empty)'}`" for r in contexts[k]["responses"]))
+        lines.append("")
+    return lines
+
+
+def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | None = None
+                        ) -> dict[str, Any]:
+    """``OUT/report.md`` and ``OUT/learning_curves.png`` from the finished, evaluated rows."""
+    eval_sets = list(eval_sets or EVAL_SETS)
+    runs = _load(out, rows, eval_sets)
+    if not runs:
+        raise UserError(f"{out}: no finished dialog runs (metrics.json) to report")
+    lines = [
+        "# Dialog response generation on Switchboard: ours beside Table 3",
+        "",
+        ("Each model's best-on-valid checkpoint. Rec-P = exp(reconstruction nats per predicted "
+        "token, z ~ q(z|c,x)); KL = KL(q(z|c,x) || p(z|c)) per response; BLEU-n (NLTK "
+        "sentence_bleu, smoothing method 7), A-bow / E-bow ((cos + 1) / 2 of the average / "
+        "extrema word vectors) precision and recall over 5 sampled responses per context "
+        "(contexts of at least 2 utterances), distinct-n over all samples."),
+        "",
+        ("Why the numbers differ from the paper's: training on the standard SwDA split (swda/, "
+        "minus the conversations that leak into the evaluation files) instead of Zhao's 2,316 "
+        "conversations; one reference per context instead of Zhao's multi-reference test set "
+        "(lower recall, and precision against one answer); GloVe 6B 50d instead of Twitter "
+        "200d for A-bow/E-bow; a shorter run (see the run details)."),
+        "",
+    ]
+    for spec in eval_sets:
+        paper = spec == PAPER_SET
+        headers = ["metric"]
+        for row in runs:
+            headers += [f"{LABELS.get(row, row)} ours"] + (
+                [f"{LABELS.get(row, row)} paper"] if paper else [])
+        table = []
+        for key in METRICS:
+            cells: list[Any] = [key]
+            for row, item in runs.items():
+                cells.append(_block(item["evals"].get(spec, {})).get(key))
+                if paper:
+                    cells.append(PAPER[row].get(key))
+            table.append(cells)
+        first = next((item["evals"][spec] for item in runs.values() if spec in item["evals"]),
+                     {})
+        block = _block(first)
+        note = (f"{block.get('contexts')} contexts scored of {block.get('eligible_contexts')}, "
+                f"word vectors: {block.get('word_vectors')}") if block else "not evaluated"
+        lines += [f"## Test set `{spec}`" + (" (the paper's dialogs)" if paper else ""), "",
+                  note, "", markdown_table(headers, table), ""]
+        if paper:
+            lines += ["The paper's findings on this set:", "", *finding_checks(runs, spec), ""]
+        leaks = {row: item["evals"][spec].get("leakage") for row, item in runs.items()
+                 if spec in item["evals"] and item["evals"][spec].get("leakage")}
+        for row, leak in leaks.items():
+            if leak.get("conversations_in_training"):
+                lines += [(f"Warning: {leak['conversations_in_training']} of "
+                          f"{leak['conversations']} conversations of `{spec}` also occur in "
+                          f"the training data of {row}."), ""]
+    curves = _curves(runs)
+    if any(curves.values()):
+        fig = plot_curves(curves, ["kl", "rec_ppl", "beta", "valid_kl", "valid_rec_ppl"],
+                          titles=["train KL (per logged step)", "train Rec-P", "beta",
+                                  "valid KL", "valid Rec-P"], xlabel="optimizer step", ncols=5)
+        save_figure_atomic(fig, out / "learning_curves.png")
+        lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", ""]
+    lines += _samples_section(runs)
+    lines += ["## Runs", ""]
+    for row, item in runs.items():
+        m = item["metrics"]
+        leak = (m.get("data") or {}).get("leakage") or {}
+        best = m.get("best") or {}
+        lines.append(
+            f"- `{row}`: {m['epochs']} epochs, {m['steps']} steps (the authors: at most "
+            f"{PAPER_STEPS}, early-stopped), best epoch {best.get('epoch', m['epochs'])}, "
+            f"{leak.get('dropped')} leaked training conversations dropped "
+            f"(against {', '.join((leak.get('against') or {}).values()) or 'none'}), "
+            f"schedule {m['config']['schedule']}, lr {m['config']['lr_schedule']}, "
+            f"{format_number(m.get('seconds_per_epoch'))} s/epoch, commit "
+            f"{m.get('git_commit')}, torch {m.get('torch')}, {m.get('num_threads')} threads")
+    lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+    return {"rows": {row: {spec: {k: _block(e).get(k) for k in METRICS}
+                           for spec, e in item["evals"].items()} for row, item in runs.items()},
+            "findings": finding_checks(runs, PAPER_SET) if PAPER_SET in eval_sets else []}
