@@ -104,6 +104,8 @@ def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary
     count = t.response_contexts if contexts == "run" else contexts
     if count is not None and (not isinstance(count, int) or count < 1):
         raise UserError(f"--contexts must be >= 1 or 'all', got {count!r}")
+    if glove is not None and not Path(glove).is_file():
+        raise UserError(f"{glove}: GloVe file not found (expected 'word v1 .. vd' per line)")
     vectors, source = (resolve_word_vectors(glove or t.response_glove, set(vocab.tokens))
                        if n > 0 else (None, None))  # a bad --glove fails before the work
     batches, corpus, stats = load_dialog_split(config.data, spec, vocab,

@@ -839,9 +839,12 @@ class DialogDataConfig:
 
 
 def _split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str, Any]:
-    """The JSON statistics of one split (metrics.json ``data``)."""
-    return {"file": spec, "layout": stats.layout, "conversations": stats.conversations,
-            "utterances": stats.utterances, "examples": len(corpus),
+    """The JSON statistics of one split (metrics.json ``data``): ``conversations`` and
+    ``utterances`` kept (after the leakage filter), ``conversations_read`` from the file."""
+    return {"file": spec, "layout": stats.layout,
+            "conversations": int(len(np.unique(corpus.conversation_of))),
+            "conversations_read": stats.conversations,
+            "utterances": len(corpus), "examples": len(corpus),
             "tokens": corpus.num_tokens,
             "skipped_conversations": stats.skipped_conversations,
             "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines}
