@@ -199,3 +199,81 @@ def test_cyclical_lr_half_cosine_restarts():
     sched2 = CyclicalLR(opt2, 8, n_cycles=2, steps_per_unit=10)
     sched2.load_state_dict(state)
     assert sched2.get_last_lr() == sched.get_last_lr()
+
+
+def authors_ptb_schedule(epochs: int, batches: int, cycle: int, warmup: int, lr0: float
+                         ) -> tuple[list[float], list[float]]:
+    """Fu et al.'s ``train_text_cyc_ptb.py`` loop written out: the lr set once per epoch from
+    ((epoch - 1) % cycle) / cycle; beta reset to 0.1 at each cycle start and raised by
+    1 / (warmup * batches) (capped at 1) after each batch. Returns the (beta, lr) each batch
+    trains with (their increment happens before the batch; ours after, so ours is one batch
+    behind)."""
+    betas, lrs, beta = [], [], 0.1
+    for epoch in range(1, epochs + 1):
+        lr = lr0 * 0.5 * (1 + np.cos(float((epoch - 1) % cycle) / cycle * np.pi))
+        if (epoch - 1) % cycle == 0:
+            beta = 0.1
+        for _ in range(batches):
+            betas.append(beta)  # the beta this batch would use under our order
+            lrs.append(lr)
+            beta = min(1.0, beta + 1.0 / (warmup * batches))
+    return betas, lrs
+
+
+def test_offset_ramp_and_per_epoch_lr_reproduce_the_authors_ptb_script() -> None:
+    epochs, batches = 40, 30
+    betas, lrs = authors_ptb_schedule(epochs, batches, cycle=10, warmup=5, lr0=1e-3)
+    sched = BetaScheduler(epochs, n_cycles=4, ratio=0.5, start=0.1, steps_per_unit=batches,
+                          ramp="offset")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    lr_sched = CyclicalLR(opt, epochs, n_cycles=4, steps_per_unit=batches, interpolate=False)
+    ours_beta, ours_lr = [], []
+    for _ in range(epochs * batches):
+        ours_beta.append(sched.value)
+        ours_lr.append(opt.param_groups[0]["lr"])
+        sched.step()
+        opt.step()
+        lr_sched.step()
+    np.testing.assert_allclose(ours_beta, betas, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours_lr, lrs, rtol=1e-12)
+    assert min(ours_lr) == pytest.approx(2.447e-5, rel=1e-3)  # the authors' lowest lr
+    first_one = ours_beta.index(1.0) / batches  # beta reaches 1 after 4.5 of 5 rising epochs
+    assert first_one == pytest.approx(4.5, abs=1 / batches)
+    # eq. 6 (span) takes the whole 5 epochs instead
+    span = BetaScheduler(epochs, n_cycles=4, ratio=0.5, start=0.1, steps_per_unit=batches)
+    values = []
+    for _ in range(10 * batches):
+        values.append(span.value)
+        span.step()
+    assert values.index(1.0) / batches == pytest.approx(5.0, abs=1 / batches)
+
+
+def test_offset_ramp_monotonic_reaches_stop_after_nine_of_ten_epochs() -> None:
+    sched = BetaScheduler(40, n_cycles=1, ratio=0.25, start=0.1, steps_per_unit=10,
+                          ramp="offset")
+    values = []
+    for _ in range(400):
+        values.append(sched.value)
+        sched.step()
+    assert values.index(1.0) == 90 and max(values) == 1.0 and values[0] == 0.1
+
+
+def test_ramp_state_round_trips_and_old_states_load() -> None:
+    a = BetaScheduler(10, n_cycles=2, ratio=0.5, start=0.1, ramp="offset")
+    for _ in range(3):
+        a.step()
+    b = BetaScheduler(10)
+    b.load_state_dict(a.state_dict())
+    assert b.ramp == "offset" and b.value == a.value
+    old = a.state_dict()
+    del old["ramp"]  # a checkpoint of an earlier version
+    b.load_state_dict(old)
+    assert b.ramp == "span"
+    with pytest.raises(ValueError, match="ramp must be one of"):
+        cyclical_beta(0, 10, ramp="steep")
+
+
+def test_per_epoch_lr_needs_whole_cycles() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="interpolate=False"):
+        CyclicalLR(opt, 3, n_cycles=4, steps_per_unit=10, interpolate=False)

@@ -27,7 +27,7 @@ from .models.cvae import CVAEConfig
 from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
 from .models.savae import SVIConfig
 from .models.vae import VAEConfig
-from .schedules import validate_schedule
+from .schedules import RAMPS, validate_schedule
 
 #: model kinds (see :func:`cyclevae.models.registry.build_model`)
 MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
@@ -76,7 +76,10 @@ class ModelConfig(VAEConfig):
 class ScheduleConfig:
     """Beta schedule (SPEC section 2). ``unit`` says what ``total`` counts: ``epoch`` (the
     schedule spans ``train.epochs``) or ``step`` (it spans all training batches). With
-    ``interpolate`` an epoch-unit schedule still rises smoothly batch by batch."""
+    ``interpolate`` an epoch-unit schedule still rises smoothly batch by batch. ``ramp``:
+    ``span`` (eq. 6: from ``start`` to ``stop`` over the R part of each cycle) or ``offset``
+    (the authors' PTB scripts: the slope of a rise from 0 to ``stop``, started at ``start``, so
+    with start 0.1 beta reaches 1 after 4.5 of a cycle's 5 rising epochs)."""
 
     n_cycles: int = 4
     ratio: float = 0.5
@@ -93,6 +96,7 @@ class ScheduleConfig:
     cycle_epochs: float | None = None
     unit: str = "epoch"
     interpolate: bool = True
+    ramp: str = "span"
 
 
 @dataclass
@@ -100,7 +104,9 @@ class LRScheduleConfig:
     """Learning rate: ``constant`` or ``cyclical`` (half cosine restarting every cycle; its
     cycles are set here, independently of the beta schedule). ``unit`` as for the beta
     schedule: ``epoch`` (cycles of whole epochs, the lr still moving batch by batch) or
-    ``step`` (cycles may be shorter than an epoch, e.g. a shortened run keeping M cycles)."""
+    ``step`` (cycles may be shorter than an epoch, e.g. a shortened run keeping M cycles).
+    ``interpolate: false`` changes the lr only at unit boundaries (set once per epoch, as the
+    authors' PTB script does; its lowest value is then 0.0245 x ``train.lr``, not ~0)."""
 
     kind: str = "constant"
     n_cycles: int = 4
@@ -108,6 +114,7 @@ class LRScheduleConfig:
     #: and unit are then not used
     cycle_epochs: float | None = None
     unit: str = "epoch"
+    interpolate: bool = True
 
 
 @dataclass
@@ -384,6 +391,7 @@ def validate_config(config: Config) -> None:
         validate_schedule(1e18, s.n_cycles, s.ratio, s.shape, s.start, s.stop)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
+    need(s.ramp in RAMPS, "schedule.ramp", " or ".join(map(repr, RAMPS)), s.ramp)
     need(lr.unit in ("epoch", "step"), "lr_schedule.unit", "'epoch' or 'step'", lr.unit)
     if lr.kind == "cyclical":
         need(lr.n_cycles >= 1, "lr_schedule.n_cycles", ">= 1", lr.n_cycles)

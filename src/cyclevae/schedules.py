@@ -115,6 +115,7 @@ def _beta_array(
     start: float,
     stop: float,
     continuous: bool = False,
+    ramp: str = "span",
 ) -> np.ndarray:
     steps = np.asarray(steps, dtype=np.float64)
     if ratio == 0.0:
@@ -122,7 +123,15 @@ def _beta_array(
     tau = _tau(steps, total_steps, n_cycles, continuous)
     rising = tau <= ratio
     f = _shape(np.where(rising, tau, 0.0), ratio, shape)
+    if ramp == "offset":  # the authors' scripts: the slope of 0 -> stop, started at `start`
+        return np.where(rising, np.minimum(start + stop * f, stop), float(stop))
     return np.where(rising, start + (stop - start) * f, float(stop))
+
+
+#: how beta rises from ``start``: ``span`` (eq. 6: from start to stop over the R part of the
+#: cycle) or ``offset`` (Fu et al.'s PTB scripts: with the slope of a rise from 0 to stop,
+#: started at ``start`` and capped at stop, so it reaches stop after (1 - start/stop) R)
+RAMPS = ("span", "offset")
 
 
 def cyclical_beta(
@@ -135,6 +144,7 @@ def cyclical_beta(
     start: float = 0.0,
     stop: float = 1.0,
     continuous: bool = False,
+    ramp: str = "span",
 ) -> float:
     """Beta at ``step`` (0-based; step 0 is iteration t = 1 of eq. (7)).
 
@@ -148,16 +158,23 @@ def cyclical_beta(
         start, stop: beta at the start of each cycle and its maximum (start <= stop).
         continuous: ``step`` is a real position (e.g. a fractional epoch) and each cycle lasts
             exactly T / M, possibly less than one unit (module docstring).
+        ramp: ``"span"`` (eq. 6) or ``"offset"`` (the authors' PTB scripts; :data:`RAMPS`).
 
     Returns:
         beta as a Python float.
     """
     validate_schedule(total_steps, n_cycles, ratio, shape, start, stop, continuous=continuous)
+    _check_ramp(ramp)
     _check_finite("step", step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step!r}")
     return float(_beta_array(np.asarray(step), total_steps, n_cycles, ratio, shape, start, stop,
-                             continuous))
+                             continuous, ramp))
+
+
+def _check_ramp(ramp: str) -> None:
+    if ramp not in RAMPS:
+        raise ValueError(f"ramp must be one of {', '.join(map(repr, RAMPS))}, got {ramp!r}")
 
 
 def beta_schedule(
@@ -168,14 +185,16 @@ def beta_schedule(
     shape: str = "linear",
     start: float = 0.0,
     stop: float = 1.0,
+    ramp: str = "span",
 ) -> np.ndarray:
     """All betas of a schedule: float64 array of shape ``[total_steps]``, equal to
     ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``."""
     validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
+    _check_ramp(ramp)
     if int(total_steps) != total_steps:
         raise ValueError(f"total_steps must be an integer for beta_schedule, got {total_steps!r}")
     steps = np.arange(int(total_steps), dtype=np.float64)
-    return _beta_array(steps, total_steps, n_cycles, ratio, shape, start, stop)
+    return _beta_array(steps, total_steps, n_cycles, ratio, shape, start, stop, ramp=ramp)
 
 
 def monotonic_beta(
@@ -218,6 +237,7 @@ class BetaScheduler:
         n_cycles, ratio, shape, start, stop: as in :func:`cyclical_beta`.
         steps_per_unit: calls of ``step()`` per unit (>= 1).
         interpolate: use fractional positions within a unit.
+        ramp: ``"span"`` or ``"offset"`` (:data:`RAMPS`).
     """
 
     def __init__(
@@ -231,7 +251,9 @@ class BetaScheduler:
         stop: float = 1.0,
         steps_per_unit: int = 1,
         interpolate: bool = True,
+        ramp: str = "span",
     ) -> None:
+        _check_ramp(ramp)
         if isinstance(steps_per_unit, bool) or not isinstance(steps_per_unit, (int, np.integer)):
             raise ValueError(f"steps_per_unit must be an integer >= 1, got {steps_per_unit!r}")
         if steps_per_unit < 1:
@@ -251,6 +273,7 @@ class BetaScheduler:
         self.stop = float(stop)
         self.steps_per_unit = int(steps_per_unit)
         self.interpolate = bool(interpolate)
+        self.ramp = ramp
         self.last_step = 0
 
     @property
@@ -273,6 +296,7 @@ class BetaScheduler:
                 self.start,
                 self.stop,
                 self.continuous,
+                self.ramp,
             )
         )
 
@@ -302,6 +326,7 @@ class BetaScheduler:
             "stop": self.stop,
             "steps_per_unit": self.steps_per_unit,
             "interpolate": self.interpolate,
+            "ramp": self.ramp,
             "last_step": self.last_step,
         }
 
@@ -315,6 +340,8 @@ class BetaScheduler:
         for key in ("total", "n_cycles", "ratio", "shape", "start", "stop", "steps_per_unit",
                     "interpolate", "last_step"):
             setattr(self, key, state[key])
+        self.ramp = state.get("ramp", "span")  # states of earlier versions: eq. 6
+        _check_ramp(self.ramp)
         self.continuous = continuous
 
     def __repr__(self) -> str:
@@ -349,6 +376,9 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
         steps_per_unit: calls of ``step()`` per unit (e.g. batches per epoch); with more than
             one, the lr is a function of the fractional position and a cycle may be shorter
             than a unit (at least one call per cycle).
+        interpolate: with ``False`` the lr changes only at unit boundaries (set once per
+            epoch, as Fu et al.'s PTB script does: its lowest value is 0.0245 x the base lr
+            for cycles of 10 epochs); cycles are then whole numbers of units.
     """
 
     def __init__(
@@ -359,10 +389,15 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
         n_cycles: int = 4,
         steps_per_unit: int = 1,
         last_epoch: int = -1,
+        interpolate: bool = True,
     ) -> None:
         if steps_per_unit < 1:
             raise ValueError(f"steps_per_unit must be >= 1, got {steps_per_unit!r}")
-        self.continuous = steps_per_unit > 1
+        self.interpolate = bool(interpolate)
+        self.continuous = steps_per_unit > 1 and self.interpolate
+        if not self.interpolate and n_cycles > total:
+            raise ValueError(f"n_cycles must be in [1, total = {total}] when the lr changes only "
+                             f"between units (interpolate=False), got {n_cycles!r}")
         validate_schedule(total, n_cycles, continuous=self.continuous)
         if n_cycles > total * steps_per_unit:
             raise ValueError(f"n_cycles must be in [1, total x steps_per_unit = "
@@ -374,6 +409,8 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        factor = cyclical_lr_factor(self.last_epoch / self.steps_per_unit, self.total,
-                                    self.n_cycles, continuous=self.continuous)
+        position = (self.last_epoch / self.steps_per_unit if self.interpolate
+                    else float(self.last_epoch // self.steps_per_unit))
+        factor = cyclical_lr_factor(position, self.total, self.n_cycles,
+                                    continuous=self.continuous)
         return [base * factor for base in self.base_lrs]

@@ -126,7 +126,7 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
     try:
         beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
                              start=s.start, stop=s.stop, steps_per_unit=per_unit,
-                             interpolate=s.interpolate)
+                             interpolate=s.interpolate, ramp=s.ramp)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
     info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
@@ -140,10 +140,11 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
             lr_total, lr_per_unit = lr.cycle_epochs, steps_per_epoch
         try:
             lr_schedule = CyclicalLR(optimizer, lr_total, n_cycles=lr.n_cycles,
-                                     steps_per_unit=lr_per_unit)
+                                     steps_per_unit=lr_per_unit, interpolate=lr.interpolate)
         except ValueError as exc:
             raise UserError(f"config: lr_schedule.{exc}") from None
         info["lr_cycle_steps"] = lr_total * lr_per_unit / lr.n_cycles
+        info["lr_changes"] = "every step" if lr.interpolate else f"every {lr_per_unit} steps"
     return beta, lr_schedule, info
 
 
