@@ -75,3 +75,41 @@ def test_learning_curve_beta_is_the_one_each_step_used_not_the_next_epochs():
     assert beta == [(0.5, 0.5), (1.0, 1.0), (1.5, 0.4), (2.0, 1.0)]
     assert [(p["epoch"], p["valid_elbo"]) for p in points if "valid_elbo" in p] == [
         (1.0, -6.0), (2.0, -5.5)]
+
+
+def test_jobs_train_rows_in_parallel_with_the_same_metrics(ptb_slice, tmp_path):
+    """Two tiny rows as two processes at once give exactly the metrics of the same rows trained
+    one after the other (same seeds, same thread count)."""
+    from cyclevae.experiments.ptb import run_ptb
+
+    sets = [value for value in small_overrides(ptb_slice, **{"train.num_threads": 1,
+                                                              "train.iw_samples": 0})
+            if value.split("=")[0] not in ("train.epochs", "schedule.n_cycles")]
+    rows = ["vae-monotonic", "vae-cyclical-cyclr"]
+    run_ptb(rows=rows, out=tmp_path / "serial", epochs=4, overrides=sets, progress=False)
+    run_ptb(rows=rows, out=tmp_path / "parallel", epochs=4, overrides=sets, progress=False,
+            jobs=2)
+    for row in rows:
+        serial = json.loads((tmp_path / "serial" / row / "metrics.json").read_text())
+        parallel = json.loads((tmp_path / "parallel" / row / "metrics.json").read_text())
+        for block in ("train", "valid", "test"):
+            assert parallel[block] == serial[block], (row, block)
+        assert parallel["config"] == serial["config"]
+
+
+def test_jobs_split_the_cores_unless_threads_are_set(tmp_path):
+    from cyclevae.config import load_config
+    from cyclevae.experiments.ptb import assign_threads, train_runs
+
+    unset = load_config(None, ["data.train=x"])
+    fixed = load_config(None, ["data.train=x", "train.num_threads=3"])
+    todo = [(unset, tmp_path / "a"), (fixed, tmp_path / "b")]
+    assigned = assign_threads(todo, jobs=2, cores=8)
+    assert [c.train.num_threads for c, _ in assigned] == [4, 3]
+    assert unset.train.num_threads is None  # the caller's config is not changed
+    assert assign_threads(todo, jobs=4, cores=2)[0][0].train.num_threads == 1
+    import pytest
+
+    from cyclevae.errors import UserError
+    with pytest.raises(UserError, match="--jobs must be >= 1"):
+        train_runs(todo, jobs=0)

@@ -257,6 +257,9 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, default=Path("runs/ptb"))
     t.add_argument("--report-only", action="store_true",
                    help="only rebuild report.md from the finished runs in --out")
+    t.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train up to N runs at once, one process each, the cores split "
+                   "between them (default 1: one after the other)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_reproduce_ptb)
     y = exp.add_parser("yelp", help="Yelp pre-training and linear probes (Figure 6, t-SNE)",
@@ -339,12 +342,14 @@ def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
     rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                       if r.strip()]
     seeds = _int_list(args.seeds, "--seeds")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.report_only:
         result = ptb.write_ptb_report(args.out, rows=rows, seeds=seeds)
     else:
         result = ptb.run_ptb(rows=rows, out=args.out, epochs=args.epochs, seeds=seeds,
                              overrides=args.overrides, config_dir=args.configs or ptb.CONFIG_DIR,
-                             progress=False if args.no_progress else None)
+                             progress=False if args.no_progress else None, jobs=args.jobs)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0
