@@ -31,7 +31,10 @@ def test_reproduce_ptb_trains_rows_reports_and_reuses_finished_runs(ptb_slice, t
     report = (out / "report.md").read_text()
     assert report.count("paper Table 1") >= 2
     assert report.count("| ours, shortened (4 of 40 epochs) |") == 2  # labelled as shortened
-    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # shortened runs are drawn apart, never among the 40-epoch curves
+    assert (out / "learning_curves_shortened.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "learning_curves.png").exists()
+    assert "](learning_curves_shortened.png)" in report
 
     # a second call reuses the finished runs (nothing retrained) and --report-only rebuilds
     stamp = (out / "vae-monotonic" / "metrics.json").stat().st_mtime_ns
@@ -113,3 +116,11 @@ def test_jobs_split_the_cores_unless_threads_are_set(tmp_path):
     from cyclevae.errors import UserError
     with pytest.raises(UserError, match="--jobs must be >= 1"):
         train_runs(todo, jobs=0)
+
+
+def test_curve_panels_have_y_labels_with_units():
+    from cyclevae.report import plot_curves
+
+    fig = plot_curves({"a": [{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 2.0}]}, ["x"],
+                      x="epoch", ylabels=["Rec (nats per sentence)"])
+    assert fig.axes[0].get_ylabel() == "Rec (nats per sentence)"

@@ -125,6 +125,7 @@ def plot_curves(
     panel_size: tuple[float, float] = (4.2, 3.2),
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     suptitle: str | None = None,
+    ylabels: Sequence[str] | None = None,
 ) -> Figure:
     """One panel per metric, one line per run.
 
@@ -137,18 +138,23 @@ def plot_curves(
         titles: panel titles (default: the keys).
         ncols: panels per row (default: all in one row).
         styles: per-run keyword arguments for ``Axes.plot`` (colour, line style, ...).
+        ylabels: the vertical axis label of each panel, with its unit (default: none).
     Returns:
         The figure (save it with :func:`save_figure_atomic`).
     """
     titles = list(titles) if titles is not None else list(keys)
     if len(titles) != len(keys):
         raise ValueError(f"{len(titles)} titles for {len(keys)} keys")
+    if ylabels is not None and len(ylabels) != len(keys):
+        raise ValueError(f"{len(ylabels)} ylabels for {len(keys)} keys")
     ncols = ncols or len(keys)
     nrows = math.ceil(len(keys) / ncols)
     fig, axes = new_figure(nrows, ncols,
                            figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
     flat = axes.ravel()
-    for ax, key, title in zip(flat, keys, titles):
+    for i, (ax, key, title) in enumerate(zip(flat, keys, titles)):
+        if ylabels is not None:
+            ax.set_ylabel(ylabels[i])
         for name, records in curves.items():
             pairs = [(r[x], r[key]) for r in records if r.get(key) is not None]
             style = {"marker": "o"} if len(pairs) == 1 else {}  # a lone point shows no line

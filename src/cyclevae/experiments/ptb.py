@@ -271,15 +271,27 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             table.append([row, "", f"paper {paper.table}: {paper.label}", PAPER_EPOCHS,
                           *[paper.numbers.get(k) for k in METRICS],
                           PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"])])
-    curves = {item["dir"]: _curve_points(item["history"], item["train_log"])
-              for items in runs.values() for item in items}
-    figure = None
-    if any(curves.values()):
-        fig = plot_curves(curves, ["valid_elbo", "valid_rec", "valid_kl", "beta"], x="epoch",
-                          titles=["valid ELBO", "valid Rec", "valid KL", "beta"],
-                          xlabel="epoch", ncols=4)
-        figure = out / "learning_curves.png"
-        save_figure_atomic(fig, figure)
+    full, shortened = {}, {}
+    for items in runs.values():
+        for item in items:
+            epochs = item["metrics"].get("epochs", PAPER_EPOCHS)
+            points = _curve_points(item["history"], item["train_log"])
+            if epochs >= PAPER_EPOCHS:
+                full[item["dir"]] = points
+            else:
+                shortened[f"{item['dir']} (shortened: {epochs} of {PAPER_EPOCHS} epochs)"] = points
+    figures = []
+    for curves, name, title in ((full, "learning_curves.png", None),
+                                (shortened, "learning_curves_shortened.png",
+                                 "Shortened runs (fewer epochs than the paper's 40; same M and R)")):
+        if any(curves.values()):
+            fig = plot_curves(curves, ["valid_elbo", "valid_rec", "valid_kl", "beta"],
+                              x="epoch", titles=["valid ELBO", "valid Rec", "valid KL", "beta"],
+                              xlabel="epoch", ncols=4, suptitle=title,
+                              ylabels=["ELBO (nats per sentence)", "Rec (nats per sentence)",
+                                       "KL (nats per sentence)", "beta (KL weight)"])
+            save_figure_atomic(fig, out / name)
+            figures.append(name)
     lines = [
         "# Penn Treebank language modelling: ours beside the paper",
         "",
@@ -291,8 +303,13 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         markdown_table(headers, table),
         "",
     ]
-    if figure is not None:
-        lines += ["![learning curves](learning_curves.png)", ""]
+    if "learning_curves.png" in figures:
+        lines += ["Learning curves of the 40-epoch runs:", "",
+                  "![learning curves](learning_curves.png)", ""]
+    if "learning_curves_shortened.png" in figures:
+        lines += ["Shortened runs, drawn apart (their x axis spans fewer epochs):", "",
+                  "![learning curves of the shortened runs]"
+                  "(learning_curves_shortened.png)", ""]
     for row, items in runs.items():
         for item in items:
             cfg = item["metrics"]["config"]
