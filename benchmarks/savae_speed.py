@@ -2,6 +2,7 @@
 
     python benchmarks/savae_speed.py [--batches 12] [--repeats 3] [--threads N]
                                      [--modes fd,fd_decoder,exact] [--accuracy]
+                                     [--device cpu|cuda[:N]]
 
 Times ``Trainer.train_step`` (the real code path: forward with 10 SVI steps, backward through
 them, clipping, Adam) of an SA-VAE built from ``configs/ptb/savae-cyclical.yaml`` and of the plain
@@ -21,6 +22,10 @@ At the 2-core GEMM peak (~320 GFLOP/s) the default method's FLOPs take 853 s per
 thread on the development machine, with two PTB training jobs beside it, gave ratio_to_vae 11.75
 and floor_fraction 0.615 (fd with the decoder through the steps 16.2, exact 21.4; fd's encoder
 gradient within 9e-5 of float64). Run from the repository root with ../shared/data.
+
+``--device cuda`` runs both models and the GEMM peak (8192^3, float32) on the GPU, with
+``torch.cuda.synchronize()`` around every timed step; the lines then carry "device" and "gpu".
+The CPU behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -100,6 +105,8 @@ def main() -> None:
                              "_decoder (decoder weights also trained through the steps)")
     parser.add_argument("--accuracy", action="store_true",
                         help="also compare the methods' encoder gradients with float64")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda[:N]: where the models run")
     args = parser.parse_args()
 
     from cyclevae.config import load_config
@@ -112,17 +119,20 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_speed import flops_per_token as vae_flops
-    from train_speed import gemm_peak
+    from train_speed import gemm_peak, synchronize
 
     out = Path(tempfile.mkdtemp(prefix="cyclevae-savae-bench-"))
-    common = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.seed=0"]
+    common = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.seed=0",
+              f"train.device={args.device}"]
     if args.threads:
         common.append(f"train.num_threads={args.threads}")
     savae = Trainer(load_config(REPO / "configs" / "ptb" / "savae-cyclical.yaml", common),
                     out / "savae", progress=False)
     vae = Trainer(load_config(REPO / "configs" / "ptb" / "vae-cyclical-cyclr.yaml", common),
                   out / "vae", progress=False)
-    batches = pick_batches(savae.data.train.batches(0, shuffle=False), args.batches)
+    device = savae.device
+    batches = [b.to(device) for b in
+               pick_batches(savae.data.train.batches(0, shuffle=False), args.batches)]
     tokens = sum(b.num_tokens for b in batches)
     modes = [m for m in args.modes.split(",") if m]
 
@@ -138,21 +148,26 @@ def main() -> None:
 
     fns = {"vae": lambda b: vae.train_step([b], BETA)}
     fns.update({m: savae_step(m) for m in modes})
-    for fn in fns.values():  # warm-up
-        for b in batches[:2]:
+    # warm-up (on CUDA every batch once: each length needs its own cuDNN plan)
+    warm = batches if device.type == "cuda" else batches[:2]
+    for fn in fns.values():
+        for b in warm:
             fn(b)
     totals: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(args.repeats):
         spent = dict.fromkeys(fns, 0.0)
         for b in batches:
             for name, fn in fns.items():
+                synchronize(device)
                 start = time.perf_counter()
                 fn(b)
+                synchronize(device)
                 spent[name] += time.perf_counter() - start
         for name in fns:
             totals[name].append(spent[name])
     set_method("fd")
-    peak = max(gemm_peak(torch.float32) for _ in range(3))  # GFLOP/s, this run, these threads
+    # GFLOP/s, this run, these threads (or this GPU)
+    peak = max(gemm_peak(torch.float32, device=device) for _ in range(3))
     median = {name: statistics.median(ts) for name, ts in totals.items()}
     details = {"batches": len(batches), "tokens": tokens, "repeats": args.repeats,
                "lengths": [b.tokens.shape[1] - 1 for b in batches],
@@ -161,6 +176,8 @@ def main() -> None:
                "vae_seconds_per_epoch": round(median["vae"] / tokens * EPOCH_TOKENS, 1),
                "vae_floor_fraction": round(tokens / median["vae"] * vae_flops()["train"]
                                            / (peak * 1e9), 3)}
+    if device.type == "cuda":  # (CPU lines keep their earlier fields)
+        details.update(device=str(device), gpu=torch.cuda.get_device_name(device))
     for mode in modes:
         name = "train_savae_fp32" if mode == "fd" else f"train_savae_{mode}_fp32"
         print(json.dumps({

@@ -3,6 +3,7 @@ reference implementation timed in the same run (these machines are shared; only 
 run are comparable).
 
     python benchmarks/train_speed.py [--batches 40] [--repeats 3] [--modes train_fp32,...]
+                                     [--device cpu|cuda[:N]]
 
 Prints one JSON line per measurement with "mode", "tokens_per_s", "reference_tokens_per_s",
 "ratio", "seconds_per_epoch" (train modes), "floor_fraction" (achieved FLOP/s over the GEMM
@@ -18,6 +19,14 @@ script gets: "reference_tokens_per_s", "ratio") and again in this process after
 :func:`cyclevae.runtime.configure_process` has configured the allocator
 ("reference_same_process_tokens_per_s", "ratio_same_process"), which isolates our other changes
 from the allocator's share.
+
+``--device cuda`` times the same real path (``Trainer.train_step``, ``evaluate_model``,
+``iw_log_likelihood``) and the reference on the GPU, with the GEMM peaks for the floors measured
+on that GPU in the same run (8192^3 products) and ``torch.cuda.synchronize()`` around every
+timing; warm-up runs one batch of every distinct sentence length first (cuDNN plans per shape).
+The lines then also carry "device", "gpu" and the TF32 settings in force ("tf32_matmul",
+"tf32_cudnn": PyTorch's defaults leave cuBLAS products in float32 and let cuDNN's LSTMs use
+TF32). The CPU behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -82,7 +91,7 @@ class ReferenceVAE(nn.Module):
         std = (0.5 * logvar).exp()
         parts = []
         for _ in range(k // chunk):
-            eps = torch.randn(tokens.shape[0], chunk, mu.shape[1])
+            eps = torch.randn(tokens.shape[0], chunk, mu.shape[1], device=tokens.device)
             z = (mu.unsqueeze(1) + std.unsqueeze(1) * eps).reshape(-1, mu.shape[1])
             rep = tokens.repeat_interleave(chunk, 0)
             inp, tgt = rep[:, :-1], rep[:, 1:]
@@ -111,36 +120,73 @@ def flops_per_token(emb: int = 256, hidden: int = 256, latent: int = 32, vocab: 
     return {"train": 3 * forward, "eval": forward, "iw_sample": dec + out}
 
 
-def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype``."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def synchronize(device: torch.device | str = "cpu") -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously); nothing on CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_peak(dtype: torch.dtype, n: int | None = None, repeats: int = 5,
+              device: torch.device | str = "cpu") -> float:
+    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype`` on ``device`` (n: 2048 on
+    CPU, 8192 on CUDA, where smaller products do not fill the GPU)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     a @ b
+    synchronize(device)
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
 
-def timed(fn, batches, repeats: int) -> float:
-    """Median over repeats of the time of one pass of ``fn`` over all ``batches``."""
+def timed(fn, batches, repeats: int, device: torch.device | str = "cpu") -> float:
+    """Median over repeats of the time of one pass of ``fn`` over all ``batches`` (the
+    device's queue drained before and after each pass)."""
     times = []
     for _ in range(repeats):
+        synchronize(device)
         t = time.perf_counter()
         for b in batches:
             fn(b)
+        synchronize(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
+def warmup_batches(batches: list, device: torch.device | str = "cpu") -> list:
+    """The batches a timing warms up on: the first 3 on CPU; on CUDA also the first batch of
+    every other sentence length (cuDNN builds its LSTM plan per shape on first use)."""
+    warm = list(batches[:3])
+    if torch.device(device).type == "cuda":
+        seen = {_shape(b) for b in warm}
+        for b in batches:
+            if _shape(b) not in seen:
+                seen.add(_shape(b))
+                warm.append(b)
+    return warm
+
+
+def _shape(batch) -> tuple[int, ...]:
+    tokens = batch if isinstance(batch, torch.Tensor) else batch.tokens
+    return tuple(tokens.shape)
+
+
 def reference_times(vocab: int, batches: list[torch.Tensor], sample: list[torch.Tensor],
-                    modes: list[str], repeats: int, k: int = 500, chunk: int = 50
-                    ) -> dict[str, float]:
+                    modes: list[str], repeats: int, k: int = 500, chunk: int = 50,
+                    device: torch.device | str = "cpu") -> dict[str, float]:
     """Seconds of the reference per pass: ``train`` (one step per batch, fp32), ``eval_elbo``
-    (forward over ``batches``), ``eval_iw_nll`` (K samples per sentence of ``sample``)."""
+    (forward over ``batches``), ``eval_iw_nll`` (K samples per sentence of ``sample``), all
+    on ``device`` (the batches are moved there first)."""
     torch.manual_seed(0)
-    reference = ReferenceVAE(vocab)
+    batches = [b.to(device) for b in batches]
+    sample = [b.to(device) for b in sample]
+    reference = ReferenceVAE(vocab).to(device)
     opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
 
     def step(b: torch.Tensor) -> None:
@@ -160,31 +206,34 @@ def reference_times(vocab: int, batches: list[torch.Tensor], sample: list[torch.
 
     times: dict[str, float] = {}
     if any(m.startswith("train_") for m in modes):
-        for b in batches[:3]:  # warm-up
+        for b in warmup_batches(batches, device):
             step(b)
-        times["train"] = timed(step, batches, repeats)
+        times["train"] = timed(step, batches, repeats, device)
     if "eval_elbo" in modes:
         elbo(None)
-        times["eval_elbo"] = timed(elbo, [None], repeats)
+        times["eval_elbo"] = timed(elbo, [None], repeats, device)
     if "eval_iw_nll" in modes:
         reference.eval()
+        synchronize(device)
         t = time.perf_counter()
         for b in sample:
             reference.iw_nll(b, k, chunk)
+        synchronize(device)
         times["eval_iw_nll"] = time.perf_counter() - t
     return times
 
 
 def reference_times_in_child(vocab: int, batches: list[torch.Tensor],
-                             sample: list[torch.Tensor], modes: list[str], repeats: int
-                             ) -> dict[str, float]:
+                             sample: list[torch.Tensor], modes: list[str], repeats: int,
+                             device: torch.device | str = "cpu") -> dict[str, float]:
     """:func:`reference_times` in a fresh process: a user's own script runs with glibc's
     default allocator, not the one :func:`cyclevae.runtime.configure_process` sets for the
     whole process (as the ``cyclevae`` command does)."""
     with tempfile.TemporaryDirectory(prefix="cyclevae-bench-ref-") as tmp:
         job = Path(tmp) / "job.pt"
         torch.save({"vocab": vocab, "batches": batches, "sample": sample, "modes": modes,
-                    "repeats": repeats, "threads": torch.get_num_threads()}, job)
+                    "repeats": repeats, "threads": torch.get_num_threads(),
+                    "device": str(device)}, job)
         done = subprocess.run([sys.executable, __file__, "--reference-child", str(job)],
                               check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -194,7 +243,7 @@ def _reference_child(job_path: str) -> None:
     job = torch.load(job_path)
     torch.set_num_threads(job["threads"])
     print(json.dumps(reference_times(job["vocab"], job["batches"], job["sample"], job["modes"],
-                                     job["repeats"])))
+                                     job["repeats"], device=job.get("device", "cpu"))))
 
 
 def main() -> None:
@@ -203,6 +252,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iw-sentences", type=int, default=64)
     parser.add_argument("--modes", default="train_fp32,train_bf16,eval_elbo,eval_iw_nll")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda[:N]: where ours and the reference run")
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_child:
@@ -225,9 +276,10 @@ def main() -> None:
     torch.manual_seed(0)
     out = Path(tempfile.mkdtemp(prefix="cyclevae-bench-"))
     overrides = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.epochs=40",
-                 "schedule.n_cycles=4", "train.seed=0"]
+                 "schedule.n_cycles=4", "train.seed=0", f"train.device={args.device}"]
     trainer = Trainer(load_config(REPO / "configs" / "ptb" / "vae-cyclical.yaml", overrides),
                       out / "run", progress=False)
+    device = trainer.device
 
     # modes whose precision this machine cannot run are reported as skipped, in their place
     has_bf16, checked = runtime.native_bf16(trainer.device)
@@ -238,7 +290,7 @@ def main() -> None:
     all_batches = trainer.data.train.batches(0, shuffle=True)  # TextBatch objects
     gen = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(all_batches), generator=gen)[: args.batches].tolist()
-    batches = [all_batches[i] for i in pick]
+    batches = [all_batches[i].to(device) for i in pick]
     tokens = sum(b.num_tokens for b in batches)
     vocab = len(trainer.vocab)
     flops = flops_per_token(vocab=vocab)
@@ -246,8 +298,9 @@ def main() -> None:
     # (train_bf16 too, as "floor_fraction_fp32"); bf16 only for a bf16 mode
     precisions = {m.split("_")[1] for m in modes if m.startswith("train_")}
     precisions |= {"fp32"} if modes else set()
-    peak = {p: gemm_peak(dtype) for p, dtype in (("fp32", torch.float32),
-                                                 ("bf16", torch.bfloat16)) if p in precisions}
+    peak = {p: gemm_peak(dtype, device=device)
+            for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+            if p in precisions}
     threads = torch.get_num_threads()
 
     # test-set-like sample for IW-NLL: sentences from the sampled batches
@@ -263,11 +316,14 @@ def main() -> None:
     # the reference (plain tensors) twice: in a fresh process (glibc defaults, what a user's
     # script gets) and here (after configure_process set the allocator: isolates the other
     # changes)
-    ref_batches, ref_sample = [b.tokens for b in batches], [b.tokens for b in sample]
+    ref_batches = [b.tokens.cpu() for b in batches]
+    ref_sample = [b.tokens.cpu() for b in sample]
     ref_child = ref_here = {}
     if modes:  # (none when every requested mode is skipped)
-        ref_child = reference_times_in_child(vocab, ref_batches, ref_sample, modes, args.repeats)
-        ref_here = reference_times(vocab, ref_batches, ref_sample, modes, args.repeats, k, chunk)
+        ref_child = reference_times_in_child(vocab, ref_batches, ref_sample, modes, args.repeats,
+                                             device)
+        ref_here = reference_times(vocab, ref_batches, ref_sample, modes, args.repeats, k, chunk,
+                                   device)
 
     def ref_fields(key: str, work: int) -> dict:
         child, here = work / ref_child[key], work / ref_here[key]
@@ -280,6 +336,10 @@ def main() -> None:
     common = {"batches": len(batches), "tokens": tokens, "threads": threads,
               "torch": torch.__version__, "gemm_gflops_fp32": gflops("fp32"),
               "gemm_gflops_bf16": gflops("bf16")}
+    if device.type == "cuda":  # (CPU lines keep their earlier fields)
+        common.update(device=str(device), gpu=torch.cuda.get_device_name(device),
+                      tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                      tf32_cudnn=torch.backends.cudnn.allow_tf32)
     for mode in [m for m in requested if m.startswith("train_")]:
         if mode in skipped:
             emit({"mode": mode, "skipped": skipped[mode]})
@@ -287,9 +347,9 @@ def main() -> None:
         precision = mode.split("_")[1]
         trainer.config.train.precision = precision
         ours_fn = lambda b: trainer.train_step([b], 0.5)  # noqa: E731 - the real Trainer step
-        for b in batches[:3]:  # warm-up
+        for b in warmup_batches(batches, device):
             ours_fn(b)
-        ours = timed(ours_fn, batches, args.repeats)
+        ours = timed(ours_fn, batches, args.repeats, device)
         ours_tps = tokens / ours
         refs = ref_fields("train", tokens)  # the reference always in fp32
         emit({"mode": mode, "tokens_per_s": round(ours_tps), **refs,
@@ -310,7 +370,7 @@ def main() -> None:
             evaluate_model(model, batches, iw_samples=0, seed=0)
 
         ours_eval(None)
-        ours = timed(ours_eval, [None], args.repeats)
+        ours = timed(ours_eval, [None], args.repeats, device)
         refs = ref_fields("eval_elbo", tokens)
         emit({"mode": "eval_elbo", "tokens_per_s": round(tokens / ours), **refs,
               "ratio": round(tokens / ours / refs["reference_tokens_per_s"], 3),
@@ -318,11 +378,13 @@ def main() -> None:
               **common})
     if "eval_iw_nll" in modes:
         gen = torch.Generator().manual_seed(0)
+        synchronize(device)
         t = time.perf_counter()
         trainer.model.eval()
         with torch.no_grad():
             for b in sample:
                 iw_log_likelihood(trainer.model, b, k, chunk, gen)
+        synchronize(device)
         ours = time.perf_counter() - t
         refs = ref_fields("eval_iw_nll", iw_tokens)
         test_tokens = 82_430
