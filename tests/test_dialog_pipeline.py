@@ -114,6 +114,18 @@ def test_train_evaluate_generate_respond_through_the_cli(swda_slice, tmp_path, c
     assert "--respond" in one_line_error(capsys)
 
 
+def test_diagnose_works_for_a_dialog_checkpoint(swda_slice, tmp_path, capsys):
+    """The collapse diagnosis through the one interface: learned prior, DialogBatch."""
+    run = tmp_path / "run"
+    assert cli_train(swda_slice, run) == 0
+    capsys.readouterr()
+    assert main(["diagnose", str(run / LAST), "--out", str(tmp_path / "diag"),
+                 "--max-sentences", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict" in out.lower() and (tmp_path / "diag" / "diagnosis.md").is_file()
+    assert (tmp_path / "diag" / "kl_per_dim.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_leakage_is_dropped_and_counted_when_evaluating_on_another_file(swda_slice, tmp_path,
                                                                         capsys):
     train = [json.loads(x) for x in (swda_slice / "train.jsonl").read_text().splitlines()]

@@ -344,7 +344,8 @@ def _sample_batches(corpus: Any, max_sentences: int) -> list[Any]:
         if left <= 0:
             break
         if batch.num_examples > left:
-            batch = type(batch)(batch.tokens[:left])
+            batch = (batch.select(torch.arange(left)) if hasattr(batch, "select")
+                     else type(batch)(batch.tokens[:left]))
         chosen.append(batch)
         left -= batch.num_examples
     return chosen
@@ -367,8 +368,14 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     if not spec:
         raise UserError(f"{path}: the run has no data.test; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed, data_dir=data_dir,
-                           limit=encoder_limit(config.model))
+    if config.model.kind == "cvae":  # conversations: (context, response) examples
+        from .data.dialog import load_dialog_split
+
+        corpus, _, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
+                                         seed=config.train.seed, data_dir=data_dir)
+    else:
+        corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed,
+                               data_dir=data_dir, limit=encoder_limit(config.model))
     batches = (corpus.batches(0, shuffle=False, drop_last=False) if max_sentences is None
                else _sample_batches(corpus, max_sentences))
     result = diagnose(model, batches, settings=EvalSettings.from_train_config(config.train))
