@@ -55,3 +55,27 @@ def scheduler_from_state(state: dict[str, Any]) -> BetaScheduler:
     scheduler = BetaScheduler(state["total"], **{key: state[key] for key in SCHEDULE_KEYS})
     scheduler.load_state_dict(state)
     return scheduler
+
+
+class ScheduleHolder:
+    """The schedule state both callbacks keep: validated settings, the run length (``None``
+    until training starts), the attribute set on the model, and the current beta."""
+
+    scheduler: BetaScheduler | None
+
+    def _init_schedule(self, total: float | None, settings: dict[str, Any], attribute: str,
+                       log_name: str | None) -> None:
+        check_settings(total, settings)
+        self.settings = settings
+        self.total = total
+        self.attribute = attribute
+        self.log_name = log_name
+        #: The schedule, built when training starts (or restored from a checkpoint).
+        self.scheduler = None if total is None else BetaScheduler(total, **settings)
+
+    @property
+    def beta(self) -> float:
+        """The beta set on the model for the current (or last) training step."""
+        if self.scheduler is None:
+            raise RuntimeError("BetaCallback: training has not started")
+        return self.scheduler.value

@@ -37,9 +37,9 @@ except ImportError:  # the standalone package
 from ..schedules import BetaScheduler
 from ._common import (
     SCHEDULE_KEYS,
+    ScheduleHolder,
     beta_at,
     check_attribute,
-    check_settings,
     run_total,
     scheduler_from_state,
 )
@@ -47,7 +47,7 @@ from ._common import (
 __all__ = ["BetaCallback"]
 
 
-class BetaCallback(Callback):
+class BetaCallback(ScheduleHolder, Callback):
     """Sets ``module.<attribute>`` to the scheduled beta before every training batch.
 
     Args:
@@ -78,25 +78,11 @@ class BetaCallback(Callback):
         prog_bar: bool = False,
     ) -> None:
         super().__init__()
-        self.settings: dict[str, Any] = {
+        self._init_schedule(total, {
             "n_cycles": n_cycles, "ratio": ratio, "shape": shape, "start": start, "stop": stop,
             "steps_per_unit": steps_per_unit, "interpolate": interpolate,
-        }
-        check_settings(total, self.settings)
-        self.total = total
-        self.attribute = attribute
-        self.log_name = log_name
+        }, attribute, log_name)
         self.prog_bar = prog_bar
-        #: The schedule, built when training starts (or restored from a checkpoint).
-        self.scheduler: BetaScheduler | None = (
-            None if total is None else BetaScheduler(total, **self.settings))
-
-    @property
-    def beta(self) -> float:
-        """The beta set on the module for the current (or last) training step."""
-        if self.scheduler is None:
-            raise RuntimeError("BetaCallback: training has not started")
-        return self.scheduler.value
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Build the schedule from the run's length if needed; check the module's attribute."""

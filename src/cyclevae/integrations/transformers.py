@@ -36,12 +36,12 @@ except ImportError:
     raise missing_framework("transformers", "transformers") from None
 
 from ..schedules import BetaScheduler
-from ._common import beta_at, check_attribute, check_settings, run_total
+from ._common import ScheduleHolder, beta_at, check_attribute, run_total
 
 __all__ = ["BetaCallback"]
 
 
-class BetaCallback(TrainerCallback, ExportableState):
+class BetaCallback(ScheduleHolder, TrainerCallback, ExportableState):
     """Sets ``model.<attribute>`` to the scheduled beta before every optimizer step.
 
     Args:
@@ -69,24 +69,10 @@ class BetaCallback(TrainerCallback, ExportableState):
         attribute: str = "beta",
         log_name: str | None = "beta",
     ) -> None:
-        self.settings: dict[str, Any] = {
+        self._init_schedule(total, {
             "n_cycles": n_cycles, "ratio": ratio, "shape": shape, "start": start, "stop": stop,
             "steps_per_unit": steps_per_unit, "interpolate": interpolate,
-        }
-        check_settings(total, self.settings)
-        self.total = total
-        self.attribute = attribute
-        self.log_name = log_name
-        #: The schedule, built when training starts.
-        self.scheduler: BetaScheduler | None = (
-            None if total is None else BetaScheduler(total, **self.settings))
-
-    @property
-    def beta(self) -> float:
-        """The beta set on the model for the current (or last) optimizer step."""
-        if self.scheduler is None:
-            raise RuntimeError("BetaCallback: training has not started")
-        return self.scheduler.value
+        }, attribute, log_name)
 
     def state(self) -> dict[str, Any]:
         """``ExportableState``: the constructor arguments (with the resolved ``total``)."""
