@@ -118,8 +118,8 @@ def main() -> None:
     configure_process(args.threads)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from floors import fp32_peaks, synchronize
     from train_speed import flops_per_token as vae_flops
-    from train_speed import gemm_peak, synchronize
 
     out = Path(tempfile.mkdtemp(prefix="cyclevae-savae-bench-"))
     common = [f"data.data_dir={DATA}", "data.valid=null", "data.test=null", "train.seed=0",
@@ -167,7 +167,8 @@ def main() -> None:
             totals[name].append(spent[name])
     set_method("fd")
     # GFLOP/s, this run, these threads (or this GPU)
-    peak = max(gemm_peak(torch.float32, device=device) for _ in range(3))
+    # the faster of BLAS and oneDNN (floors.fp32_peaks), best of three
+    peak = max(fp32_peaks(device=device)["peak"] for _ in range(3))
     median = {name: statistics.median(ts) for name, ts in totals.items()}
     details = {"batches": len(batches), "tokens": tokens, "repeats": args.repeats,
                "lengths": [b.tokens.shape[1] - 1 for b in batches],

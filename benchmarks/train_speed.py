@@ -18,7 +18,12 @@ The reference is timed in a child process with glibc's default allocator (what a
 script gets: "reference_tokens_per_s", "ratio") and again in this process after
 :func:`cyclevae.runtime.configure_process` has configured the allocator
 ("reference_same_process_tokens_per_s", "ratio_same_process"), which isolates our other changes
-from the allocator's share.
+from the allocator's share; for the training modes that in-process reference alternates with
+ours pass by pass, and "ratio_cpu_time" / "floor_fraction_cpu_time" use process CPU time (on a
+busy machine it leaves out the time spent waiting for a core). The float32 floor is the faster
+of PyTorch's BLAS and oneDNN's product (``floors.fp32_peaks``; both reported). ``--profile``
+adds one line per side ("profile_train_fp32", ours and the reference): milliseconds per step
+by part against each part's share of the FLOPs (``profiling.py``).
 
 ``--device cuda`` times the same real path (``Trainer.train_step``, ``evaluate_model``,
 ``iw_log_likelihood``) and the reference on the GPU, with the GEMM peaks for the floors measured
@@ -45,6 +50,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floors import fp32_peaks, gemm_peak, synchronize  # the benchmarks' shared modules
+from profiling import part_table, profile_parts
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -120,31 +129,6 @@ def flops_per_token(emb: int = 256, hidden: int = 256, latent: int = 32, vocab: 
     return {"train": 3 * forward, "eval": forward, "iw_sample": dec + out}
 
 
-def synchronize(device: torch.device | str = "cpu") -> None:
-    """Wait for the device's queued work (CUDA kernels run asynchronously); nothing on CPU."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def gemm_peak(dtype: torch.dtype, n: int | None = None, repeats: int = 5,
-              device: torch.device | str = "cpu") -> float:
-    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype`` on ``device`` (n: 2048 on
-    CPU, 8192 on CUDA, where smaller products do not fill the GPU)."""
-    device = torch.device(device)
-    n = n or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b
-    synchronize(device)
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
 def timed(fn, batches, repeats: int, device: torch.device | str = "cpu") -> float:
     """Median over repeats of the time of one pass of ``fn`` over all ``batches`` (the
     device's queue drained before and after each pass)."""
@@ -157,6 +141,17 @@ def timed(fn, batches, repeats: int, device: torch.device | str = "cpu") -> floa
         synchronize(device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def timed_with_cpu(fn, batches, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one pass of ``fn`` over ``batches`` (on a busy
+    machine the CPU time leaves out the time this process waited for a core)."""
+    synchronize(device)
+    t, c = time.perf_counter(), time.process_time()
+    for b in batches:
+        fn(b)
+    synchronize(device)
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def warmup_batches(batches: list, device: torch.device | str = "cpu") -> list:
@@ -177,6 +172,39 @@ def _shape(batch) -> tuple[int, ...]:
     return tuple(tokens.shape)
 
 
+def reference_step_fn(reference: ReferenceVAE, beta: float = 0.5):
+    """The reference's training step on a ``[B, L+1]`` batch: mean ELBO loss, backward,
+    ``clip_grad_norm_`` (5.0), ``torch.optim.Adam`` (lr 1e-3). The model is ``step.model``."""
+    opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
+
+    def step(b: torch.Tensor) -> None:
+        reference.train()
+        rec, kl = reference(b)
+        loss = rec.mean() + beta * kl.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), 5.0)
+        opt.step()
+
+    step.model = reference  # type: ignore[attr-defined]
+    return step
+
+
+def part_flops(batches: list, emb: int = 256, hidden: int = 256, latent: int = 32,
+               vocab: int = 10002) -> dict[str, float]:
+    """Forward FLOPs of ``batches`` (``[B, L+1]`` token tensors or TextBatches) by part of the
+    PTB VAE (``encoder_lstm``, ``decoder_lstm``, ``output_layer``), per predicted token as
+    :func:`flops_per_token` counts them (L per sentence)."""
+    parts = {"encoder_lstm": 0.0, "decoder_lstm": 0.0, "output_layer": 0.0}
+    for b in batches:
+        tokens = b if isinstance(b, torch.Tensor) else b.tokens
+        rows, length = tokens.shape
+        parts["encoder_lstm"] += rows * (length - 1) * 2 * 4 * hidden * (emb + hidden)
+        parts["decoder_lstm"] += rows * (length - 1) * 2 * 4 * hidden * (emb + latent + hidden)
+        parts["output_layer"] += rows * (length - 1) * 2 * hidden * vocab
+    return parts
+
+
 def reference_times(vocab: int, batches: list[torch.Tensor], sample: list[torch.Tensor],
                     modes: list[str], repeats: int, k: int = 500, chunk: int = 50,
                     device: torch.device | str = "cpu") -> dict[str, float]:
@@ -187,16 +215,7 @@ def reference_times(vocab: int, batches: list[torch.Tensor], sample: list[torch.
     batches = [b.to(device) for b in batches]
     sample = [b.to(device) for b in sample]
     reference = ReferenceVAE(vocab).to(device)
-    opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
-
-    def step(b: torch.Tensor) -> None:
-        reference.train()
-        rec, kl = reference(b)
-        loss = rec.mean() + 0.5 * kl.mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(reference.parameters(), 5.0)
-        opt.step()
+    step = reference_step_fn(reference)
 
     def elbo(_b: None) -> None:
         reference.eval()
@@ -254,6 +273,9 @@ def main() -> None:
     parser.add_argument("--modes", default="train_fp32,train_bf16,eval_elbo,eval_iw_nll")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default) or cuda[:N]: where ours and the reference run")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the time of a float32 training step goes, by "
+                             "part, for ours and the reference (CPU)")
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_child:
@@ -298,9 +320,11 @@ def main() -> None:
     # (train_bf16 too, as "floor_fraction_fp32"); bf16 only for a bf16 mode
     precisions = {m.split("_")[1] for m in modes if m.startswith("train_")}
     precisions |= {"fp32"} if modes else set()
-    peak = {p: gemm_peak(dtype, device=device)
-            for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
-            if p in precisions}
+    # the float32 floor: the faster of PyTorch's BLAS and oneDNN's product (floors.fp32_peaks)
+    fp32 = fp32_peaks(device=device) if "fp32" in precisions else {}
+    peak = {"fp32": fp32["peak"]} if fp32 else {}
+    if "bf16" in precisions:
+        peak["bf16"] = gemm_peak(torch.bfloat16, device=device)
     threads = torch.get_num_threads()
 
     # test-set-like sample for IW-NLL: sentences from the sampled batches
@@ -322,40 +346,66 @@ def main() -> None:
     if modes:  # (none when every requested mode is skipped)
         ref_child = reference_times_in_child(vocab, ref_batches, ref_sample, modes, args.repeats,
                                              device)
-        ref_here = reference_times(vocab, ref_batches, ref_sample, modes, args.repeats, k, chunk,
-                                   device)
+        # (the training step's in-process reference alternates with ours below)
+        ref_here = reference_times(vocab, ref_batches, ref_sample,
+                                   [m for m in modes if not m.startswith("train_")],
+                                   args.repeats, k, chunk, device)
+
+    torch.manual_seed(0)
+    ref_train_step = reference_step_fn(ReferenceVAE(vocab).to(device))
+    ref_train_batches = [b.to(device) for b in ref_batches]
+    for b in warmup_batches(ref_train_batches, device):
+        ref_train_step(b)
 
     def ref_fields(key: str, work: int) -> dict:
-        child, here = work / ref_child[key], work / ref_here[key]
-        return {"reference_tokens_per_s": round(child),
-                "reference_same_process_tokens_per_s": round(here)}
+        fields = {"reference_tokens_per_s": round(work / ref_child[key])}
+        if key in ref_here:
+            fields["reference_same_process_tokens_per_s"] = round(work / ref_here[key])
+        return fields
 
     def gflops(precision: str) -> float | None:
         return round(peak[precision], 1) if precision in peak else None
 
-    common = {"batches": len(batches), "tokens": tokens, "threads": threads,
-              "torch": torch.__version__, "gemm_gflops_fp32": gflops("fp32"),
+    common = {"cpu": runtime.cpu_name(), "batches": len(batches), "tokens": tokens,
+              "threads": threads, "torch": torch.__version__,
+              "gemm_gflops_fp32": gflops("fp32"),
+              "gemm_gflops_fp32_blas": round(fp32["blas"], 1) if fp32 else None,
+              "gemm_gflops_fp32_linear_product":
+              round(fp32["linear_product"], 1) if fp32 else None,
               "gemm_gflops_bf16": gflops("bf16")}
     if device.type == "cuda":  # (CPU lines keep their earlier fields)
         common.update(device=str(device), gpu=torch.cuda.get_device_name(device),
                       tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
                       tf32_cudnn=torch.backends.cudnn.allow_tf32)
+    def ours_fn(b) -> None:
+        trainer.train_step([b], 0.5)  # the real Trainer step
+
     for mode in [m for m in requested if m.startswith("train_")]:
         if mode in skipped:
             emit({"mode": mode, "skipped": skipped[mode]})
             continue
         precision = mode.split("_")[1]
         trainer.config.train.precision = precision
-        ours_fn = lambda b: trainer.train_step([b], 0.5)  # noqa: E731 - the real Trainer step
         for b in warmup_batches(batches, device):
             ours_fn(b)
-        ours = timed(ours_fn, batches, args.repeats, device)
+        # ours and the in-process reference alternate pass by pass, so both see the same load
+        ours_runs, ref_runs = [], []
+        for _ in range(args.repeats):
+            ours_runs.append(timed_with_cpu(ours_fn, batches, device))
+            ref_runs.append(timed_with_cpu(ref_train_step, ref_train_batches, device))
+        ours = statistics.median(r[0] for r in ours_runs)
+        ref_wall = statistics.median(r[0] for r in ref_runs)
+        ours_cpu = statistics.median(r[1] for r in ours_runs)
+        ref_cpu = statistics.median(r[1] for r in ref_runs)
         ours_tps = tokens / ours
         refs = ref_fields("train", tokens)  # the reference always in fp32
+        refs["reference_same_process_tokens_per_s"] = round(tokens / ref_wall)
         emit({"mode": mode, "tokens_per_s": round(ours_tps), **refs,
               "ratio": round(ours_tps / refs["reference_tokens_per_s"], 3),
-              "ratio_same_process": round(ours_tps / refs["reference_same_process_tokens_per_s"],
-                                          3),
+              "ratio_same_process": round(ref_wall / ours, 3),
+              "ratio_cpu_time": round(ref_cpu / ours_cpu, 3),
+              "floor_fraction_cpu_time": round(tokens / ours_cpu * flops["train"]
+                                               / (peak[precision] * 1e9), 3),
               "seconds_per_epoch": round(EPOCH_TOKENS / ours_tps, 1),
               "reference_seconds_per_epoch": round(EPOCH_TOKENS / refs["reference_tokens_per_s"],
                                                    1),
@@ -363,6 +413,26 @@ def main() -> None:
               "floor_fraction_fp32": round(ours_tps * flops["train"] / (peak["fp32"] * 1e9), 3),
               **common})
     trainer.config.train.precision = "fp32"
+    if args.profile:
+        model, ref = trainer.model, ref_train_step.model
+        enc, dec = model.encoder, model.decoder
+        forward_flops = part_flops(batches, vocab=vocab)
+        ours_scopes = {enc.embedding: "embeddings", dec.embedding: "embeddings",
+                       enc.lstm: "encoder_lstm", enc.to_params: "encoder_lstm",
+                       dec.lstm: "decoder_lstm", dec.latent_to_hidden: "decoder_lstm",
+                       dec.dropout: "dropout"}
+        ref_scopes = {ref.enc_emb: "embeddings", ref.dec_emb: "embeddings",
+                      ref.enc: "encoder_lstm", ref.to_params: "encoder_lstm",
+                      ref.dec: "decoder_lstm", ref.z_to_h: "decoder_lstm",
+                      ref.drop: "dropout", ref.out: "output_layer"}
+        for which, fn, items, scopes, named in (
+                ("ours", ours_fn, batches, ours_scopes, {"_LinearCrossEntropy": "output_layer"}),
+                ("reference", ref_train_step, ref_train_batches, ref_scopes,
+                 {"aten::cross_entropy_loss": "output_layer"})):
+            seconds = profile_parts(fn, items, scopes, named)
+            emit({"mode": "profile_train_fp32", "which": which,
+                  "profiled_ms_per_step": round(1e3 * sum(seconds.values()) / len(items), 2),
+                  "parts": part_table(seconds, forward_flops, len(items)), **common})
     if "eval_elbo" in modes:
         model = trainer.model
 

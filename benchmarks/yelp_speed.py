@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -40,6 +39,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floors import fp32_peaks, gemm_peak  # the benchmarks' shared modules
+from profiling import part_table, profile_parts
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -153,20 +156,6 @@ def step_flops(batch_tokens: torch.Tensor, model_config, vocab: int) -> dict[str
     return {k: 3.0 * v for k, v in parts.items()}
 
 
-def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5, product=None) -> float:
-    """Best-of GFLOP/s of an n x n x n matrix product in ``dtype`` (``a @ b``, PyTorch's BLAS,
-    or ``product(a, b)``)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    product = product or torch.matmul
-    product(a, b)
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        product(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
 def timed(fn, items) -> tuple[float, float]:
     """Wall-clock and process CPU seconds of one pass of ``fn`` over ``items`` (on a busy
     machine the CPU time leaves out the time this process waited for a core)."""
@@ -201,93 +190,6 @@ def _reference_child(job_path: str) -> None:
     print(json.dumps({"seconds": seconds}))
 
 
-# --------------------------------------------------------------------- profile
-def profile_parts(step, items, scopes: dict[nn.Module, str], named: dict[str, str]
-                  ) -> dict[str, float]:
-    """Seconds per part of ``step`` over ``items``, from :mod:`torch.profiler` events.
-
-    A forward op belongs to the innermost module of ``scopes`` (module -> part) it ran in, or
-    to ``named[event name]`` for a top-level event (an autograd Function such as the fused
-    output layer); its backward node (linked by the autograd sequence number) to the same
-    part + ``"_backward"``. The rest: ``optimizer`` (zero_grad, step), ``clip`` (top-level
-    ops between the backward pass and the optimizer step), ``accumulate_grad``,
-    ``other_forward`` (loss, KL, reparameterisation, concatenation) and ``other_backward``.
-    """
-    from torch.profiler import ProfilerActivity, profile, record_function
-
-    handles = []
-    for module, part in scopes.items():
-        def enter(mod, _inputs, part=part):
-            mod._cyclevae_scopes = [*getattr(mod, "_cyclevae_scopes", []),
-                                    record_function("part:" + part)]
-            mod._cyclevae_scopes[-1].__enter__()
-
-        def leave(mod, _inputs, _output):
-            mod._cyclevae_scopes.pop().__exit__(None, None, None)
-
-        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
-    try:
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for item in items:
-                step(item)
-    finally:
-        for handle in handles:
-            handle.remove()
-    events = prof.events()
-    part_of_seq: dict[int, str] = {}
-
-    def claim(event, part: str) -> None:
-        if event.sequence_nr >= 0:
-            part_of_seq.setdefault(event.sequence_nr, part)
-        for child in event.cpu_children:
-            inner = child.name[5:] if child.name.startswith("part:") else part
-            claim(child, inner)
-
-    top = sorted((e for e in events if e.cpu_parent is None), key=lambda e: e.time_range.start)
-    for event in top:
-        if event.name.startswith("part:"):
-            claim(event, event.name[5:])
-        elif event.name in named:
-            claim(event, named[event.name])
-    seconds: dict[str, float] = {}
-    phase = "forward"
-    for event in top:
-        name = event.name
-        if name.startswith("Optimizer."):
-            part, phase = "optimizer", "forward" if ".step" in name else phase
-        elif name.startswith("autograd::engine::evaluate_function"):
-            phase = "backward"
-            if "AccumulateGrad" in name:
-                part = "accumulate_grad"
-            else:
-                part = part_of_seq.get(event.sequence_nr, "other") + "_backward"
-        elif phase == "backward" or phase == "clip":
-            part, phase = "clip", "clip"
-        elif name.startswith("part:"):
-            for inner, s in _scope_seconds(event, name[5:]).items():
-                seconds[inner] = seconds.get(inner, 0.0) + s
-            continue
-        else:
-            part = named.get(name, "other_forward")
-        seconds[part] = seconds.get(part, 0.0) + event.cpu_time_total / 1e6
-    return seconds
-
-
-def _scope_seconds(event, part: str) -> dict[str, float]:
-    """Seconds of a ``part:`` scope event, nested scopes counted to their own parts."""
-    out = {part: event.cpu_time_total / 1e6}
-    stack = list(event.cpu_children)
-    while stack:
-        child = stack.pop()
-        if child.name.startswith("part:"):
-            out[part] -= child.cpu_time_total / 1e6
-            for inner, s in _scope_seconds(child, child.name[5:]).items():
-                out[inner] = out.get(inner, 0.0) + s
-        else:
-            stack.extend(child.cpu_children)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40, help="yelp:train batches per pass")
@@ -312,7 +214,6 @@ def main() -> None:
     from cyclevae import runtime
     from cyclevae.config import load_config
     from cyclevae.data.vocab import Vocabulary
-    from cyclevae.ops import linear_product
     from cyclevae.training import Trainer
 
     def emit(record: dict) -> None:
@@ -348,9 +249,9 @@ def main() -> None:
     n = 512 if args.small else 2048
     # the float32 floor: the faster of PyTorch's BLAS (MKL: AVX2 on AMD CPUs) and the oneDNN
     # product of cyclevae.ops.linear_product, so that using oneDNN cannot inflate the fraction
-    blas = gemm_peak(torch.float32, n)
-    onednn = gemm_peak(torch.float32, n, product=lambda a, b: linear_product(a, b.t()))
-    peak = {"fp32": max(blas, onednn)}
+    fp32 = fp32_peaks(n)
+    blas, onednn = fp32["blas"], fp32["linear_product"]
+    peak = {"fp32": fp32["peak"]}
     has_bf16, checked = runtime.native_bf16(trainer.device)
     modes = [m for m in args.modes.split(",") if m]
     if "bf16" in modes and has_bf16:
@@ -432,17 +333,10 @@ def main() -> None:
                 ("ours", ours_step, batches, ours_scopes, {"_LinearCrossEntropy": "output_layer"}),
                 ("reference", ref_step, ref_batches, ref_scopes, ref_named)):
             seconds = profile_parts(fn, items, scopes, named)
-            total = sum(seconds.values())
-            shares = {}
-            for part, flop in flops_parts.items():
-                shares[part] = flop / 3 / flops
-                shares[part + "_backward"] = 2 * flop / 3 / flops
-            parts = {part: {"ms_per_step": round(1e3 * s / len(items), 2),
-                            "time_share": round(s / total, 3),
-                            "flop_share": round(shares.get(part, 0.0), 3)}
-                     for part, s in sorted(seconds.items(), key=lambda kv: -kv[1])}
+            parts = part_table(seconds, flops_parts, len(items))
             emit({"mode": "profile_yelp_cnn_vae_fp32", "which": which,
-                  "profiled_ms_per_step": round(1e3 * total / len(items), 2), "parts": parts,
+                  "profiled_ms_per_step": round(1e3 * sum(seconds.values()) / len(items), 2),
+                  "parts": parts,
                   **common})
 
 
