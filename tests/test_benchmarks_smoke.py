@@ -71,3 +71,54 @@ def test_yelp_speed_small(shared_data):
             assert parts[part + "_backward"]["ms_per_step"] > 0, part
         assert sum(p["time_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
         assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_savae_speed_small(shared_data):
+    records = run_benchmark("savae_speed.py", shared_data, "--small", "--threads", "1")
+    by_mode = {r["mode"]: r for r in records}
+    assert set(by_mode) == {"train_savae_fp32", "train_savae_fd_decoder_fp32",
+                            "train_savae_exact_fp32"}
+    for r in by_mode.values():
+        for key in ("tokens_per_s", "reference_tokens_per_s", "ratio", "seconds_per_epoch",
+                    "reference_seconds_per_epoch", "floor_fraction", "ratio_to_vae"):
+            assert isinstance(r[key], (int, float)) and r[key] > 0, key
+        assert r["cpu"] == runtime.cpu_name() and r["threads"] == 1 and r["small"]
+        assert r["ratio"] == pytest.approx(r["tokens_per_s"] / r["reference_tokens_per_s"],
+                                           rel=0.01)
+        assert r["seconds_per_epoch"] == pytest.approx(929_589 / r["tokens_per_s"], rel=0.01)
+        assert r["reference_seconds_per_epoch"] == pytest.approx(
+            929_589 / r["reference_tokens_per_s"], rel=0.01)
+    # one reference for every mode, timed once
+    assert len({r["reference_tokens_per_s"] for r in by_mode.values()}) == 1
+
+
+def test_savae_reference_trains_the_encoder_through_the_steps(monkeypatch):
+    from cyclevae.models.savae import SVIConfig
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import savae_speed
+    import train_speed
+
+    torch.manual_seed(0)
+    ref = train_speed.ReferenceVAE(40, emb=8, hidden=8, latent=4)
+    tokens = torch.randint(0, 40, (4, 7))
+    encoder = [p for m in (ref.enc_emb, ref.enc, ref.to_params) for p in m.parameters()]
+    decoder = [p for m in (ref.dec_emb, ref.z_to_h, ref.dec, ref.out) for p in m.parameters()]
+
+    def grads(create_graph: bool) -> tuple[float, torch.Tensor, torch.Tensor]:
+        ref.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same z noise and dropout masks for both
+        loss = savae_speed.reference_savae_loss(ref, tokens, SVIConfig(), 0.5, create_graph)
+        loss.backward()
+        return (loss.item(), torch.cat([p.grad.flatten() for p in encoder]),
+                torch.cat([p.grad.flatten() for p in decoder]))
+
+    loss, enc_exact, dec_exact = grads(True)
+    loss_first, enc_first, dec_first = grads(False)
+    assert math.isfinite(loss) and loss == pytest.approx(loss_first, rel=1e-6)
+    assert enc_exact.norm() > 0
+    # the second derivatives through the steps change the encoder's gradient...
+    assert (enc_exact - enc_first).norm() > 1e-3 * enc_exact.norm()
+    # ...but not the decoder's: it is trained on the refined lambda_K only
+    assert torch.allclose(dec_exact, dec_first, rtol=1e-4, atol=1e-7)
+    assert all(p.requires_grad for p in decoder)  # unfrozen after the steps
