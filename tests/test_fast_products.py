@@ -66,6 +66,38 @@ def test_linear_takes_pytorch_paths_where_onednn_does_not_apply():
     assert ops.linear_product(torch.randn(0, 7), w32).shape == (0, 3)
 
 
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 60), hdim=st.integers(1, 40), vocab=st.integers(2, 300),
+       chunk=st.integers(1, 70), seed=st.integers(0, 2**16))
+def test_float32_inference_nll_through_onednn_matches_float64(n, hdim, vocab, chunk, seed):
+    """Evaluation's vocabulary-major NLL (no gradient) takes the oneDNN product in float32 and
+    stays within float32 rounding of the float64 cross-entropy: the logits within K eps sum|h w|
+    (plus the bias's own rounding) shift the NLL by at most twice the largest logit error."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = torch.randn(n, hdim, generator=g), torch.randn(vocab, hdim, generator=g)
+    b, t = torch.randn(vocab, generator=g), torch.randint(0, vocab, (n,), generator=g)
+    if not ops._use_onednn(w, h):
+        pytest.skip("oneDNN product not available here")
+    calls = []
+    real = ops.linear_product
+
+    def spy(x, weight, bias=None):
+        calls.append(x.shape)
+        return real(x, weight, bias)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ops, "linear_product", spy)
+        with torch.no_grad():
+            ours = ops.linear_cross_entropy(h, w, b, t, chunk_rows=chunk)
+    assert calls and all(shape == (vocab, hdim) for shape in calls)  # [V, chunk] logits
+    h64, w64, b64 = h.double(), w.double(), b.double()
+    exact = F.cross_entropy(h64 @ w64.t() + b64, t, reduction="none")
+    logit_error = float32_bound(h64, w64).amax(1) + 4 * torch.finfo(torch.float32).eps * (
+        (h64 @ w64.t()).abs().amax(1) + b64.abs().max())
+    assert ours.dtype == torch.float32
+    assert bool(((ours.double() - exact).abs() <= 2 * logit_error + 1e-5).all())
+
+
 def test_linear_backward_refuses_double_differentiation():
     x = torch.randn(4, 6, requires_grad=True)
     w = torch.randn(3, 6, requires_grad=True)
