@@ -128,7 +128,8 @@ def reference_savae_loss(ref: nn.Module, tokens: torch.Tensor, svi: SVIConfig, b
     rec + ``beta`` KL, each gradient clipped to norm ``svi.max_grad_norm`` per tensor, with
     momentum and lr as Kim et al.; then mean rec + ``beta`` mean KL at lambda_K. The decoder's
     weights are frozen during the steps (trained on lambda_K only); with ``create_graph`` the
-    encoder is trained through the steps exactly (False: first-order steps, for the test)."""
+    encoder is trained through the steps exactly (False: first-order steps, for the test). On
+    CUDA the steps' LSTM runs without cuDNN (which has no double backward)."""
     _, (h, _) = ref.enc(ref.enc_emb(tokens))
     mu, logvar = ref.to_params(h[-1]).chunk(2, -1)
     decoder = [p for m in (ref.dec_emb, ref.z_to_h, ref.dec, ref.out) for p in m.parameters()]
@@ -138,7 +139,9 @@ def reference_savae_loss(ref: nn.Module, tokens: torch.Tensor, svi: SVIConfig, b
         m_mu = m_lv = torch.zeros_like(mu)
         for _ in range(svi.steps):
             z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-            f = (reference_rec(ref, tokens, z) + beta * reference_kl(mu, logvar)).mean()
+            # cuDNN's LSTM has no double backward: PyTorch's error says to turn it off here
+            with torch.backends.cudnn.flags(enabled=False):
+                f = (reference_rec(ref, tokens, z) + beta * reference_kl(mu, logvar)).mean()
             g_mu, g_lv = torch.autograd.grad(f, [mu, logvar], create_graph=create_graph)
             if svi.max_grad_norm > 0:
                 g_mu = g_mu * (svi.max_grad_norm / (g_mu.norm() + 1e-6)).clamp(max=1.0)
