@@ -333,7 +333,18 @@ class _UnrolledSVI(torch.autograd.Function):
 def _exact_unroll(run: _SVIRun, mu: torch.Tensor, logvar: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The K steps in autograd with ``create_graph=True``: exact gradients through the steps
-    to lambda_0 (and to the decoder's weights, unless they are frozen by the caller)."""
+    to lambda_0 (and to the decoder's weights, unless they are frozen by the caller).
+
+    On CUDA the steps' LSTM runs without cuDNN, whose LSTM has no double backward (PyTorch's
+    native kernels do); the graph keeps that choice for the backward pass."""
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled and not mu.is_cuda, benchmark=cudnn.benchmark,
+                     deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):
+        return _exact_steps(run, mu, logvar)
+
+
+def _exact_steps(run: _SVIRun, mu: torch.Tensor, logvar: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     svi = run.svi
     m_mu = m_lv = None
     for k in range(svi.steps):
