@@ -122,3 +122,47 @@ def test_savae_reference_trains_the_encoder_through_the_steps(monkeypatch):
     # ...but not the decoder's: it is trained on the refined lambda_K only
     assert torch.allclose(dec_exact, dec_first, rtol=1e-4, atol=1e-7)
     assert all(p.requires_grad for p in decoder)  # unfrozen after the steps
+
+
+def test_train_speed_small(shared_data):
+    """benchmarks/train_speed.py (the PTB VAE at the paper's sizes, two batches) prints every
+    mode with the interface's fields, a skipped line for bf16 where it cannot run, floors from
+    the faster of BLAS and oneDNN, and a by-part profile whose shares add up."""
+    records = run_benchmark("train_speed.py", shared_data, "--batches", "2", "--repeats", "1",
+                            "--iw-sentences", "1", "--profile",
+                            "--modes", "train_fp32,train_bf16,eval_elbo,eval_iw_nll")
+    by_mode: dict[str, list[dict]] = {}
+    for r in records:
+        by_mode.setdefault(r["mode"], []).append(r)
+    assert set(by_mode) == {"train_fp32", "train_bf16", "eval_elbo", "eval_iw_nll",
+                            "profile_train_fp32"}
+    (fp32,) = by_mode["train_fp32"]
+    for key in ("tokens_per_s", "reference_tokens_per_s", "reference_same_process_tokens_per_s",
+                "ratio", "ratio_same_process", "ratio_cpu_time", "seconds_per_epoch",
+                "floor_fraction", "floor_fraction_cpu_time"):
+        assert isinstance(fp32[key], (int, float)) and fp32[key] > 0, key
+    assert fp32["cpu"] == runtime.cpu_name() and fp32["threads"] == 1
+    assert fp32["ratio"] == pytest.approx(fp32["tokens_per_s"] / fp32["reference_tokens_per_s"],
+                                          rel=0.01)
+    assert fp32["gemm_gflops_fp32"] == max(fp32["gemm_gflops_fp32_blas"],
+                                           fp32["gemm_gflops_fp32_linear_product"])
+    (bf16,) = by_mode["train_bf16"]
+    if runtime.native_bf16(torch.device("cpu"))[0]:
+        assert bf16["tokens_per_s"] > 0 and bf16["floor_fraction"] > 0
+    else:
+        assert "no native bf16" in bf16["skipped"]
+    for mode in ("eval_elbo", "eval_iw_nll"):
+        (line,) = by_mode[mode]
+        assert line["tokens_per_s"] > 0 and line["reference_tokens_per_s"] > 0, mode
+        assert 0 < line["floor_fraction"], mode
+    assert by_mode["eval_iw_nll"][0]["iw_samples"] == 500
+    profiles = {r["which"]: r for r in by_mode["profile_train_fp32"]}
+    assert set(profiles) == {"ours", "reference"}
+    for profile in profiles.values():
+        parts = profile["parts"]
+        for part in ("encoder_lstm", "decoder_lstm", "output_layer"):
+            assert parts[part]["ms_per_step"] > 0, part
+            assert parts[part + "_backward"]["ms_per_step"] > 0, part
+        assert parts["optimizer"]["ms_per_step"] > 0
+        assert sum(p["time_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+        assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
