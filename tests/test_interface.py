@@ -134,6 +134,18 @@ def test_bf16_without_native_support_is_a_one_line_error(ptb_slice, tmp_path, ca
     assert "use train.precision=fp32" in err and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("fields,expected", [
+    ({"model name": "AMD EPYC", "cpu family": "26", "model": "2"},
+     "AMD EPYC (family 26 model 2)"),
+    ({"model name": "Intel(R) Xeon(R) Platinum 8488C"}, "Intel(R) Xeon(R) Platinum 8488C"),
+])
+def test_cpu_name_tells_cpu_generations_apart(monkeypatch, fields, expected):
+    """A VM's model name is often just "AMD EPYC" for Zen 3, 4 and 5 alike: the family and
+    model numbers go with it where /proc/cpuinfo has them (provenance and benchmarks)."""
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: fields)
+    assert runtime.cpu_name() == expected
+
+
 def _interrupted_run(ptb_slice, out: Path, items: list[str]) -> None:
     config = load_config(None, items)
     trainer = Trainer(config, out, progress=False)

@@ -93,8 +93,14 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_name() -> str:
-    """The CPU model name (``/proc/cpuinfo``), or the platform's processor string."""
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+    """The CPU model name (``/proc/cpuinfo``) with, on x86, its family and model numbers (a
+    VM's name is often just "AMD EPYC", the same for Zen 3, 4 and 5: "AMD EPYC (family 26
+    model 2)"), or the platform's processor string."""
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if info.get("cpu family") and info.get("model"):
+        name += f" (family {info['cpu family']} model {info['model']})"
+    return name
 
 
 def native_bf16(device: torch.device) -> tuple[bool, str]:
