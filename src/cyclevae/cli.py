@@ -250,7 +250,9 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated rows, or 'all' (default: vae-monotonic,"
                    "vae-cyclical-cyclr)")
     t.add_argument("--epochs", type=int, help="shorten every row to this many epochs")
-    t.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    t.add_argument("--seeds", default="0",
+                   help="comma-separated seeds (default 0); seed 0 trains into OUT/ROW, "
+                        "seed S into OUT/ROW-seedS")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value in every row; repeatable")
     t.add_argument("--configs", type=Path, help="directory of row configs (default configs/ptb)")

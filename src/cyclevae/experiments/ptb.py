@@ -19,11 +19,12 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..config import Config, load_config
 from ..errors import UserError
-from ..report import markdown_table, plot_curves, save_figure_atomic
+from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
 from ..rundir import LAST
 from ..runtime import configure_process
 from ..training import Trainer
 from . import CONFIGS
+from .ptb_claims import check_claims, spread
 
 CONFIG_DIR = CONFIGS / "ptb"
 
@@ -92,8 +93,10 @@ PAPER_EPOCHS = 40
 METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "active_units")
 
 
-def run_dir_name(row: str, seed: int, seeds: list[int]) -> str:
-    return row if seeds == [0] else f"{row}-seed{seed}"
+def run_dir_name(row: str, seed: int) -> str:
+    """``row`` for seed 0 (the committed rows), ``row-seedS`` for the others, so that
+    ``--seeds 0,1,2`` reuses a finished seed-0 run."""
+    return row if seed == 0 else f"{row}-seed{seed}"
 
 
 def run_ptb(
@@ -134,7 +137,7 @@ def run_ptb(
                                 "shorter than an epoch: --set schedule.unit=step --set "
                                 "lr_schedule.unit=step)")
         for seed in seeds:
-            run = out / run_dir_name(row, seed, seeds)
+            run = out / run_dir_name(row, seed)
             if (run / "metrics.json").is_file():
                 continue
             extra = list(overrides or []) + [f"train.seed={seed}"]
@@ -205,7 +208,7 @@ def _load_runs(out: Path, rows: list[str], seeds: list[int]) -> dict[str, list[d
     found: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         for seed in seeds:
-            run = out / run_dir_name(row, seed, seeds)
+            run = out / run_dir_name(row, seed)
             if not (run / "metrics.json").is_file():
                 continue
             metrics = json.loads((run / "metrics.json").read_text())
@@ -271,6 +274,19 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             table.append([row, "", f"paper {paper.table}: {paper.label}", PAPER_EPOCHS,
                           *[paper.numbers.get(k) for k in METRICS],
                           PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"])])
+        if len(items) > 1:  # mean +- sd over the seeds
+            tests = [i["metrics"].get("test") or {} for i in items]
+            cells = []
+            for k in METRICS:
+                values = [t[k] for t in tests if t.get(k) is not None]
+                cells.append(_mean_sd(values) if len(values) == len(items) else None)
+            seconds = [i["metrics"].get("seconds_per_epoch") for i in items]
+            table.append([row, ",".join(str(i["seed"]) for i in items),
+                          f"ours, mean ± sd over {len(items)} seeds", items[0]["metrics"]["epochs"],
+                          *cells, _mean_sd([x for x in seconds if x is not None])])
+    claims = check_claims({row: [i["metrics"].get("test") or {} for i in items
+                                 if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
+                           for row, items in runs.items()}, _paper_numbers())
     full, shortened = {}, {}
     for items in runs.values():
         for item in items:
@@ -310,6 +326,21 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         lines += ["Shortened runs, drawn apart (their x axis spans fewer epochs):", "",
                   "![learning curves of the shortened runs]"
                   "(learning_curves_shortened.png)", ""]
+    lines += [
+        "## The paper's claims against our runs",
+        "",
+        ("Test set, last epoch, 40-epoch runs only. 'ours' and 'paper' are a - b (nats per "
+         "sentence; ELBO higher is better); '2 SE' is two standard errors of our difference, "
+         "from each row's seed-to-seed sd (a row with one seed takes the pooled sd of the rows "
+         "with several). A claim 'holds' when our difference has its direction by more than "
+         "2 SE."),
+        "",
+        markdown_table(["claim", "a", "b", "metric", "paper", "ours", "2 SE", "seeds",
+                        "verdict"],
+                       [[c["claim"], c["a"], c["b"], c["metric"], c["paper"], c["ours"],
+                         c["two_se"], c["seeds"], c["verdict"]] for c in claims],
+                       align=["l", "l", "l", "l", "r", "r", "r", "r", "l"]),
+    ]
     for row, items in runs.items():
         for item in items:
             cfg = item["metrics"]["config"]
@@ -323,4 +354,23 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             )
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
-    return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()}}
+    return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()},
+            "claims": claims}
+
+
+def _mean_sd(values: list[float]) -> str | None:
+    """``"mean ± sd"`` (sample sd) of two or more values, else None."""
+    if len(values) < 2:
+        return None
+    s = spread(values)
+    return f"{format_number(s.mean)} ± {format_number(s.sd, 2)}"
+
+
+def _paper_numbers() -> dict[str, dict[str, dict[str, float]]]:
+    """``"Table 1"`` / ``"Table 4"`` -> row -> the paper's test numbers (last epoch)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row, papers in ROWS.items():
+        for paper in papers:
+            if paper.block == "test":
+                out.setdefault(paper.table, {}).setdefault(row, dict(paper.numbers))
+    return out

@@ -1,0 +1,171 @@
+"""The paper's PTB claims, checked against our runs and their seed-to-seed spread.
+
+Each :class:`Claim` compares one test-set metric of two rows (``a`` against ``b``): a
+direction the paper reports (``+1``: a higher than b, ``-1``: lower) or the absence of a gain
+(``0``: a not higher than b). :func:`check_claim` measures the difference of the rows' means
+and judges it against two standard errors of that difference, ``2 sqrt(sd_a^2 / n_a +
+sd_b^2 / n_b)``, with each row's own seed standard deviation where it has two or more seeds
+and otherwise the pooled standard deviation of the rows that have (said so in the verdict);
+with no seeds to measure a spread the verdict says so and judges the sign only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: the test-set metrics a claim may compare (nats per sentence; ELBO higher is better)
+METRICS = ("rec", "kl", "elbo")
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One metric of one row over its seeds: ``mean``, sample ``sd`` (None for one seed)."""
+
+    mean: float
+    sd: float | None
+    n: int
+    values: tuple[float, ...]
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Mean and sample standard deviation of ``values`` (at least one)."""
+    if not values:
+        raise ValueError("spread of no values")
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    return Spread(statistics.fmean(values), sd, len(values), tuple(values))
+
+
+def pooled_sd(spreads: Sequence[Spread]) -> float | None:
+    """The pooled sample standard deviation of the spreads with two or more values
+    (variances weighted by their degrees of freedom), or None where there are none."""
+    measured = [s for s in spreads if s.sd is not None]
+    dof = sum(s.n - 1 for s in measured)
+    if dof == 0:
+        return None
+    return math.sqrt(sum((s.n - 1) * s.sd**2 for s in measured) / dof)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``a`` against ``b`` on ``metric``: ``direction`` +1 (a higher), -1 (a lower), 0 (a not
+    higher: no gain). ``paper`` is the paper's own difference, a - b, where it prints both."""
+
+    text: str
+    a: str
+    b: str
+    metric: str
+    direction: int
+    paper: float | None = None
+
+
+def _paper(numbers: Mapping[str, Mapping[str, float]], a: str, b: str, metric: str
+           ) -> float | None:
+    if metric in numbers.get(a, {}) and metric in numbers.get(b, {}):
+        return round(numbers[a][metric] - numbers[b][metric], 3)
+    return None
+
+
+def paper_claims(paper: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[Claim]:
+    """The claims of Table 1 and Table 4 (section 5.1) with the paper's own differences;
+    ``paper`` maps ``"Table 1"`` / ``"Table 4"`` to row -> published test numbers (a claim
+    labelled "Table 4" takes that table's numbers, the others Table 1's)."""
+    specs = [
+        ("Cyclical beta gives a higher KL than monotonic (beta_max = 1)",
+         "vae-cyclical-cyclr", "vae-monotonic", "kl", +1),
+        ("... and a lower Rec", "vae-cyclical-cyclr", "vae-monotonic", "rec", -1),
+        ("... at an ELBO no worse (monotonic's ELBO not higher than cyclical's)",
+         "vae-monotonic", "vae-cyclical-cyclr", "elbo", 0),
+        ("beta_max = 0.5 gives a higher KL than beta_max = 1 (monotonic)",
+         "vae-beta0.5-monotonic", "vae-monotonic", "kl", +1),
+        ("beta_max = 0.5 gives a higher KL than beta_max = 1 (cyclical)",
+         "vae-beta0.5-cyclical", "vae-cyclical-cyclr", "kl", +1),
+        ("beta_max = 0.5 gives a worse ELBO than beta_max = 1 (monotonic)",
+         "vae-beta0.5-monotonic", "vae-monotonic", "elbo", -1),
+        ("beta_max = 0.5 gives a worse ELBO than beta_max = 1 (cyclical)",
+         "vae-beta0.5-cyclical", "vae-cyclical-cyclr", "elbo", -1),
+        ("beta_max = 0.5: cyclical gives a better ELBO than monotonic",
+         "vae-beta0.5-cyclical", "vae-beta0.5-monotonic", "elbo", +1),
+        ("Table 4: the cyclical beta raises KL (constant lr)",
+         "vae-cyclical", "vae-monotonic", "kl", +1),
+        ("Table 4: the cyclical beta raises KL (cyclical lr)",
+         "vae-cyclical-cyclr", "vae-monotonic-cyclr", "kl", +1),
+        ("Table 4: the cyclical lr alone does not raise KL (monotonic beta)",
+         "vae-monotonic-cyclr", "vae-monotonic", "kl", 0),
+    ]
+    return [Claim(text, a, b, metric, direction,
+                  _paper(paper.get("Table 4" if text.startswith("Table 4") else "Table 1", {}),
+                         a, b, metric))
+            for text, a, b, metric, direction in specs]
+
+
+def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
+                yardstick: Mapping[str, float | None]) -> dict[str, Any]:
+    """Measure ``claim`` on ``rows`` (row -> metric -> :class:`Spread`).
+
+    ``yardstick`` maps a metric to the pooled seed sd to use for a row with one seed. Returns
+    ``{"claim", "a", "b", "metric", "paper", "ours", "two_se", "seeds", "verdict"}``;
+    ``ours`` is mean(a) - mean(b), None (with a "not measured" verdict) when a row is missing.
+    """
+    out: dict[str, Any] = {"claim": claim.text, "a": claim.a, "b": claim.b,
+                           "metric": claim.metric, "paper": claim.paper, "ours": None,
+                           "two_se": None, "seeds": None}
+    missing = [r for r in (claim.a, claim.b) if claim.metric not in rows.get(r, {})]
+    if missing:
+        out["verdict"] = "not measured (no finished run of " + ", ".join(missing) + ")"
+        return out
+    sa, sb = rows[claim.a][claim.metric], rows[claim.b][claim.metric]
+    delta = sa.mean - sb.mean
+    out["ours"] = round(delta, 3)
+    out["seeds"] = f"{sa.n} vs {sb.n}"
+    borrowed = sa.sd is None or sb.sd is None
+    sd_a = sa.sd if sa.sd is not None else yardstick.get(claim.metric)
+    sd_b = sb.sd if sb.sd is not None else yardstick.get(claim.metric)
+    if sd_a is None or sd_b is None:
+        if claim.direction == 0:
+            sign = "a not higher" if delta <= 0 else f"a higher by {delta:.3g}"
+        else:
+            sign = "same direction" if delta * claim.direction > 0 else "opposite direction"
+        out["verdict"] = f"{sign}; no seed spread measured to judge it (one seed each)"
+        return out
+    two_se = 2 * math.sqrt(sd_a**2 / sa.n + sd_b**2 / sb.n)
+    out["two_se"] = round(two_se, 3)
+    note = " (seed sd of the 3-seed rows used for the 1-seed row)" if borrowed else ""
+    if claim.direction == 0:
+        verdict = ("does not hold: a gain beyond seed noise" if delta > two_se
+                   else "holds (no gain beyond seed noise)")
+    elif delta * claim.direction > two_se:
+        verdict = "holds, beyond seed noise"
+    elif delta * claim.direction > 0:
+        verdict = "same direction, within seed noise"
+    elif -delta * claim.direction > two_se:
+        verdict = "does not hold: the opposite, beyond seed noise"
+    else:
+        verdict = "opposite direction, within seed noise"
+    out["verdict"] = verdict + note
+    return out
+
+
+def row_spreads(tests: Mapping[str, Sequence[Mapping[str, Any]]]
+                ) -> dict[str, dict[str, Spread]]:
+    """row -> metric -> :class:`Spread` from each row's test blocks (one per seed)."""
+    out: dict[str, dict[str, Spread]] = {}
+    for row, blocks in tests.items():
+        for metric in METRICS:
+            values = [float(b[metric]) for b in blocks if b and b.get(metric) is not None]
+            if values:
+                out.setdefault(row, {})[metric] = spread(values)
+    return out
+
+
+def check_claims(tests: Mapping[str, Sequence[Mapping[str, Any]]],
+                 paper: Mapping[str, Mapping[str, Mapping[str, float]]]
+                 ) -> list[dict[str, Any]]:
+    """Every claim of :func:`paper_claims` measured on ``tests`` (row -> the test blocks of
+    its seeds), single-seed rows judged with the pooled seed sd of the multi-seed rows."""
+    rows = row_spreads(tests)
+    yardstick = {m: pooled_sd([r[m] for r in rows.values() if m in r]) for m in METRICS}
+    return [check_claim(c, rows, yardstick) for c in paper_claims(paper)]

@@ -1,0 +1,145 @@
+"""The PTB report's seed statistics and the paper's claims judged against the seed spread."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cyclevae.experiments.ptb import run_dir_name, write_ptb_report
+from cyclevae.experiments.ptb_claims import (
+    Claim,
+    check_claim,
+    check_claims,
+    paper_claims,
+    pooled_sd,
+    spread,
+)
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(finite, min_size=1, max_size=6))
+def test_spread_is_the_mean_and_sample_sd(values):
+    s = spread(values)
+    assert s.n == len(values) and s.values == tuple(values)
+    assert s.mean == pytest.approx(sum(values) / len(values), abs=1e-9)
+    if len(values) == 1:
+        assert s.sd is None
+    else:
+        var = sum((v - s.mean) ** 2 for v in values) / (len(values) - 1)
+        assert s.sd == pytest.approx(math.sqrt(var), rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(finite, min_size=1, max_size=5), min_size=1, max_size=4))
+def test_pooled_sd_weights_variances_by_degrees_of_freedom(groups):
+    spreads = [spread(g) for g in groups]
+    dof = sum(len(g) - 1 for g in groups)
+    pooled = pooled_sd(spreads)
+    if dof == 0:
+        assert pooled is None
+        return
+    centred = [v - statistics.fmean(g) for g in groups for v in g]
+    assert pooled == pytest.approx(math.sqrt(sum(c * c for c in centred) / dof),
+                                   rel=1e-6, abs=1e-9)
+
+
+def _rows(**values: list[float]):
+    return {row.replace("_", "-"): {"kl": spread(v)} for row, v in values.items()}
+
+
+@pytest.mark.parametrize("a,b,direction,verdict", [
+    ([2.0, 2.1, 1.9], [1.0, 1.1, 0.9], +1, "holds, beyond seed noise"),
+    ([1.05, 1.25, 0.85], [1.0, 1.2, 0.8], +1, "same direction, within seed noise"),
+    ([0.95, 1.15, 0.75], [1.0, 1.2, 0.8], +1, "opposite direction, within seed noise"),
+    ([0.0, 0.1, -0.1], [1.0, 1.1, 0.9], +1, "does not hold: the opposite, beyond seed noise"),
+    ([0.0, 0.1, -0.1], [1.0, 1.1, 0.9], -1, "holds, beyond seed noise"),
+    ([1.0, 1.1, 0.9], [1.0, 1.1, 0.9], 0, "holds (no gain beyond seed noise)"),
+    ([2.0, 2.1, 1.9], [1.0, 1.1, 0.9], 0, "does not hold: a gain beyond seed noise"),
+])
+def test_verdicts_against_two_standard_errors(a, b, direction, verdict):
+    rows = _rows(x=a, y=b)
+    result = check_claim(Claim("c", "x", "y", "kl", direction), rows, {"kl": None})
+    sa, sb = rows["x"]["kl"], rows["y"]["kl"]
+    assert result["ours"] == pytest.approx(sa.mean - sb.mean, abs=1e-3)
+    assert result["two_se"] == pytest.approx(2 * math.sqrt(sa.sd**2 / 3 + sb.sd**2 / 3),
+                                             abs=1e-3)
+    assert result["verdict"] == verdict and result["seeds"] == "3 vs 3"
+
+
+def test_one_seed_rows_borrow_the_pooled_sd_or_judge_the_sign_only():
+    rows = _rows(x=[2.0], y=[1.0])
+    borrowed = check_claim(Claim("c", "x", "y", "kl", +1), rows, {"kl": 0.1})
+    assert borrowed["two_se"] == pytest.approx(2 * math.sqrt(0.01 + 0.01), abs=1e-3)
+    assert borrowed["verdict"].startswith("holds, beyond seed noise")
+    assert "seed sd of the 3-seed rows" in borrowed["verdict"]
+    alone = check_claim(Claim("c", "x", "y", "kl", -1), rows, {"kl": None})
+    assert alone["two_se"] is None
+    assert alone["verdict"].startswith("opposite direction; no seed spread measured")
+    missing = check_claim(Claim("c", "x", "z", "kl", +1), rows, {"kl": None})
+    assert missing["ours"] is None and "no finished run of z" in missing["verdict"]
+
+
+def test_paper_claims_take_each_tables_numbers():
+    paper = {"Table 1": {"vae-monotonic": {"kl": 0.907}, "vae-cyclical-cyclr": {"kl": 1.955}},
+             "Table 4": {"vae-monotonic": {"kl": 0.858}, "vae-cyclical-cyclr": {"kl": 1.897},
+                         "vae-monotonic-cyclr": {"kl": 0.748}}}
+    claims = {c.text: c for c in paper_claims(paper)}
+    first = claims["Cyclical beta gives a higher KL than monotonic (beta_max = 1)"]
+    assert first.paper == pytest.approx(1.955 - 0.907, abs=1e-9)
+    t4 = claims["Table 4: the cyclical beta raises KL (cyclical lr)"]
+    assert t4.paper == pytest.approx(1.897 - 0.748, abs=1e-9)
+    lr = claims["Table 4: the cyclical lr alone does not raise KL (monotonic beta)"]
+    assert lr.direction == 0 and lr.paper == pytest.approx(0.748 - 0.858, abs=1e-9)
+
+
+def test_check_claims_pools_the_multi_seed_rows():
+    tests = {"vae-monotonic": [{"kl": 1.0}, {"kl": 1.2}, {"kl": 0.8}],
+             "vae-cyclical-cyclr": [{"kl": 2.6}]}
+    (first, *_) = check_claims(tests, {})
+    assert first["a"] == "vae-cyclical-cyclr" and first["seeds"] == "1 vs 3"
+    # the 1-seed row takes the 3-seed row's sd (0.2)
+    assert first["two_se"] == pytest.approx(2 * math.sqrt(0.04 + 0.04 / 3), abs=1e-3)
+
+
+def test_seed_zero_is_the_plain_row_directory():
+    assert run_dir_name("vae-monotonic", 0) == "vae-monotonic"
+    assert run_dir_name("vae-monotonic", 2) == "vae-monotonic-seed2"
+
+
+def _fake_run(path, seed: int, kl: float, rec: float) -> None:
+    path.mkdir(parents=True)
+    test = {"rec": rec, "kl": kl, "elbo": -(rec + kl), "ppl": 100.0}
+    cfg = {"schedule": {}, "lr_schedule": {}, "train": {"iw_samples": 0},
+           "model": {"kind": "vae"}}
+    (path / "metrics.json").write_text(json.dumps({
+        "config": cfg, "epochs": 40, "test": test, "seconds_per_epoch": 200.0 + seed,
+        "git_commit": "abc", "torch": "2.13.0", "num_threads": 1}))
+    (path / "log.jsonl").write_text(json.dumps(
+        {"kind": "epoch", "epoch": 40, "step": 400, "beta": 1.0,
+         "valid": {"rec": rec, "kl": kl, "elbo": -(rec + kl)}}) + "\n")
+
+
+def test_report_has_mean_sd_over_seeds_and_the_claims(tmp_path):
+    """Three seeds of each main row: one mean +- sd line per row beside each seed's, and the
+    claims table judges the KL difference against the spread."""
+    kls = {"vae-monotonic": [1.0, 1.2, 0.8], "vae-cyclical-cyclr": [2.6, 2.7, 2.5]}
+    for row, values in kls.items():
+        for seed, kl in enumerate(values):
+            _fake_run(tmp_path / run_dir_name(row, seed), seed, kl, 100.0 - kl)
+    result = write_ptb_report(tmp_path, rows=list(kls), seeds=[0, 1, 2])
+    report = (tmp_path / "report.md").read_text()
+    assert "| vae-monotonic | 0,1,2 | ours, mean ± sd over 3 seeds | 40 |" in report
+    assert "1 ± 0.2" in report and "2.6 ± 0.1" in report  # KL mean +- sample sd
+    assert "201 ± 1" in report  # seconds per epoch over the seeds
+    first = result["claims"][0]
+    assert first["ours"] == pytest.approx(1.6, abs=1e-6) and first["seeds"] == "3 vs 3"
+    assert first["verdict"] == "holds, beyond seed noise"
+    assert "## The paper's claims against our runs" in report
+    assert "not measured (no finished run of vae-beta0.5-monotonic)" in report
