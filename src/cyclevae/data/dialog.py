@@ -20,6 +20,16 @@ Speed: an utterance sits in the contexts of up to 9 examples. :class:`DialogBatc
 runs of consecutive examples of one conversation into the same batch, and a
 :class:`DialogBatch` carries each distinct utterance of the batch once (``utterances``) with
 index maps from context slots and responses to it, so the model encodes each utterance once.
+
+Conversation features (kgCVAE, :mod:`cyclevae.models.cvae`'s ``use_topic`` / ``use_caller``):
+a line may carry its ``topic`` (``"\"AIR POLLUTION\""``) and its callers' metadata ``"A"`` and
+``"B"`` (``{"age": 46, "education": " 2", "sex": " \"FEMALE\""}``), as swda-zhao/ lines do
+(swda/ lines do not; the same optional keys are read on them). Quotes and spaces are cleaned
+(:func:`parse_topic`, :func:`parse_caller`). Per example, :func:`encode_dialogs` gives the
+topic id (:func:`build_topic_vocabulary`; a topic not seen in training, or none, is
+:data:`TOPIC_UNK`, id 0) and Zhao's 4-d caller vectors ``[age / 100, education / 3] + sex
+one-hot`` of the responding speaker ("my") and of the other caller, carried by
+:class:`DialogBatch` as ``topics`` and ``callers`` (None when the features are off).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +51,10 @@ from .corpus import _iter_lines
 from .vocab import Vocabulary
 
 __all__ = [
+    "CALLER_DIM",
+    "CALLER_KEYS",
     "DIALOG_START",
+    "TOPIC_UNK",
     "Conversation",
     "DialogBatch",
     "DialogBatcher",
@@ -53,7 +66,9 @@ __all__ = [
     "Utterance",
     "batch_from_context",
     "build_act_vocabulary",
+    "build_topic_vocabulary",
     "build_vocabulary",
+    "check_features",
     "clean_swda_text",
     "drop_leaked",
     "encode_dialogs",
@@ -61,7 +76,9 @@ __all__ = [
     "load_dialog_corpora",
     "load_dialog_split",
     "normalization_examples",
+    "parse_caller",
     "parse_context",
+    "parse_topic",
     "prepare_dialog_data",
     "read_conversations",
     "tokenize_utterance",
@@ -71,6 +88,12 @@ __all__ = [
 
 #: the beginning-of-dialog utterance's one word (Zhao's ``<d>``); a vocabulary word
 DIALOG_START = "<d>"
+#: the topic of id 0: a topic the training conversations do not have (or none)
+TOPIC_UNK = "<unk>"
+#: the line keys of the two callers' metadata (SwDA's speakers)
+CALLER_KEYS = ("A", "B")
+#: size of one caller's vector: [age / 100, education / 3, male, female] (Zhao's meta)
+CALLER_DIM = 4
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -155,11 +178,14 @@ class Utterance:
 @dataclass(frozen=True)
 class Conversation:
     """A conversation: ``id`` (the file's ``conversation``, else ``line N``),
-    its non-empty utterances in order, and the file's ``topic`` (None if absent)."""
+    its non-empty utterances in order, the file's ``topic`` (cleaned, :func:`parse_topic`;
+    None if absent) and ``callers`` (speaker -> :data:`CALLER_DIM` floats,
+    :func:`parse_caller`, for both of :data:`CALLER_KEYS`; None if the line has none)."""
 
     id: str
     utterances: tuple[Utterance, ...]
     topic: str | None = None
+    callers: Mapping[str, tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,14 +236,90 @@ def _utterance_fields(raw: Any, where: str) -> tuple[str, str, str | None]:
     return speaker.strip(), text, act
 
 
+def _clean_value(text: str) -> str:
+    """Zhao's metadata strings without their quotes and stray spaces: ``' "FEMALE"'`` ->
+    ``FEMALE``; inner runs of spaces become one."""
+    return " ".join(text.strip().strip('"').split())
+
+
+def parse_topic(raw: Any, where: str) -> str | None:
+    """A line's ``topic`` cleaned (``'"AIR POLLUTION"'`` -> ``AIR POLLUTION``); None if it is
+    absent, null or empty after cleaning. A number is taken as its text (a topic code); any
+    other type is a one-line :class:`UserError` naming ``where`` and the field."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise UserError(f"{where}: field 'topic': expected a string, got "
+                        f"{type(raw).__name__}")
+    return _clean_value(str(raw)) or None
+
+
+def _number(raw: Any, where: str, name: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise UserError(f"{where}: field {name!r}: expected a number, got "
+                        f"{type(raw).__name__}")
+    try:
+        value = float(_clean_value(raw)) if isinstance(raw, str) else float(raw)
+    except ValueError:
+        raise UserError(f"{where}: field {name!r}: expected a number, got {raw!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise UserError(f"{where}: field {name!r}: expected a number >= 0, got {raw!r}")
+    return value
+
+
+def parse_caller(raw: Any, where: str, key: str = "A") -> tuple[float, float, float, float]:
+    """One caller's metadata (a line's ``"A"`` or ``"B"``: ``{"age", "education", "sex"}``,
+    other keys such as ``dialect`` ignored) -> Zhao's vector ``(age / 100, education / 3,
+    male, female)``, sex one-hot ``(1, 0)`` male, ``(0, 1)`` female. Values may be numbers or
+    text with stray quotes and spaces (``" 2"``, ``' "FEMALE"'``, any case). A field that is
+    missing or does not parse is a one-line :class:`UserError` naming ``where`` and the field
+    (``A.age``). SwDA's education code 9 (unknown) is kept as 9 / 3, as Zhao's code does."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: field {key!r}: expected an object with age, education and "
+                        f"sex, got {type(raw).__name__}")
+    for name in ("age", "education", "sex"):
+        if raw.get(name) is None:
+            raise UserError(f"{where}: field '{key}.{name}' missing (caller metadata needs "
+                            "age, education and sex)")
+    age = _number(raw["age"], where, f"{key}.age")
+    education = _number(raw["education"], where, f"{key}.education")
+    sex = raw["sex"]
+    cleaned = _clean_value(sex).upper() if isinstance(sex, str) else None
+    if cleaned not in ("MALE", "FEMALE"):
+        raise UserError(f"{where}: field '{key}.sex': expected MALE or FEMALE, got {sex!r}")
+    female = float(cleaned == "FEMALE")
+    return (age / 100.0, education / 3.0, 1.0 - female, female)
+
+
+def _read_callers(record: dict[str, Any], where: str, speakers: set[str]
+                  ) -> dict[str, tuple[float, ...]] | None:
+    """The callers of one line (:func:`parse_caller` of each of :data:`CALLER_KEYS`), None if
+    it has neither (absent, null or ``{}``); one without the other, or a speaker who is
+    neither, is a UserError."""
+    present = [k for k in CALLER_KEYS if record.get(k) is not None and record.get(k) != {}]
+    if not present:
+        return None
+    if len(present) < len(CALLER_KEYS):
+        missing = next(k for k in CALLER_KEYS if k not in present)
+        raise UserError(f"{where}: caller metadata {present[0]!r} without {missing!r} "
+                        "(give both callers or neither)")
+    strangers = sorted(speakers - set(CALLER_KEYS))
+    if strangers:
+        raise UserError(f"{where}: speaker {strangers[0]!r} has no caller metadata (the line's "
+                        f"callers are {' and '.join(map(repr, CALLER_KEYS))})")
+    return {k: parse_caller(record[k], where, k) for k in CALLER_KEYS}
+
+
 def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation], ReadStats]:
     """Read a conversations file (JSON lines, either layout, detected per line).
 
     swda-layout text is cleaned (:func:`clean_swda_text`); zhao-layout text is only lower-cased
     and tokenised, as Zhao's code does. Blank lines are skipped. Raises :class:`UserError`
     naming the file and line for a malformed JSON line, a line that is not an object, a missing
-    ``utts`` / ``speaker`` / ``text`` key or a value of the wrong type. A conversation without
-    utterances (or whose utterances all clean to nothing) is skipped and counted.
+    ``utts`` / ``speaker`` / ``text`` key or a value of the wrong type, and for a ``topic`` or
+    caller field (``"A"``, ``"B"``) that does not parse (:func:`parse_topic`,
+    :func:`parse_caller`). A conversation without utterances (or whose utterances all clean to
+    nothing) is skipped and counted.
     """
     path = Path(path)
     conversations: list[Conversation] = []
@@ -241,8 +343,10 @@ def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation]
         if not isinstance(raw_utts, list):
             raise UserError(f"{where}: 'utts' must be a list, got {type(raw_utts).__name__}")
         utterances = []
+        speakers: set[str] = set()
         for k, raw in enumerate(raw_utts):
             speaker, utt_text, act = _utterance_fields(raw, f"{where}, utterance {k + 1}")
+            speakers.add(speaker)
             layout = "swda" if isinstance(raw, dict) else "zhao"
             layouts.add(layout)
             tokens = tokenize_utterance(utt_text, clean=layout == "swda")
@@ -250,14 +354,15 @@ def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation]
                 utterances.append(Utterance(speaker, tuple(tokens), act))
             else:
                 empty += 1
+        topic = parse_topic(record.get("topic"), where)
+        callers = _read_callers(record, where, speakers)
         if not utterances:
             skipped += 1
             continue
-        topic = record.get("topic")
-        topic = topic.strip().strip('"') if isinstance(topic, str) else None
         conv_id = record.get("conversation")
         conversations.append(Conversation(str(conv_id) if conv_id is not None
-                                          else f"line {lineno}", tuple(utterances), topic))
+                                          else f"line {lineno}", tuple(utterances), topic,
+                                          callers))
     if not conversations:
         raise UserError(f"{path}: no conversation with utterances ({skipped} without "
                         "utterances skipped)")
@@ -375,6 +480,39 @@ def build_act_vocabulary(conversations: Sequence[Conversation]) -> list[str]:
     return sorted({u.act for c in conversations for u in c.utterances if u.act is not None})
 
 
+def build_topic_vocabulary(conversations: Sequence[Conversation]) -> list[str]:
+    """The topic labels (index = topic id): :data:`TOPIC_UNK` (id 0, for topics the
+    (training) conversations do not have), then their topics, sorted."""
+    return [TOPIC_UNK, *sorted({c.topic for c in conversations
+                                if c.topic is not None and c.topic != TOPIC_UNK})]
+
+
+def check_features(conversations: Sequence[Conversation], path: str | os.PathLike[str], *,
+                   use_topic: bool = False, use_caller: bool = False,
+                   training: bool = True) -> None:
+    """Raise a one-line :class:`UserError` if a feature the model conditions on is missing.
+
+    Training conversations (``training``) must all have a topic (``use_topic``) and caller
+    metadata (``use_caller``). At evaluation a missing topic is allowed (it is the
+    :data:`TOPIC_UNK` topic), missing callers are not (there is no "unknown" caller vector).
+    """
+    checks = [("use_topic", use_topic and training, "a 'topic'",
+               lambda c: c.topic is not None),
+              ("use_caller", use_caller, "caller metadata 'A' and 'B'",
+               lambda c: c.callers is not None)]
+    for key, on, what, has in checks:
+        if not on:
+            continue
+        lacking = [c for c in conversations if not has(c)]
+        if not lacking:
+            continue
+        role = "training" if training else "evaluated"
+        where = (f"{path} has none" if len(lacking) == len(conversations) else
+                 f"{path}: conversation {lacking[0].id} has none ({len(lacking)} of "
+                 f"{len(conversations)} lack it)")
+        raise UserError(f"model.cvae.{key} needs {what} on every {role} conversation; {where}")
+
+
 # --------------------------------------------------------------------------- batches
 @dataclass(frozen=True)
 class DialogBatch:
@@ -391,6 +529,10 @@ class DialogBatch:
             speaker (Zhao's floor), else 0 (and 0 in unused slots).
         response: LongTensor ``[B]``, row of ``utterances`` of each example's response.
         acts: LongTensor ``[B]``, the response's dialog-act id (-1: unknown).
+        topics: LongTensor ``[B]``, the conversation's topic id (0: :data:`TOPIC_UNK`), or
+            None when the topic feature is off.
+        callers: FloatTensor ``[B, 2, CALLER_DIM]``, the responding speaker's ("my") and the
+            other caller's vectors (:func:`parse_caller`), or None when the feature is off.
 
     ``repeat``/``repeat_each`` repeat the index maps only (the utterances are shared).
     """
@@ -402,15 +544,19 @@ class DialogBatch:
     floors: torch.Tensor
     response: torch.Tensor
     acts: torch.Tensor
+    topics: torch.Tensor | None = None
+    callers: torch.Tensor | None = None
 
     def _rows(self, fn) -> DialogBatch:
         return DialogBatch(self.utterances, self.lengths, fn(self.context),
                            fn(self.context_lengths), fn(self.floors), fn(self.response),
-                           fn(self.acts))
+                           fn(self.acts), None if self.topics is None else fn(self.topics),
+                           None if self.callers is None else fn(self.callers))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> DialogBatch:
         """The same batch on ``device``."""
-        return DialogBatch(*(getattr(self, f).to(device, non_blocking=non_blocking)
+        return DialogBatch(*(None if getattr(self, f) is None else
+                             getattr(self, f).to(device, non_blocking=non_blocking)
                              for f in self.__dataclass_fields__))
 
     def repeat(self, n: int) -> DialogBatch:
@@ -464,6 +610,10 @@ class DialogCorpus:
         examples: ``[N, 2]`` int, ``(context start, response)`` global utterance indices: the
             context is utterances ``start .. response - 1``.
         conversation_of: ``[N]`` int, the conversation (position in the input) of each example.
+        topics: ``[N]`` int topic id of each example's conversation (0: unknown), or None.
+        callers: ``[N, 2, CALLER_DIM]`` float32, "my" (the response's speaker) and "other"
+            caller vectors of each example, or None.
+        topic_labels: the topic ids' labels (:func:`build_topic_vocabulary`; empty: off).
     """
 
     utterances: list[np.ndarray]
@@ -473,6 +623,9 @@ class DialogCorpus:
     conversation_of: np.ndarray
     max_context: int
     act_labels: list[str] = field(default_factory=list)
+    topics: np.ndarray | None = None
+    callers: np.ndarray | None = None
+    topic_labels: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.examples.shape[0])
@@ -492,7 +645,8 @@ class DialogCorpus:
 
     def batch(self, example_ids: Sequence[int]) -> DialogBatch:
         """The :class:`DialogBatch` of the examples ``example_ids`` (in that order)."""
-        ex = self.examples[np.asarray(example_ids, dtype=np.int64)]
+        ids = np.asarray(example_ids, dtype=np.int64)
+        ex = self.examples[ids]
         starts, responses = ex[:, 0], ex[:, 1]
         ctx_len = responses - starts
         # distinct utterances: the union of [start, response] of every example
@@ -516,7 +670,9 @@ class DialogCorpus:
             context=torch.from_numpy(context), context_lengths=torch.from_numpy(ctx_len),
             floors=torch.from_numpy(floors),
             response=torch.tensor([local[int(r)] for r in responses], dtype=torch.long),
-            acts=torch.from_numpy(self.acts[responses].astype(np.int64)))
+            acts=torch.from_numpy(self.acts[responses].astype(np.int64)),
+            topics=None if self.topics is None else torch.from_numpy(self.topics[ids]),
+            callers=None if self.callers is None else torch.from_numpy(self.callers[ids]))
 
     def context_tokens(self, example: int) -> list[tuple[int, list[int]]]:
         """``(floor, ids)`` of each context utterance of ``example`` (for reports)."""
@@ -536,20 +692,29 @@ def _encode_utterance(vocab: Vocabulary, tokens: Sequence[str], max_length: int)
 
 def encode_dialogs(conversations: Sequence[Conversation], vocab: Vocabulary, *,
                    max_context: int = 9, max_utterance_length: int = 40,
-                   dialog_start: bool = True, act_labels: Sequence[str] = ()) -> DialogCorpus:
+                   dialog_start: bool = True, act_labels: Sequence[str] = (),
+                   topic_labels: Sequence[str] | None = None, callers: bool = False
+                   ) -> DialogCorpus:
     """Conversations -> :class:`DialogCorpus` of (context, response) examples.
 
     Every utterance is a response (with ``dialog_start``, the first one too, whose context is
     the ``<d>`` utterance alone); its context is the up to ``max_context`` utterances before
     it. Utterances are cut to ``max_utterance_length`` ids counting ``<s>``/``</s>``
     (Zhao: 40). ``act_labels`` (:func:`build_act_vocabulary`) gives the act ids; acts not in
-    it are -1.
+    it are -1. ``topic_labels`` (:func:`build_topic_vocabulary`; None or empty: no topics)
+    gives each example its conversation's topic id, 0 (:data:`TOPIC_UNK`) for a topic not in
+    it or none. ``callers``: each example gets its "my" (the response's speaker) and "other"
+    caller vectors; a conversation without caller metadata is then a :class:`UserError` (check
+    files first with :func:`check_features`, whose message names the file).
     """
     if max_context < 1:
         raise ValueError(f"max_context must be >= 1, got {max_context}")
     if max_utterance_length < 3:
         raise ValueError(f"max_utterance_length must be >= 3, got {max_utterance_length}")
     act_index = {a: i for i, a in enumerate(act_labels)}
+    topic_index = {t: i for i, t in enumerate(topic_labels or ())}
+    topic_ids: list[int] = []
+    caller_rows: list[np.ndarray] = []
     start_utt = _encode_utterance(vocab, [DIALOG_START], max_utterance_length)
     utterances: list[np.ndarray] = []
     speakers: list[int] = []
@@ -567,15 +732,46 @@ def encode_dialogs(conversations: Sequence[Conversation], vocab: Vocabulary, *,
             utterances.append(_encode_utterance(vocab, utt.tokens, max_utterance_length))
             speakers.append(speaker_ids.setdefault(utt.speaker, len(speaker_ids)))
             acts.append(act_index.get(utt.act, -1) if utt.act is not None else -1)
+        first = len(examples)
         for r in range(base + 1, len(utterances)):
             examples.append((max(base, r - max_context), r))
             conv_of.append(c)
+        if topic_index:
+            topic_ids.extend([topic_index.get(conv.topic, 0) if conv.topic is not None else 0]
+                             * (len(examples) - first))
+        if callers:
+            caller_rows.extend(_caller_pairs(conv, dialog_start))
     if not examples:
         raise UserError("no (context, response) example: every conversation has a single "
                         "utterance (and dialog_start is off)")
-    return DialogCorpus(utterances, np.array(speakers, dtype=np.int64),
-                        np.array(acts, dtype=np.int64), np.array(examples, dtype=np.int64),
-                        np.array(conv_of, dtype=np.int64), max_context, list(act_labels))
+    return DialogCorpus(
+        utterances, np.array(speakers, dtype=np.int64), np.array(acts, dtype=np.int64),
+        np.array(examples, dtype=np.int64), np.array(conv_of, dtype=np.int64), max_context,
+        list(act_labels),
+        topics=np.array(topic_ids, dtype=np.int64) if topic_index else None,
+        callers=(np.stack(caller_rows).astype(np.float32) if caller_rows
+                 else np.zeros((0, 2, CALLER_DIM), np.float32)) if callers else None,
+        topic_labels=list(topic_labels or ()))
+
+
+def _caller_pairs(conv: Conversation, dialog_start: bool) -> list[np.ndarray]:
+    """``[2, CALLER_DIM]`` ("my", "other") per example of ``conv``, in example order (every
+    utterance is a response; without ``dialog_start`` the first one is not)."""
+    if conv.callers is None:
+        raise UserError(f"conversation {conv.id}: no caller metadata 'A' and 'B' "
+                        "(model.cvae.use_caller needs it)")
+    vectors = {k: np.asarray(v, dtype=np.float32) for k, v in conv.callers.items()}
+    responses = conv.utterances if dialog_start else conv.utterances[1:]
+    out = []
+    for utt in responses:
+        if utt.speaker not in vectors:
+            raise UserError(f"conversation {conv.id}: speaker {utt.speaker!r} has no caller "
+                            "metadata")
+        other = next((k for k in vectors if k != utt.speaker), None)
+        if other is None:
+            raise UserError(f"conversation {conv.id}: caller metadata for one caller only")
+        out.append(np.stack([vectors[utt.speaker], vectors[other]]))
+    return out
 
 
 def parse_context(text: str, source: str = "context") -> list[tuple[str, list[str]]]:
@@ -747,7 +943,8 @@ class DialogData:
     ``test``); stats (name -> :class:`ReadStats`, ``train`` included); leaked (training
     conversations dropped for overlapping an evaluation file); leaked_by (evaluation name ->
     training conversations matching one of its conversations; a conversation may match
-    several files, so these can add up to more than ``leaked``).
+    several files, so these can add up to more than ``leaked``); topic_labels
+    (:func:`build_topic_vocabulary`, empty when the topic feature is off).
     """
 
     vocab: Vocabulary
@@ -757,6 +954,7 @@ class DialogData:
     stats: dict[str, ReadStats]
     leaked: int
     leaked_by: dict[str, int] = field(default_factory=dict)
+    topic_labels: list[str] = field(default_factory=list)
 
 
 def prepare_dialog_data(train: str | os.PathLike[str],
@@ -766,17 +964,26 @@ def prepare_dialog_data(train: str | os.PathLike[str],
                         leakage_threshold: float = 0.5, vocab: Vocabulary | None = None,
                         act_labels: Sequence[str] | None = None,
                         leakage_against: Sequence[str] | None = None,
-                        min_count: int = 1) -> DialogData:
+                        min_count: int = 1, use_topic: bool = False, use_caller: bool = False,
+                        topic_labels: Sequence[str] | None = None) -> DialogData:
     """Read the training file and the evaluation files, drop from training the conversations
     that (almost) occur in an evaluation file (:func:`find_leaked`, if ``drop_leakage``;
     ``leakage_against``: the names of the evaluations to check, default all), build the
     vocabulary (``max_vocab`` most frequent tokens, None: all; ``min_count``) and act labels
     from what remains (unless given, e.g. from a checkpoint) and encode every file. The caller
-    logs ``leaked``, ``leaked_by`` and each ``stats``."""
+    logs ``leaked``, ``leaked_by`` and each ``stats``.
+
+    ``use_topic`` / ``use_caller``: the conversation features the model conditions on
+    (:func:`check_features`: every training conversation must have them, an evaluation file
+    its callers; one-line :class:`UserError` naming the file otherwise); the topic labels are
+    built from the remaining training conversations unless given (``topic_labels``)."""
     conversations, stats = {}, {}
     conversations["train"], stats["train"] = read_conversations(train)
+    check_features(conversations["train"], train, use_topic=use_topic, use_caller=use_caller)
     for name, path in evaluations.items():
         conversations[name], stats[name] = read_conversations(path)
+        check_features(conversations[name], path, use_topic=use_topic, use_caller=use_caller,
+                       training=False)
     leaked, leaked_by = 0, {}
     against = list(evaluations) if leakage_against is None else list(leakage_against)
     if drop_leakage and against:
@@ -797,13 +1004,18 @@ def prepare_dialog_data(train: str | os.PathLike[str],
                                  min_count=min_count)
     acts = list(act_labels) if act_labels is not None else build_act_vocabulary(
         conversations["train"])
+    topics: list[str] = []
+    if use_topic:
+        topics = (list(topic_labels) if topic_labels else
+                  build_topic_vocabulary(conversations["train"]))
 
     def encode(name: str) -> DialogCorpus:
         return encode_dialogs(conversations[name], vocab, max_context=max_context,
-                              max_utterance_length=max_utterance_length, act_labels=acts)
+                              max_utterance_length=max_utterance_length, act_labels=acts,
+                              topic_labels=topics, callers=use_caller)
 
     return DialogData(vocab, acts, encode("train"), {n: encode(n) for n in evaluations},
-                      stats, leaked, leaked_by)
+                      stats, leaked, leaked_by, topics)
 
 
 # --------------------------------------------------------------------------- a run's data
@@ -840,14 +1052,20 @@ class DialogDataConfig:
 
 def _split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str, Any]:
     """The JSON statistics of one split (metrics.json ``data``): ``conversations`` and
-    ``utterances`` kept (after the leakage filter), ``conversations_read`` from the file."""
+    ``utterances`` kept (after the leakage filter), ``conversations_read`` from the file;
+    with the topic feature, ``unknown_topic_conversations`` (topic id 0)."""
+    extra: dict[str, Any] = {}
+    if corpus.topics is not None:
+        unknown = np.unique(corpus.conversation_of[corpus.topics == 0])
+        extra["unknown_topic_conversations"] = len(unknown)
     return {"file": spec, "layout": stats.layout,
-            "conversations": int(len(np.unique(corpus.conversation_of))),
+            "conversations": len(np.unique(corpus.conversation_of)),
             "conversations_read": stats.conversations,
             "utterances": len(corpus), "examples": len(corpus),
             "tokens": corpus.num_tokens,
             "skipped_conversations": stats.skipped_conversations,
-            "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines}
+            "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines,
+            **extra}
 
 
 @dataclass
@@ -856,7 +1074,8 @@ class DialogCorpora:
     ``train``/``valid``/``test`` are :class:`DialogBatcher` (None where the config names no
     file), ``stats`` the JSON statistics (per split, and ``leakage``: ``dropped``,
     ``threshold``, ``against`` and ``by_file``), ``corpora`` the unbatched
-    :class:`DialogCorpus` of each split (for the sampled-response evaluation)."""
+    :class:`DialogCorpus` of each split (for the sampled-response evaluation),
+    ``topic_labels`` the topic ids' labels (empty when the topic feature is off)."""
 
     vocab: Vocabulary
     act_labels: list[str]
@@ -865,6 +1084,7 @@ class DialogCorpora:
     test: DialogBatcher | None
     stats: dict[str, Any]
     corpora: dict[str, DialogCorpus]
+    topic_labels: list[str] = field(default_factory=list)
 
     @property
     def leakage(self) -> dict[str, Any]:
@@ -872,11 +1092,14 @@ class DialogCorpora:
 
 
 def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None,
-                        act_labels: Sequence[str] | None = None) -> DialogCorpora:
+                        act_labels: Sequence[str] | None = None, use_topic: bool = False,
+                        use_caller: bool = False, topic_labels: Sequence[str] | None = None
+                        ) -> DialogCorpora:
     """The conversation files a run's ``data`` section names (paths or ``swda:SPLIT``,
     ``swda-zhao:SPLIT``), read, leakage-filtered (``data.dialog``), encoded and batched
-    (``data.batch_size``, ``seed``). ``vocab``/``act_labels``: a resumed run's (else built from
-    the training conversations that remain)."""
+    (``data.batch_size``, ``seed``). ``vocab``/``act_labels``/``topic_labels``: a resumed
+    run's (else built from the training conversations that remain). ``use_topic`` /
+    ``use_caller``: the model's conversation features (:func:`prepare_dialog_data`)."""
     from .sources import data_dir, resolve_data_path
 
     if not data.train:
@@ -893,7 +1116,8 @@ def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None
         train_path, paths, max_vocab=data.max_vocab, max_context=d.max_context,
         max_utterance_length=d.utterance_length, drop_leakage=d.drop_leakage,
         leakage_threshold=d.leakage_threshold, vocab=vocab, act_labels=act_labels,
-        leakage_against=against, min_count=data.min_count)
+        leakage_against=against, min_count=data.min_count, use_topic=use_topic,
+        use_caller=use_caller, topic_labels=topic_labels)
 
     def batched(corpus: DialogCorpus) -> DialogBatcher:
         return DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length)
@@ -911,22 +1135,29 @@ def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None
         "training_conversations_read": prepared.stats["train"].conversations}
     evals = {s: batched(c) for s, c in prepared.evaluations.items()}
     return DialogCorpora(prepared.vocab, prepared.act_labels, batched(prepared.train),
-                         evals.get("valid"), evals.get("test"), stats, corpora)
+                         evals.get("valid"), evals.get("test"), stats, corpora,
+                         prepared.topic_labels)
 
 
 def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Sequence[str], *,
-                      seed: int, data_dir: str | None = None
+                      seed: int, data_dir: str | None = None,
+                      topic_labels: Sequence[str] | None = None, use_caller: bool = False
                       ) -> tuple[DialogBatcher, DialogCorpus, dict[str, Any]]:
     """One conversations file (or ``NAME:SPLIT``) encoded and batched as a run's ``data``
-    section says, with the run's vocabulary and act labels: ``(batches, corpus, stats)``."""
+    section says, with the run's vocabulary, act labels and, for a model with conversation
+    features, its topic labels (a checkpoint's ``topic_labels``; topics it lacks are
+    :data:`TOPIC_UNK`) and ``use_caller`` (the file must then have caller metadata):
+    ``(batches, corpus, stats)``."""
     from .sources import data_dir as default_data_dir
     from .sources import resolve_data_path
 
     path = resolve_data_path(spec, default_data_dir(data_dir or data.data_dir))
     conversations, read = read_conversations(path)
+    check_features(conversations, path, use_caller=use_caller, training=False)
     d: DialogDataConfig = data.dialog
     corpus = encode_dialogs(conversations, vocab, max_context=d.max_context,
-                            max_utterance_length=d.utterance_length, act_labels=act_labels)
+                            max_utterance_length=d.utterance_length, act_labels=act_labels,
+                            topic_labels=topic_labels, callers=use_caller)
     return (DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length), corpus,
             _split_stats(read, corpus, spec))
 
