@@ -16,7 +16,14 @@ responses index its outputs. The decoder runs packed too, and the output layer
 The kgCVAE path of Zhao's code (``use_act``: the response's dialog act embedded, fed to the
 recognition network, the decoder's initial state and every decoder input, and predicted from
 [c, z] with its own cross-entropy in ``aux["act"]``) is optional and off by default, as in the
-paper's runs. Topic and caller features are not implemented (the training data swda/ has none).
+paper's runs. So are its conversation features: with ``use_topic`` the conversation's topic id
+is embedded (``topic_dim``, Zhao's ``topic_embed_size`` 30; the ``<unk>`` topic, id 0, is the
+zero vector and not trained), with ``use_caller`` the responding speaker's and the other
+caller's 4-d vectors (:func:`cyclevae.data.dialog.parse_caller`) are appended, and c is the
+context encoding concatenated with them, ``[ctx, topic, my, other]``: the prior, the
+recognition network, the decoder's initial state, the BoW and act heads all see that c.
+The swda/ training data has neither feature (swda-zhao/ has both); ``generate --respond``
+refuses a model with either, since a typed context carries no topic or callers.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..data.dialog import DialogBatch
+from ..data.dialog import CALLER_DIM, DialogBatch
 from ..data.vocab import Vocabulary
 from ..errors import UserError, check_fields
 from ..losses import gaussian_kl_between
@@ -50,7 +57,10 @@ class CVAEConfig:
 
     ``prior_hidden``: the prior network's tanh layer (Zhao: max(2 * latent, 100) = 400).
     ``bow``: add the bag-of-words loss (``bow_hidden`` tanh units). ``use_act``: kgCVAE
-    dialog-act conditioning (``act_dim``-d act embedding). ``word_dropout``: decoder input
+    dialog-act conditioning (``act_dim``-d act embedding). ``use_topic``: the conversation's
+    topic embedded (``topic_dim``) into c; ``use_caller``: the two callers' metadata vectors
+    (2 x 4) into c (kgCVAE's conversation features; every training conversation must have
+    them). ``word_dropout``: decoder input
     words replaced by ``<unk>`` (Zhao's ``dec_keep_prob``; 0 in the paper). ``glove``: a GloVe
     text file whose vectors initialise the word embeddings (dimension must be ``emb_dim``;
     applied by whoever builds a new model, :meth:`CVAE.init_embeddings_`).
@@ -66,6 +76,9 @@ class CVAEConfig:
     bow_hidden: int = 400
     use_act: bool = False
     act_dim: int = 30
+    use_topic: bool = False
+    use_caller: bool = False
+    topic_dim: int = 30
     word_dropout: float = 0.0
     init_range: float = 0.08
     glove: str | None = None
@@ -73,12 +86,14 @@ class CVAEConfig:
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
         sizes = ("emb_dim", "utt_hidden", "ctx_hidden", "latent_dim", "dec_hidden",
-                 "prior_hidden", "bow_hidden", "act_dim")
+                 "prior_hidden", "bow_hidden", "act_dim", "topic_dim")
         check_fields(self, prefix, [
             *[(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, ">= 1")
               for key in sizes],
             (isinstance(self.bow, bool), "bow", "true or false"),
             (isinstance(self.use_act, bool), "use_act", "true or false"),
+            (isinstance(self.use_topic, bool), "use_topic", "true or false"),
+            (isinstance(self.use_caller, bool), "use_caller", "true or false"),
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
             (self.glove is None or (isinstance(self.glove, str) and bool(self.glove)), "glove",
@@ -122,7 +137,7 @@ class GRUStepDecoder:
 class _Encoded:
     """What one pass computes once per batch: condition c, response vector x, prior."""
 
-    condition: torch.Tensor  # [B, C_dim]
+    condition: torch.Tensor  # [B, C_dim]: [ctx, topic, my caller, other caller]
     response: torch.Tensor  # [B, 2 * utt_hidden]
     prior_mu: torch.Tensor
     prior_logvar: torch.Tensor
@@ -133,7 +148,8 @@ class CVAE(LatentTextModel):
 
     Args:
         config: :class:`CVAEConfig`; vocab_size: V (from the training vocabulary);
-        num_acts: dialog-act labels (needed with ``config.use_act``).
+        num_acts: dialog-act labels (needed with ``config.use_act``); num_topics: topic labels
+        including ``<unk>`` (needed with ``config.use_topic``, at least 2).
 
     ``forward`` returns ``rec`` (-log p(response | c, z), summed over the response's words and
     ``</s>``), ``kl`` = KL(q(z|c,x) || p(z|c)), and in ``aux`` the bag-of-words loss
@@ -145,23 +161,30 @@ class CVAE(LatentTextModel):
     #: decomposition is for one fixed prior p(z))
     conditional_prior = True
 
-    def __init__(self, config: CVAEConfig, vocab_size: int, num_acts: int = 0) -> None:
+    def __init__(self, config: CVAEConfig, vocab_size: int, num_acts: int = 0,
+                 num_topics: int = 0) -> None:
         super().__init__()
         if vocab_size < 4:
             raise ValueError(f"vocab_size must be >= 4, got {vocab_size}")
         if config.use_act and num_acts < 1:
             raise UserError("model.use_act needs dialog-act labels in the training data")
+        if config.use_topic and num_topics < 2:
+            raise UserError("model.cvae.use_topic needs topic labels from the training data "
+                            f"(<unk> and at least one topic), got {num_topics}")
         self.config = config
         self.latent_dim = config.latent_dim
         self.vocab_size = vocab_size
         self.num_acts = num_acts if config.use_act else 0
+        self.num_topics = num_topics if config.use_topic else 0
         utt_dim = 2 * config.utt_hidden
-        cond_dim = config.ctx_hidden
+        cond_dim = self.condition_dim
         act_dim = config.act_dim if config.use_act else 0
         self.embedding = nn.Embedding(vocab_size, config.emb_dim, padding_idx=0)
         self.utt_rnn = nn.GRU(config.emb_dim, config.utt_hidden, batch_first=True,
                               bidirectional=True)
         self.ctx_rnn = nn.GRU(utt_dim + 2, config.ctx_hidden, batch_first=True)
+        if config.use_topic:
+            self.topic_embedding = nn.Embedding(num_topics, config.topic_dim, padding_idx=0)
         if config.use_act:
             self.act_embedding = nn.Embedding(num_acts, config.act_dim)
             self.act_fc = nn.Linear(config.act_dim, config.act_dim)
@@ -180,6 +203,15 @@ class CVAE(LatentTextModel):
         init_uniform_(self, config.init_range)
         with torch.no_grad():
             self.embedding.weight[0].zero_()  # <pad> (Zhao masks its embedding to 0)
+            if config.use_topic:
+                self.topic_embedding.weight[0].zero_()  # <unk>: no topic information
+
+    @property
+    def condition_dim(self) -> int:
+        """Width of c: ``ctx_hidden`` (+ ``topic_dim`` with topics, + 2 x 4 with callers)."""
+        c = self.config
+        return (c.ctx_hidden + (c.topic_dim if c.use_topic else 0)
+                + (2 * CALLER_DIM if c.use_caller else 0))
 
     # ------------------------------------------------------------------ embeddings
     def init_embeddings_(self, vectors: Mapping[str, Any], vocab: Vocabulary,
@@ -225,9 +257,27 @@ class CVAE(LatentTextModel):
                                       batch.context_lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
         _, h = self.ctx_rnn(packed)
-        condition = h[0]
+        condition = self._with_features(batch, h[0])
         prior_mu, prior_logvar = self.prior(condition).chunk(2, dim=-1)
         return _Encoded(condition, utt[batch.response], prior_mu, prior_logvar)
+
+    def _with_features(self, batch: DialogBatch, context: torch.Tensor) -> torch.Tensor:
+        """c = ``[context [B, H_ctx], topic [B, topic_dim], my [B, 4], other [B, 4]]``, the
+        features as the config turns them on (without any: ``context`` itself)."""
+        if not (self.config.use_topic or self.config.use_caller):
+            return context
+        parts = [context]
+        if self.config.use_topic:
+            if batch.topics is None:
+                raise UserError("model.cvae.use_topic: the batch carries no topic ids (load "
+                                "the conversations with the model's topic labels)")
+            parts.append(self.topic_embedding(batch.topics).to(context.dtype))
+        if self.config.use_caller:
+            if batch.callers is None:
+                raise UserError("model.cvae.use_caller: the batch carries no caller metadata "
+                                "(load the conversations with use_caller)")
+            parts.append(batch.callers.flatten(1).to(context.dtype))
+        return torch.cat(parts, dim=-1)
 
     def _act_vector(self, batch: DialogBatch) -> torch.Tensor:
         return self.act_embedding(batch.acts.clamp(min=0))

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
 __all__ = ["build_model", "initialise_embeddings"]
 
 
-def build_model(config: ModelConfig, vocab_size: int, num_acts: int = 0) -> LatentTextModel:
+def build_model(config: ModelConfig, vocab_size: int, num_acts: int = 0,
+                num_topics: int = 0) -> LatentTextModel:
     """The model named by ``config.kind`` (``vae``, ``ae``, ``savae``, ``svi``, ``cvae``), with
     ``vocab_size`` from the data's vocabulary (and, for ``cvae``, ``num_acts`` dialog-act labels
-    of the training data). The config is assumed validated
-    (:func:`cyclevae.config.validate_config`)."""
+    and ``num_topics`` topic labels, ``<unk>`` included, of the training data). The config is
+    assumed validated (:func:`cyclevae.config.validate_config`)."""
     if config.kind == "cvae":
-        return CVAE(config.cvae, vocab_size, num_acts)
+        return CVAE(config.cvae, vocab_size, num_acts, num_topics)
     if config.kind == "vae":
         return TextVAE(config, vocab_size)
     if config.kind == "ae":
