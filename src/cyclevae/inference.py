@@ -38,7 +38,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     config = config_from_dict(ckpt["config"])
     vocab = Vocabulary(ckpt["vocab"][len(Vocabulary.SPECIALS):])
     check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
-    model = build_model(config.model, len(vocab), len(ckpt.get("act_labels") or [])).to(device)
+    model = build_model(config.model, len(vocab), len(ckpt.get("act_labels") or []),
+                        len(ckpt.get("topic_labels") or [])).to(device)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
@@ -110,7 +111,9 @@ def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary
                        if n > 0 else (None, None))  # a bad --glove fails before the work
     batches, corpus, stats = load_dialog_split(config.data, spec, vocab,
                                                ckpt.get("act_labels") or [],
-                                               seed=t.seed, data_dir=data_dir)
+                                               seed=t.seed, data_dir=data_dir,
+                                               topic_labels=ckpt.get("topic_labels") or [],
+                                               use_caller=config.model.cvae.use_caller)
     settings = EvalSettings.from_train_config(t)
     blocks = evaluate_blocks(model, batches.batches(0, shuffle=False), split,
                              iw_samples=t.iw_samples if iw_samples is None else iw_samples,
@@ -143,6 +146,11 @@ def _respond(model: Any, vocab: Vocabulary, config: Config, path: Path, *, n: in
 
     if n < 1:
         raise UserError(f"-n must be >= 1, got {n}")
+    features = [k for k in ("use_topic", "use_caller") if getattr(config.model.cvae, k)]
+    if features:  # a typed context has no topic or callers: refuse rather than guess them
+        raise UserError(f"--respond: this model conditions on model.cvae.{features[0]}, which "
+                        "a typed context does not carry; evaluate it on a conversations file "
+                        "(cyclevae evaluate --data FILE) instead")
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: context file not found (expected one 'SPEAKER: utterance' "
@@ -218,7 +226,10 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
     A dialog model (``model.kind: cvae``) answers instead: ``respond`` is a file of one
     ``SPEAKER: utterance`` per line (oldest first), and the lines are ``n`` responses, each
     decoded from its own z ~ p(z|c), for the next speaker (``responder``: the speaker whose
-    turn it is; default anyone but the last speaker)."""
+    turn it is; default anyone but the last speaker). A model with conversation features
+    (``model.cvae.use_topic`` / ``use_caller``) is refused with a one-line :class:`UserError`:
+    a typed context has no topic or callers, and guessing them would condition on made-up
+    values (evaluate such a model on a conversations file instead)."""
     decoding = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
                                 temperature=temperature)
     decoding.validate(flags=True)

@@ -200,15 +200,19 @@ class Trainer:
                  if checkpoint is not None else None)
         # sentence corpora, or conversations for a dialog model (model.kind cvae)
         self.data = load_run_data(t, vocab=vocab, act_labels=None if checkpoint is None
-                                  else checkpoint.get("act_labels"))
+                                  else checkpoint.get("act_labels"),
+                                  topic_labels=None if checkpoint is None
+                                  else checkpoint.get("topic_labels"))
         self.vocab = self.data.vocab
         self.act_labels: list[str] = list(getattr(self.data, "act_labels", []))
+        self.topic_labels: list[str] = list(getattr(self.data, "topic_labels", []))
         if len(self.data.train) == 0:
             raise UserError(f"{t.data.train}: no sentences left to train on")
         if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
             raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
                             "not found (expected 'word v1 .. vd' per line)")
-        self.model = build_model(t.model, len(self.vocab), len(self.act_labels)).to(self.device)
+        self.model = build_model(t.model, len(self.vocab), len(self.act_labels),
+                                 len(self.topic_labels)).to(self.device)
         embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
                       if checkpoint is None else None)
         self.optimizer = make_adam(self.model.parameters(), t.train.lr)
@@ -501,7 +505,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "lr_scheduler": trainer.lr_schedule.state_dict() if trainer.lr_schedule else None,
         "rng": rng_state(), "progress": vars(trainer.state).copy(),
         "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
-        "act_labels": trainer.act_labels,
+        "act_labels": trainer.act_labels, "topic_labels": trainer.topic_labels,
         "version": __version__,
     }
 

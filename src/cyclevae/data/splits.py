@@ -132,16 +132,20 @@ def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None
 
 
 def load_run_data(config: Config, *, vocab: Vocabulary | None = None,
-                  act_labels: list[str] | None = None) -> Any:
+                  act_labels: list[str] | None = None,
+                  topic_labels: list[str] | None = None) -> Any:
     """The data a run trains on, by model kind: conversation files for the dialog CVAE
-    (:func:`cyclevae.data.dialog.load_dialog_corpora`, ``act_labels`` a resumed run's), else
+    (:func:`cyclevae.data.dialog.load_dialog_corpora`, ``act_labels``/``topic_labels`` a
+    resumed run's, the topic/caller features as ``model.cvae`` says), else
     sentence corpora (:func:`load_corpora`). Both give ``vocab``, ``train``/``valid``/``test``
     (objects with ``batches(epoch, shuffle=..., rank=..., world_size=..., drop_last=...)``,
     ``len`` and ``num_tokens``) and JSON ``stats``."""
     if config.model.kind == "cvae":
         from .dialog import load_dialog_corpora
 
+        cvae = config.model.cvae
         return load_dialog_corpora(config.data, seed=config.train.seed, vocab=vocab,
-                                   act_labels=act_labels)
+                                   act_labels=act_labels, use_topic=cvae.use_topic,
+                                   use_caller=cvae.use_caller, topic_labels=topic_labels)
     return load_corpora(config.data, seed=config.train.seed, vocab=vocab,
                         limit=encoder_limit(config.model))
