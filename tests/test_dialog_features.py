@@ -332,6 +332,11 @@ def test_train_on_zhao_valid_evaluate_on_zhao_test_with_both_features(shared_dat
     assert result["data_stats"]["unknown_topic_conversations"] == unknown
     assert math.isfinite(result["test"]["rec_ppl"]) and result["test"]["contexts"] == 3
     assert result["test"]["rec_ppl"] == pytest.approx(metrics["test"]["rec_ppl"], rel=1e-9)
+    # diagnose reads the file with the checkpoint's topics and callers too
+    assert main(["diagnose", str(run / LAST), "--out", str(tmp_path / "diag"),
+                 "--max-sentences", "20"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "diag").is_dir()
     # a typed context has no topic or callers: generate --respond refuses, one line, exit 2
     context = tmp_path / "context.txt"
     context.write_text("A: do you have any pets\nB: yes two dogs\n")

@@ -372,7 +372,9 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
         from .data.dialog import load_dialog_split
 
         corpus, _, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
-                                         seed=config.train.seed, data_dir=data_dir)
+                                         seed=config.train.seed, data_dir=data_dir,
+                                         topic_labels=ckpt.get("topic_labels") or [],
+                                         use_caller=config.model.cvae.use_caller)
     else:
         corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed,
                                data_dir=data_dir, limit=encoder_limit(config.model))

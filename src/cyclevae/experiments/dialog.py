@@ -159,7 +159,9 @@ def sample_table(checkpoint: Path, spec: str, examples: int, seed: int, *, n: in
 
     model, vocab, config, ckpt = load_model(checkpoint)
     _, corpus, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
-                                     seed=config.train.seed)
+                                     seed=config.train.seed,
+                                     topic_labels=ckpt.get("topic_labels") or [],
+                                     use_caller=config.model.cvae.use_caller)
     eligible = corpus.example_ids(min_context=3)
     if len(eligible) == 0:
         eligible = corpus.example_ids(min_context=1)
