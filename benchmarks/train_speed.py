@@ -20,7 +20,8 @@ script gets: "reference_tokens_per_s", "ratio") and again in this process after
 ("reference_same_process_tokens_per_s", "ratio_same_process"), which isolates our other changes
 from the allocator's share; for the training modes that in-process reference alternates with
 ours pass by pass, and "ratio_cpu_time" / "floor_fraction_cpu_time" use process CPU time (on a
-busy machine it leaves out the time spent waiting for a core). The float32 floor is the faster
+busy machine it leaves out the time spent waiting for a core; the fraction divides it by the
+threads). The float32 floor is the faster
 of PyTorch's BLAS and oneDNN's product (``floors.fp32_peaks``; both reported). ``--profile``
 adds one line per side ("profile_train_fp32", ours and the reference): milliseconds per step
 by part against each part's share of the FLOPs (``profiling.py``).
@@ -404,7 +405,9 @@ def main() -> None:
               "ratio": round(ours_tps / refs["reference_tokens_per_s"], 3),
               "ratio_same_process": round(ref_wall / ours, 3),
               "ratio_cpu_time": round(ref_cpu / ours_cpu, 3),
-              "floor_fraction_cpu_time": round(tokens / ours_cpu * flops["train"]
+              # CPU seconds over the threads: the wall time the step would take with every
+              # thread on a core of its own (the peak is measured with the same threads)
+              "floor_fraction_cpu_time": round(tokens / (ours_cpu / threads) * flops["train"]
                                                / (peak[precision] * 1e9), 3),
               "seconds_per_epoch": round(EPOCH_TOKENS / ours_tps, 1),
               "reference_seconds_per_epoch": round(EPOCH_TOKENS / refs["reference_tokens_per_s"],

@@ -308,7 +308,9 @@ def main() -> None:
             "cpu_seconds_per_step": round(ours_cpu / len(batches), 4),
             "reference_cpu_seconds_per_step": round(ref_cpu / len(batches), 4),
             "ratio_cpu_time": round(ref_cpu / ours_cpu, 3),
-            "floor_fraction_cpu_time": round(flops / ours_cpu / (peak[mode] * 1e9), 3),
+            # CPU seconds over the threads (the peak is measured with the same threads)
+            "floor_fraction_cpu_time": round(flops / (ours_cpu / threads) / (peak[mode] * 1e9),
+                                             3),
         }
         if child_s is not None:
             record["reference_child_tokens_per_s"] = round(tokens / child_s)

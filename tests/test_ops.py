@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -102,3 +104,36 @@ def test_no_grad_mode_takes_the_inference_path(monkeypatch):
     with torch.no_grad():
         ours = linear_cross_entropy(h, layer.weight, layer.bias, t)
     torch.testing.assert_close(ours, reference_linear_cross_entropy(h, layer.weight, layer.bias, t))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 30), st.integers(1, 20)), min_size=1,
+                       max_size=5),
+       scale=st.floats(1e-3, 1e3), max_norm=st.sampled_from([0.1, 1.0, 5.0, 1e4, math.inf]),
+       missing=st.booleans(), seed=st.integers(0, 10_000))
+def test_clip_grad_norm_equals_pytorchs_bit_for_bit(shapes, scale, max_norm, missing, seed):
+    """Skipping the multiply-by-1.0 pass changes nothing: the norm and every gradient equal
+    torch.nn.utils.clip_grad_norm_'s exactly, clipped or not (a parameter without a gradient
+    included)."""
+    gen = torch.Generator().manual_seed(seed)
+    ours = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    theirs = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if missing and i == 0:
+            continue
+        g = scale * torch.randn(a.shape, generator=gen)
+        a.grad, b.grad = g.clone(), g.clone()
+    norm = ops.clip_grad_norm_(ours, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, foreach=True)
+    assert torch.equal(norm, expected)
+    for a, b in zip(ours, theirs):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
+
+
+def test_clip_grad_norm_leaves_non_finite_gradients_for_the_caller():
+    p = torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.tensor([1.0, float("inf"), 2.0])
+    norm = ops.clip_grad_norm_([p], 1.0)
+    assert not torch.isfinite(norm)
+    assert torch.equal(p.grad, torch.tensor([1.0, float("inf"), 2.0]))  # untouched
+    assert float(ops.clip_grad_norm_([torch.nn.Parameter(torch.zeros(2))], 1.0)) == 0.0

@@ -42,6 +42,7 @@ from .evaluation import (
 )
 from .losses import beta_vae_loss
 from .models.registry import build_model, initialise_embeddings
+from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
@@ -331,8 +332,7 @@ class Trainer:
                                 / batch.num_examples / len(batches))
         # Rec-P of the step: exp(reconstruction nats per predicted token)
         totals["rec_ppl"] = math.exp(min(totals["rec_sum"] / max(tokens, 1), 700.0))
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                              t.clip if t.clip > 0 else math.inf, foreach=True)
+        norm = clip_grad_norm_(list(self.model.parameters()), t.clip if t.clip > 0 else math.inf)
         problem = (f"loss is {bad_loss}" if bad_loss is not None else
                    None if torch.isfinite(norm) else f"gradient norm is {norm.item()}")
         if any_flag(problem is not None, self.dist):
