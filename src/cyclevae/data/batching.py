@@ -65,6 +65,28 @@ def encode_corpus(sentences: Iterable[Sequence[str]], vocab: Vocabulary) -> list
     return [bos + vocab.encode(sentence) + eos for sentence in sentences]
 
 
+def epoch_batch_order(n: int, seed: int, epoch: int, *, shuffle: bool, rank: int,
+                      world_size: int, drop_last: bool) -> list[int]:
+    """Which of ``n`` batches one process runs in ``epoch``, in order (the rule every batcher
+    shares: :meth:`BatchedCorpus.batches` documents it).
+
+    With ``shuffle`` a permutation drawn from ``(seed, epoch)``, else ``0..n-1``; with
+    ``drop_last`` the last ``n % world_size`` of that order are dropped; then every
+    ``world_size``-th from ``rank``. Raises ``ValueError`` for a bad rank and
+    :class:`UserError` when ``drop_last`` leaves a process no batch.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
+                         f"world_size={world_size}")
+    ids = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    if drop_last:
+        if n < world_size:
+            raise UserError(f"only {n} batches for {world_size} processes: use a smaller "
+                            "batch size or fewer processes")
+        ids = ids[: n - n % world_size]
+    return ids[rank::world_size].tolist()
+
+
 class BatchedCorpus:
     """A corpus of encoded sentences cut into equal-length batches.
 
@@ -121,20 +143,8 @@ class BatchedCorpus:
 
     def _batch_ids(self, epoch: int, shuffle: bool, rank: int, world_size: int,
                    drop_last: bool) -> list[int]:
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
-                             f"world_size={world_size}")
-        n = len(self._batches)
-        if shuffle:
-            ids = np.random.default_rng([self.seed, epoch]).permutation(n)
-        else:
-            ids = np.arange(n)
-        if drop_last:
-            if n < world_size:
-                raise UserError(f"only {n} batches for {world_size} processes: use a smaller "
-                                "batch size or fewer processes")
-            ids = ids[: n - n % world_size]
-        return ids[rank::world_size].tolist()
+        return epoch_batch_order(len(self._batches), self.seed, epoch, shuffle=shuffle,
+                                 rank=rank, world_size=world_size, drop_last=drop_last)
 
     def batches(
         self,

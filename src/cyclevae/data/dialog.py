@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError, check_fields
+from .batching import epoch_batch_order
 from .corpus import _iter_lines
 from .vocab import Vocabulary
 
@@ -905,18 +906,8 @@ class DialogBatcher:
 
     def _batch_ids(self, epoch: int, shuffle: bool, rank: int, world_size: int,
                    drop_last: bool) -> list[int]:
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
-                             f"world_size={world_size}")
-        n = len(self._groups)
-        ids = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle \
-            else np.arange(n)
-        if drop_last:
-            if n < world_size:
-                raise UserError(f"only {n} batches for {world_size} processes: use a smaller "
-                                "batch size or fewer processes")
-            ids = ids[: n - n % world_size]
-        return ids[rank::world_size].tolist()
+        return epoch_batch_order(len(self._groups), self.seed, epoch, shuffle=shuffle,
+                                 rank=rank, world_size=world_size, drop_last=drop_last)
 
     def batches(self, epoch: int = 0, *, shuffle: bool = True, rank: int = 0,
                 world_size: int = 1, drop_last: bool = True) -> Sequence[DialogBatch]:
