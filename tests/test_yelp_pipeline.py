@@ -178,3 +178,29 @@ def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
              overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
              fractions=[0.1, 1.0], draws=2, tsne_points=0, progress=False, data=files)
     assert (tmp_path / "ae" / "probe.json").stat().st_mtime_ns == stamp  # reused
+
+
+@pytest.mark.parametrize("experiment", ["yelp", "dialog"])
+def test_reproduce_passes_jobs_to_the_shared_runner(experiment, tmp_path, monkeypatch):
+    """`reproduce yelp|dialog --jobs N` hands the unfinished rows to the runner that `reproduce
+    ptb --jobs` uses (parallel processes, cores split; tested there for equal metrics), and
+    --jobs 0 is a one-line error."""
+    import importlib
+
+    from cyclevae.cli import main
+
+    module = importlib.import_module(f"cyclevae.experiments.{experiment}")
+    calls = []
+
+    def fake_train_runs(todo, *, jobs, progress):
+        calls.append(([run.name for _, run in todo], jobs))
+        raise SystemExit(0)  # stop before probing / evaluating
+
+    monkeypatch.setattr(module, "train_runs", fake_train_runs)
+    rows = "ae,vae-cyclical" if experiment == "yelp" else "cvae-monotonic,cvae-cyclical"
+    with pytest.raises(SystemExit):
+        main(["reproduce", experiment, "--rows", rows, "--out", str(tmp_path), "--jobs", "2",
+              "--no-progress"])
+    assert calls == [(rows.split(","), 2)]
+    assert main(["reproduce", experiment, "--rows", rows, "--out", str(tmp_path),
+                 "--jobs", "0"]) == 2

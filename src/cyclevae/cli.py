@@ -284,6 +284,9 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--out", type=Path, default=Path("runs/yelp"))
     y.add_argument("--report-only", action="store_true",
                    help="only rebuild the report from the probed runs in --out")
+    y.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train up to N rows at once, one process each, the cores split "
+                   "between them (default 1: one after the other)")
     y.add_argument("--no-progress", action="store_true")
     y.set_defaults(func=_cmd_reproduce_yelp)
     g = exp.add_parser("dialog", help="Switchboard dialog responses (Table 3, Table 2 samples)",
@@ -315,6 +318,9 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", type=Path, default=Path("runs/dialog"))
     g.add_argument("--report-only", action="store_true",
                    help="only rebuild the report from the evaluated runs in --out")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train up to N rows at once, one process each, the cores split "
+                   "between them (default 1: one after the other)")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=_cmd_reproduce_dialog)
 
@@ -364,6 +370,8 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.tsne_points < 0:
         raise UserError(f"--tsne-points must be >= 0, got {args.tsne_points}")
     if args.report_only:
@@ -374,7 +382,7 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
                                overrides=args.overrides, fractions=parse_fractions(args.fractions),
                                draws=args.draws, seed=args.seed, tsne_points=args.tsne_points,
                                config_dir=args.configs or yelp.CONFIG_DIR,
-                               progress=False if args.no_progress else None)
+                               progress=False if args.no_progress else None, jobs=args.jobs)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0
@@ -401,6 +409,8 @@ def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
                  if args.eval_data else list(dialog.EVAL_SETS))
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
     if args.report_only:
@@ -411,7 +421,7 @@ def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
             config_dir=args.configs or dialog.CONFIG_DIR,
             progress=False if args.no_progress else None, eval_sets=eval_sets,
             samples=args.samples, contexts=_contexts_option(args.contexts), glove=args.glove,
-            examples=args.examples, seed=args.seed)
+            examples=args.examples, seed=args.seed, jobs=args.jobs)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0

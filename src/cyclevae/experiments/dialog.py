@@ -31,9 +31,8 @@ from ..config import load_config
 from ..errors import UserError
 from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
 from ..rundir import BEST, LAST
-from ..runtime import configure_process
-from ..training import Trainer
 from . import CONFIGS
+from .runner import train_runs
 
 __all__ = ["CONFIG_DIR", "EVAL_SETS", "PAPER", "ROWS", "run_dialog", "write_dialog_report"]
 
@@ -87,7 +86,7 @@ def run_dialog(*, rows: list[str], out: Path, epochs: int | None = None,
                overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR,
                progress: bool | None = None, eval_sets: list[str] | None = None,
                samples: int = 5, contexts: int | str | None = "run", glove: str | None = None,
-               examples: int = 5, seed: int = 0) -> dict[str, Any]:
+               examples: int = 5, seed: int = 0, jobs: int = 1) -> dict[str, Any]:
     """Train every row not finished in ``out``, evaluate and sample each, write the report.
 
     Args:
@@ -101,6 +100,8 @@ def run_dialog(*, rows: list[str], out: Path, epochs: int | None = None,
             (:func:`cyclevae.inference.evaluate_checkpoint`).
         examples: Table 2-style contexts (the same for every model), 5 responses each.
         seed: seeds the choice of those contexts and their responses.
+        jobs: train up to that many rows at once, each in its own process, the cores split
+            between them (:func:`cyclevae.experiments.runner.train_runs`).
     """
     from ..inference import evaluate_checkpoint
 
@@ -119,12 +120,8 @@ def run_dialog(*, rows: list[str], out: Path, epochs: int | None = None,
             raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
         extra = list(overrides or []) + ([f"train.epochs={epochs}"] if epochs else [])
         todo.append((row, load_config(path, extra), out / row))
-    for _, config, run in todo:
-        if (run / "metrics.json").is_file():
-            continue
-        configure_process(config.train.num_threads)
-        resume = (run / LAST).is_file()
-        Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
+    train_runs([(config, run) for _, config, run in todo
+                if not (run / "metrics.json").is_file()], jobs=jobs, progress=progress)
     for _, _, run in todo:
         ckpt = _checkpoint(run)
         version = {"checkpoint": ckpt.name, "mtime_ns": ckpt.stat().st_mtime_ns}

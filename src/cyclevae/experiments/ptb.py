@@ -6,25 +6,22 @@ Each row is one config file in ``configs/ptb/``; a row runs through the ordinary
 
 from __future__ import annotations
 
-import copy
 import json
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
-from ..config import Config, load_config
+from ..config import load_config
 from ..errors import UserError
 from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
-from ..rundir import LAST
-from ..runtime import configure_process
-from ..training import Trainer
 from . import CONFIGS
 from .ptb_claims import check_claims, spread
+from .runner import assign_threads, available_cores, train_runs
+
+__all__ = ["ROWS", "assign_threads", "available_cores", "run_dir_name", "run_ptb", "train_runs",
+           "write_ptb_report"]
 
 CONFIG_DIR = CONFIGS / "ptb"
 
@@ -146,62 +143,6 @@ def run_ptb(
             todo.append((load_config(path, extra), run))
     train_runs(todo, jobs=jobs, progress=progress)
     return write_ptb_report(out, rows=rows, seeds=seeds)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _train_one(config: Config, run: Path, progress: bool | None) -> str:
-    """Train (or resume) one run in this process with its config's thread count."""
-    configure_process(config.train.num_threads)
-    resume = (run / LAST).is_file()
-    Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
-    return str(run)
-
-
-def assign_threads(todo: list[tuple[Config, Path]], jobs: int, cores: int
-                   ) -> list[tuple[Config, Path]]:
-    """Copies of the configs with ``train.num_threads = max(1, cores // jobs)`` where it is
-    unset (an explicit value is kept)."""
-    threads = max(1, cores // jobs)
-    assigned = []
-    for config, run in todo:
-        if config.train.num_threads is None:
-            config = copy.deepcopy(config)
-            config.train.num_threads = threads
-        assigned.append((config, run))
-    return assigned
-
-
-def train_runs(todo: list[tuple[Config, Path]], *, jobs: int = 1,
-               progress: bool | None = None) -> None:
-    """Train ``(config, run directory)`` pairs, resuming those with a checkpoint.
-
-    ``jobs == 1``: one after the other in this process. ``jobs > 1``: up to ``jobs`` at once,
-    each in a fresh process (``spawn``), the cores split between them: a run whose
-    ``train.num_threads`` is unset gets ``max(1, cores // jobs)`` threads (written to its
-    config); one set explicitly keeps its value. The first failure is raised once the running
-    jobs have ended; runs already finished stay finished (and are reused by the next call).
-    """
-    if jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
-    if jobs == 1 or len(todo) <= 1:
-        for config, run in todo:
-            _train_one(config, run, progress)
-        return
-    jobs_todo = assign_threads(todo, jobs, available_cores())
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(_train_one, config, run, False) for config, run in jobs_todo]
-        errors = [f.exception() for f in futures]
-    for error in errors:
-        if error is not None:
-            raise error
 
 
 def _load_runs(out: Path, rows: list[str], seeds: list[int]) -> dict[str, list[dict[str, Any]]]:

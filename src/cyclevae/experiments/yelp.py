@@ -24,9 +24,8 @@ from ..config import load_config
 from ..errors import UserError
 from ..report import format_number, markdown_table, new_figure, save_figure_atomic
 from ..rundir import BEST, LAST
-from ..runtime import configure_process
-from ..training import Trainer
 from . import CONFIGS
+from .runner import train_runs
 
 CONFIG_DIR = CONFIGS / "yelp"
 ROWS = ("ae", "vae-monotonic", "vae-cyclical")
@@ -47,7 +46,7 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
              overrides: list[str] | None = None, fractions: list[float] | None = None,
              draws: int = 5, seed: int = 0, tsne_points: int = 5000,
              config_dir: Path = CONFIG_DIR, progress: bool | None = None,
-             data: dict[str, str] | None = None) -> dict[str, Any]:
+             data: dict[str, str] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Pre-train every row not finished in ``out``, probe each (reused when its ``probe.json``
     has the same settings), then write ``OUT/report.md`` and its figures.
 
@@ -59,6 +58,8 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
         tsne_points: test sentences in the t-SNE picture (a seeded sample; 0 skips it).
         data: ``{"train", "valid", "test"}`` labelled files instead of ``yelp:SPLIT`` for the
             probe and the picture (a run's own data is set through ``overrides``).
+        jobs: train up to that many rows at once, each in its own process, the cores split
+            between them (:func:`cyclevae.experiments.runner.train_runs`).
     """
     from ..probe import probe_checkpoint
 
@@ -78,12 +79,8 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
             raise UserError(f"--epochs {epochs}: row {row!r} has {config.schedule.n_cycles} "
                             "cycles; shortening keeps them, so give at least that many epochs")
         todo.append((row, config, out / row))
-    for _, config, run in todo:
-        if (run / "metrics.json").is_file():
-            continue
-        configure_process(config.train.num_threads)
-        resume = (run / LAST).is_file()
-        Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
+    train_runs([(config, run) for _, config, run in todo
+                if not (run / "metrics.json").is_file()], jobs=jobs, progress=progress)
     settings = {**_probe_settings(fractions, draws, seed), **files}
     for row, _, run in todo:
         cached = run / "probe.json"
