@@ -47,6 +47,22 @@ def small_overrides(root: Path, **extra: object) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+def stop_after_step(trainer, step: int) -> None:
+    """Make ``trainer`` behave as if SIGTERM arrived right after global step ``step``: its
+    ``fit()`` then writes the mid-epoch checkpoint and raises ``TrainingInterrupted``."""
+    import signal
+
+    original = trainer.train_step
+
+    def interrupting_step(batches, beta, seeds=None):
+        result = original(batches, beta, seeds)
+        if trainer.state.global_step == step:
+            trainer._stop_signal = signal.SIGTERM
+        return result
+
+    trainer.train_step = interrupting_step
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models: one thread is faster and immune to a busy machine's other jobs (use with

@@ -116,9 +116,7 @@ def test_tiny_training_run_on_cuda_gives_finite_metrics(ptb_slice, tmp_path):
 def test_checkpoint_of_a_cuda_run_resumes_on_cpu(ptb_slice, tmp_path):
     """A run with ``train.device: auto`` trained on the GPU, interrupted mid-epoch, continues
     in a process that sees no GPU (``CUDA_VISIBLE_DEVICES=""``) and finishes on the CPU."""
-    import signal
-
-    from conftest import small_overrides
+    from conftest import small_overrides, stop_after_step
 
     from cyclevae.config import load_config
     from cyclevae.training import LAST, Trainer, TrainingInterrupted
@@ -128,15 +126,7 @@ def test_checkpoint_of_a_cuda_run_resumes_on_cpu(ptb_slice, tmp_path):
                       out, progress=False)
     assert trainer.device.type == "cuda"
     total_steps = 2 * trainer.steps_per_epoch
-    original = trainer.train_step
-
-    def interrupting_step(batches, beta, seeds=None):
-        result = original(batches, beta, seeds)
-        if trainer.state.global_step == 3:  # mid-epoch 1
-            trainer._stop_signal = signal.SIGTERM
-        return result
-
-    trainer.train_step = interrupting_step  # type: ignore[method-assign]
+    stop_after_step(trainer, 3)  # mid-epoch 1
     with pytest.raises(TrainingInterrupted):
         trainer.fit()
     saved = torch.load(out / LAST, map_location="cpu", weights_only=False)

@@ -8,11 +8,11 @@ import json
 import math
 import random
 import re
-import signal
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import stop_after_step
 
 from cyclevae.cli import main
 from cyclevae.config import load_config
@@ -248,15 +248,7 @@ def test_resume_of_a_dialog_run_continues_exactly(swda_slice, tmp_path):
     path = shipped_config("dialog/cvae-bow-cyclical")
     reference = Trainer(load_config(path, overrides), tmp_path / "full", progress=False).fit()
     trainer = Trainer(load_config(path, overrides), tmp_path / "cut", progress=False)
-    original = trainer.train_step
-
-    def interrupting_step(batches, beta, seeds=None):
-        result = original(batches, beta, seeds)
-        if trainer.state.global_step == 5:  # mid-epoch 1, mid-cycle 1
-            trainer._stop_signal = signal.SIGTERM
-        return result
-
-    trainer.train_step = interrupting_step  # type: ignore[method-assign]
+    stop_after_step(trainer, 5)  # mid-epoch 1, mid-cycle 1
     with pytest.raises(TrainingInterrupted):
         trainer.fit()
     resumed = Trainer(None, tmp_path / "cut", resume=True, progress=False).fit()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 from pathlib import Path
 
 import pytest
+from conftest import small_overrides, stop_after_step
 
+from cyclevae import training
 from cyclevae.cli import main
 from cyclevae.config import load_config
 from cyclevae.errors import UserError
-from conftest import small_overrides
-from cyclevae import training
 from cyclevae.training import LAST, Trainer, TrainingInterrupted
 
 TEST_KEYS = {"rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "marginal_kl", "active_units"}
@@ -47,15 +46,7 @@ def test_resume_after_interrupt_matches_uninterrupted(ptb_slice, tmp_path):
     reference = train(ptb_slice, tmp_path / "full")
     config = load_config(None, small_overrides(ptb_slice))
     trainer = Trainer(config, tmp_path / "cut", progress=False)
-    original = trainer.train_step
-
-    def interrupting_step(tokens, beta, seeds=None):
-        result = original(tokens, beta, seeds)
-        if trainer.state.global_step == 3:  # mid-epoch 1
-            trainer._stop_signal = signal.SIGTERM
-        return result
-
-    trainer.train_step = interrupting_step  # type: ignore[method-assign]
+    stop_after_step(trainer, 3)  # mid-epoch 1
     with pytest.raises(TrainingInterrupted, match="--resume"):
         trainer.fit()
     assert not (tmp_path / "cut" / "metrics.json").exists()
