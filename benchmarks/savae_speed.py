@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
@@ -102,24 +101,6 @@ def pick_batches(batches: list, n: int) -> list:
 
 
 # --------------------------------------------------------------------- the reference
-def reference_rec(ref: nn.Module, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """-log p(x|z) per sentence, ``[B]`` nats, of ``train_speed.ReferenceVAE`` ``ref``'s decoder
-    for ``tokens [B, L+1]`` and ``z [B, D]`` (materialised logits, ``F.cross_entropy``)."""
-    inp, tgt = tokens[:, :-1], tokens[:, 1:]
-    emb = ref.drop(ref.dec_emb(inp))
-    x = torch.cat([emb, z.unsqueeze(1).expand(-1, inp.shape[1], -1)], -1)
-    h0 = ref.z_to_h(z).unsqueeze(0)
-    out, _ = ref.dec(x, (h0, torch.zeros_like(h0)))
-    logits = ref.out(ref.drop(out))
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                           reduction="none").view(tgt.shape).sum(1)
-
-
-def reference_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per sentence, ``[B]`` nats, for ``[B, D]`` inputs."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
-
-
 def reference_savae_loss(ref: nn.Module, tokens: torch.Tensor, svi: SVIConfig, beta: float,
                          create_graph: bool = True) -> torch.Tensor:
     """The straightforward SA-VAE training loss (a scalar, nats per sentence) of a
@@ -141,7 +122,7 @@ def reference_savae_loss(ref: nn.Module, tokens: torch.Tensor, svi: SVIConfig, b
             z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
             # cuDNN's LSTM has no double backward: PyTorch's error says to turn it off here
             with torch.backends.cudnn.flags(enabled=False):
-                f = (reference_rec(ref, tokens, z) + beta * reference_kl(mu, logvar)).mean()
+                f = (ref.rec(tokens, z) + beta * ref.kl(mu, logvar)).mean()
             g_mu, g_lv = torch.autograd.grad(f, [mu, logvar], create_graph=create_graph)
             if svi.max_grad_norm > 0:
                 g_mu = g_mu * (svi.max_grad_norm / (g_mu.norm() + 1e-6)).clamp(max=1.0)
@@ -153,7 +134,7 @@ def reference_savae_loss(ref: nn.Module, tokens: torch.Tensor, svi: SVIConfig, b
         for p in decoder:
             p.requires_grad_(True)
     z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-    return reference_rec(ref, tokens, z).mean() + beta * reference_kl(mu, logvar).mean()
+    return ref.rec(tokens, z).mean() + beta * ref.kl(mu, logvar).mean()
 
 
 def reference_savae_step_fn(ref: nn.Module, svi: SVIConfig, beta: float, lr: float, clip: float):

@@ -82,16 +82,24 @@ class ReferenceVAE(nn.Module):
         _, (h, _) = self.enc(self.enc_emb(tokens))
         mu, logvar = self.to_params(h[-1]).chunk(2, -1)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        return self.rec(tokens, z), self.kl(mu, logvar)
+
+    def rec(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per sentence, ``[B]`` nats, for ``tokens [B, L+1]`` and ``z [B, D]``
+        (materialised logits, ``F.cross_entropy``; dropout as the module's mode says)."""
         inp, tgt = tokens[:, :-1], tokens[:, 1:]
         emb = self.drop(self.dec_emb(inp))
         x = torch.cat([emb, z.unsqueeze(1).expand(-1, inp.shape[1], -1)], -1)
         h0 = self.z_to_h(z).unsqueeze(0)
         out, _ = self.dec(x, (h0, torch.zeros_like(h0)))
         logits = self.out(self.drop(out))
-        rec = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                              reduction="none").view(tgt.shape).sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
-        return rec, kl
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                               reduction="none").view(tgt.shape).sum(1)
+
+    @staticmethod
+    def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mu, exp(logvar)) || N(0, I)) per sentence, ``[B]`` nats."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
 
     @torch.no_grad()
     def iw_nll(self, tokens: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
