@@ -738,8 +738,7 @@ def encode_dialogs(conversations: Sequence[Conversation], vocab: Vocabulary, *,
             examples.append((max(base, r - max_context), r))
             conv_of.append(c)
         if topic_index:
-            topic_ids.extend([topic_index.get(conv.topic, 0) if conv.topic is not None else 0]
-                             * (len(examples) - first))
+            topic_ids.extend([topic_index.get(conv.topic, 0)] * (len(examples) - first))
         if callers:
             caller_rows.extend(_caller_pairs(conv, dialog_start))
     if not examples:
