@@ -369,12 +369,9 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
         raise UserError(f"{path}: the run has no data.test; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
     if config.model.kind == "cvae":  # conversations: (context, response) examples
-        from .data.dialog import load_dialog_split
+        from .inference import load_checkpoint_dialogs
 
-        corpus, _, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
-                                         seed=config.train.seed, data_dir=data_dir,
-                                         topic_labels=ckpt.get("topic_labels") or [],
-                                         use_caller=config.model.cvae.use_caller)
+        corpus, _, _ = load_checkpoint_dialogs(config, ckpt, vocab, spec, data_dir)
     else:
         corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed,
                                data_dir=data_dir, limit=encoder_limit(config.model))

@@ -49,6 +49,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     return model, vocab, config, ckpt
 
 
+def load_checkpoint_dialogs(config: Config, ckpt: dict[str, Any], vocab: Vocabulary, spec: str,
+                            data_dir: str | None = None) -> Any:
+    """A conversations file (or ``NAME:SPLIT``) read as a dialog checkpoint's model needs it:
+    its vocabulary, act labels, topic labels and caller switch, batched with the run's seed.
+    Returns :func:`cyclevae.data.dialog.load_dialog_split`'s ``(batches, corpus, stats)``."""
+    from .data.dialog import load_dialog_split
+
+    return load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
+                             seed=config.train.seed, data_dir=data_dir,
+                             topic_labels=ckpt.get("topic_labels") or [],
+                             use_caller=config.model.cvae.use_caller)
+
+
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | None = None,
                         data_dir: str | None = None, iw_samples: int | None = None,
                         samples: int | None = None, contexts: int | str | None = "run",
@@ -95,7 +108,7 @@ def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary
     the training data (``leakage``; a warning on stderr if any)."""
     import sys
 
-    from .data.dialog import load_dialog_split, training_overlap
+    from .data.dialog import training_overlap
     from .metrics.text import evaluate_responses, resolve_word_vectors
 
     t = config.train
@@ -109,11 +122,7 @@ def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary
         raise UserError(f"{glove}: GloVe file not found (expected 'word v1 .. vd' per line)")
     vectors, source = (resolve_word_vectors(glove or t.response_glove, set(vocab.tokens))
                        if n > 0 else (None, None))  # a bad --glove fails before the work
-    batches, corpus, stats = load_dialog_split(config.data, spec, vocab,
-                                               ckpt.get("act_labels") or [],
-                                               seed=t.seed, data_dir=data_dir,
-                                               topic_labels=ckpt.get("topic_labels") or [],
-                                               use_caller=config.model.cvae.use_caller)
+    batches, corpus, stats = load_checkpoint_dialogs(config, ckpt, vocab, spec, data_dir)
     settings = EvalSettings.from_train_config(t)
     blocks = evaluate_blocks(model, batches.batches(0, shuffle=False), split,
                              iw_samples=t.iw_samples if iw_samples is None else iw_samples,

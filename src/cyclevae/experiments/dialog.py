@@ -151,14 +151,10 @@ def sample_table(checkpoint: Path, spec: str, examples: int, seed: int, *, n: in
     among those with at least 3 context utterances, the same for every model trained on the
     same data), each with its reference and ``n`` responses decoded greedily, each from its
     own z ~ p(z|c) (a generator seeded ``seed``)."""
-    from ..data.dialog import load_dialog_split
-    from ..inference import load_model
+    from ..inference import load_checkpoint_dialogs, load_model
 
     model, vocab, config, ckpt = load_model(checkpoint)
-    _, corpus, _ = load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
-                                     seed=config.train.seed,
-                                     topic_labels=ckpt.get("topic_labels") or [],
-                                     use_caller=config.model.cvae.use_caller)
+    _, corpus, _ = load_checkpoint_dialogs(config, ckpt, vocab, spec)
     eligible = corpus.example_ids(min_context=3)
     if len(eligible) == 0:
         eligible = corpus.example_ids(min_context=1)
