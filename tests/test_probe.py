@@ -97,6 +97,24 @@ def test_probe_without_valid_uses_c_1() -> None:
     assert result["fractions"][0]["C"] == [1.0, 1.0]
 
 
+def test_probe_records_fits_that_stop_at_the_iteration_limit(monkeypatch) -> None:
+    import warnings
+
+    import cyclevae.probe as probe
+
+    train, valid, test = blobs(200, 0), blobs(60, 1), blobs(60, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the probe itself must not leak the solver's warning
+        easy = probe_fractions(train, test, valid=valid, fractions=[1.0], c_grid=(0.1, 1.0))
+    assert easy["fractions"][0]["not_converged"] == []
+    monkeypatch.setattr(probe, "MAX_ITER", 1)
+    capped = probe_fractions(train, test, valid=valid, fractions=[0.5, 1.0], draws=2,
+                             c_grid=(0.1, 1.0))
+    half, full = capped["fractions"]
+    assert half["not_converged"] == [[0, 0.1], [0, 1.0], [1, 0.1], [1, 1.0]]
+    assert full["not_converged"] == [[0, 0.1], [0, 1.0]]
+
+
 def test_probe_errors() -> None:
     train, test = blobs(100, 0), blobs(50, 2)
     with pytest.raises(UserError, match="leaves 1 labels, fewer than the 3 classes"):

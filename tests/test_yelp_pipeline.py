@@ -5,6 +5,7 @@ shortened ``reproduce yelp``."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,7 @@ def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
     for name in ("accuracy.png", "tsne.png", "ae/probe.json", "vae-cyclical/probe.json"):
         assert (tmp_path / name).is_file()
     assert "The paper's finding" in report and "shortened: 2 of 100 epochs" in report
+    assert re.search(r"(Every probe fit converged|Fits that stopped) .*lbfgs iterations", report)
     assert len(result["finding"]) == 2 and result["finite"]
     ae = json.loads((tmp_path / "ae" / "metrics.json").read_text())["test"]
     assert ae["kl"] is None and "kl" in ae["not_defined"]
@@ -204,3 +206,17 @@ def test_reproduce_passes_jobs_to_the_shared_runner(experiment, tmp_path, monkey
     assert calls == [(rows.split(","), 2)]
     assert main(["reproduce", experiment, "--rows", rows, "--out", str(tmp_path),
                  "--jobs", "0"]) == 2
+
+
+def test_report_names_the_probe_fits_that_did_not_converge() -> None:
+    from cyclevae.experiments.yelp import _convergence_note
+
+    def probe(*stopped):
+        return {"fractions": [{"fraction": 0.01, "not_converged": list(stopped)},
+                              {"fraction": 1.0, "not_converged": []}]}
+
+    assert _convergence_note({"ae": probe()}).startswith("Every probe fit converged")
+    note = _convergence_note({"ae": probe(), "vae-cyclical": probe([0, 100.0], [3, 100.0])})
+    assert "VAE, cyclical at 1% (C = 100)" in note and "AE at" not in note
+    old = {"fractions": [{"fraction": 1.0}]}
+    assert "not recorded" in _convergence_note({"ae": old})

@@ -14,6 +14,7 @@ scikit-learn is an optional dependency (``pip install 'cyclevae[probe]'``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ __all__ = ["DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes", "parse_fracti
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
 #: values of LogisticRegression's C tried on the valid set
 DEFAULT_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+#: the solver's iteration limit per fit (lbfgs); fits that reach it are listed in the result
+MAX_ITER = 2000
 
 
 @dataclass
@@ -92,14 +95,21 @@ def _encode_labels(data: LabelledCodes, classes: list[str], role: str) -> np.nda
                        count=len(data.labels))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Any:
+def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[Any, bool]:
+    """A standardised logistic regression fitted on ``x`` [N, D] and ``y`` [N], and whether
+    its solver converged within ``MAX_ITER`` iterations (scikit-learn's warning is caught and
+    counted in the result instead of being printed once per fit)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000,
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=MAX_ITER,
                                                                random_state=seed))
-    return model.fit(x, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(x, y)
+    return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
 def _require_sklearn() -> None:
@@ -129,7 +139,8 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
     Returns:
         ``{"classes", "train_sentences", "regularisation", "fractions": [{"fraction",
         "labels", "draws", "accuracy": [per draw], "mean", "sd" (sample sd, ddof 1; 0 for
-        one draw), "C": [chosen per draw], "valid_accuracy": [per draw or None]}]}``.
+        one draw), "C": [chosen per draw], "valid_accuracy": [per draw or None],
+        "not_converged": [[draw, C] of each fit stopped at ``MAX_ITER`` iterations]}]}``.
     """
     _require_sklearn()
     if draws < 1:
@@ -161,17 +172,20 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
     for fraction, size in planned:
         n_draws = 1 if size == n else draws
         accuracy, chosen, valid_acc = [], [], []
+        unconverged: list[list[float]] = []
         for d in range(n_draws):
             rng = np.random.default_rng([seed, d])
             idx = stratified_subset(y_train, size, rng)
             x, y = train.x[idx], y_train[idx]
             if valid is None:
                 best_c, best_valid = 1.0, None
-                model = _fit(x, y, 1.0, seed)
+                model, converged = _fit(x, y, 1.0, seed)
+                unconverged += [] if converged else [[d, 1.0]]
             else:
                 best_c, best_valid, model = None, -1.0, None
                 for c in sorted(c_grid):
-                    candidate = _fit(x, y, c, seed)
+                    candidate, converged = _fit(x, y, c, seed)
+                    unconverged += [] if converged else [[d, c]]
                     score = float(candidate.score(valid.x, y_valid))
                     if score > best_valid:
                         best_c, best_valid, model = c, score, candidate
@@ -182,7 +196,7 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
             "fraction": fraction, "labels": size, "draws": n_draws, "accuracy": accuracy,
             "mean": float(np.mean(accuracy)),
             "sd": float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else 0.0,
-            "C": chosen, "valid_accuracy": valid_acc,
+            "C": chosen, "valid_accuracy": valid_acc, "not_converged": unconverged,
         })
     return {
         "classes": classes, "train_sentences": n,

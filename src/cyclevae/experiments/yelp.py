@@ -108,7 +108,10 @@ def _accuracy_figure(probes: dict[str, dict[str, Any]]) -> Any:
                     yerr=[r["sd"] * 100 for r in probe["fractions"]], marker="o", capsize=3,
                     label=LABELS.get(row, row))
     ax.set_xscale("log")
-    ax.set_xlabel("labelled training data (% of yelp:train, log scale)")
+    ticks = sorted({r["fraction"] * 100 for p in probes.values() for r in p["fractions"]})
+    ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training data (share of the training set, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Linear probe on the frozen codes (mean ± sd over draws)")
     ax.grid(True, alpha=0.3)
@@ -164,6 +167,21 @@ def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclic
     return lines
 
 
+def _convergence_note(probes: dict[str, dict[str, Any]]) -> str:
+    """One sentence on the probe fits whose solver stopped at its iteration limit."""
+    from ..probe import MAX_ITER
+
+    stopped = [f"{LABELS.get(row, row)} at {r['fraction'] * 100:g}% (C = "
+               f"{', '.join(sorted({f'{c:g}' for _, c in r['not_converged']}))})"
+               for row, p in probes.items() for r in p["fractions"] if r.get("not_converged")]
+    if any("not_converged" not in r for p in probes.values() for r in p["fractions"]):
+        return "Solver convergence was not recorded for these probes (probed before it was)."
+    if not stopped:
+        return f"Every probe fit converged within {MAX_ITER} lbfgs iterations."
+    return (f"Fits that stopped at {MAX_ITER} lbfgs iterations before converging: "
+            f"{'; '.join(stopped)}; their accuracy counts only where valid chose that C.")
+
+
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
                       test_file: str = "yelp:test") -> dict[str, Any]:
     """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed rows."""
@@ -200,6 +218,8 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
         f"chosen on valid ({next(iter(probes.values()))['regularisation']}).",
         "",
         markdown_table(acc_headers, acc_rows),
+        "",
+        _convergence_note(probes),
         "",
         f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
         "",
