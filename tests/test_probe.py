@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cyclevae.errors import UserError
-from cyclevae.probe import LabelledCodes, parse_fractions, probe_fractions, stratified_subset
+from cyclevae.probe import (
+    LabelledCodes,
+    label_separation,
+    parse_fractions,
+    probe_fractions,
+    stratified_subset,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,3 +133,27 @@ def test_probe_errors() -> None:
     single = LabelledCodes(train.x, ["neg"] * 100, name="one.tsv")
     with pytest.raises(UserError, match="at least two labels"):
         probe_fractions(single, test)
+
+
+def test_label_separation_against_a_direct_count() -> None:
+    tight = blobs(300, 0, noise=0.2)
+    sep = label_separation(tight.x, tight.labels, k=5)
+    assert sep["knn_agreement"] == 1.0 and sep["silhouette"] > 0.8
+    y = np.array(tight.labels)
+    counts = np.array([np.sum(y == c) for c in set(tight.labels)], dtype=float)
+    assert sep["chance"] == pytest.approx(np.sum(counts * (counts - 1)) / (300 * 299))
+    # labels shuffled against position: agreement near chance, silhouette near 0
+    shuffled = list(np.random.default_rng(1).permutation(tight.labels))
+    noise = label_separation(tight.x, shuffled, k=5)
+    assert abs(noise["knn_agreement"] - noise["chance"]) < 0.05 and abs(noise["silhouette"]) < 0.1
+    # brute-force kNN agreement on a small set, a point never counted as its own neighbour
+    small = blobs(40, 3, noise=2.0)
+    d = np.linalg.norm(small.x[:, None] - small.x[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    near = np.argsort(d, axis=1, kind="stable")[:, :3]
+    ys = np.array(small.labels)
+    assert label_separation(small.x, small.labels, k=3)["knn_agreement"] == pytest.approx(
+        np.mean(ys[near] == ys[:, None]))
+    with pytest.raises(UserError, match="two labels"):
+        label_separation(small.x, ["a"] * 40)
+

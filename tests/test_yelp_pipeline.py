@@ -173,6 +173,9 @@ def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
     assert "The paper's finding" in report and "shortened: 2 of 100 epochs" in report
     assert re.search(r"(Every probe fit converged|Fits that stopped) .*lbfgs iterations", report)
     assert len(result["finding"]) == 2 and result["finite"]
+    assert set(result["separation"]) == {"ae", "vae-cyclical"} and "10-NN agreement" in report
+    for where in ("map", "codes"):
+        assert 0.0 <= result["separation"]["ae"][where]["knn_agreement"] <= 1.0
     ae = json.loads((tmp_path / "ae" / "metrics.json").read_text())["test"]
     assert ae["kl"] is None and "kl" in ae["not_defined"]
     stamp = (tmp_path / "ae" / "probe.json").stat().st_mtime_ns

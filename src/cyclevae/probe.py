@@ -24,8 +24,8 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes", "parse_fractions",
-           "probe_checkpoint", "probe_fractions", "stratified_subset"]
+__all__ = ["DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes", "label_separation",
+           "parse_fractions", "probe_checkpoint", "probe_fractions", "stratified_subset"]
 
 #: labelled fractions probed by default (0.1%, 1%, 10%, all)
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
@@ -110,6 +110,33 @@ def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[Any, bool]:
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(x, y)
     return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def label_separation(x: np.ndarray, labels: Sequence[str], k: int = 10) -> dict[str, float]:
+    """How well points ``x`` [N, D] (codes, or their 2-D t-SNE map) group by label.
+
+    Returns ``{"knn_agreement"``: the mean share of each point's ``k`` nearest neighbours
+    (Euclidean, itself excluded) that carry its label; ``"chance"``: that share for labels
+    independent of position (sum over classes of (n_c / N) (n_c - 1) / (N - 1));
+    ``"silhouette"``: scikit-learn's mean silhouette coefficient by label (-1..1)}.
+    Needs N > k and at least two labels.
+    """
+    _require_sklearn()
+    from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import NearestNeighbors
+
+    y = np.asarray(labels)
+    n = len(y)
+    if n <= k or len(set(y.tolist())) < 2:
+        raise UserError(f"label separation needs more than {k} points and two labels, got "
+                        f"{n} points and {len(set(y.tolist()))} labels")
+    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    # drop each point itself (column 0 unless duplicates tie with it)
+    others = np.array([row[row != i][:k] for i, row in enumerate(neighbours)])
+    counts = np.unique(y, return_counts=True)[1].astype(np.float64)
+    return {"knn_agreement": float(np.mean(y[others] == y[:, None])),
+            "chance": float(np.sum(counts * (counts - 1)) / (n * (n - 1))),
+            "silhouette": float(silhouette_score(x, y))}
 
 
 def _require_sklearn() -> None:

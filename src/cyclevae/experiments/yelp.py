@@ -29,6 +29,8 @@ from .runner import train_runs
 
 CONFIG_DIR = CONFIGS / "yelp"
 ROWS = ("ae", "vae-monotonic", "vae-cyclical")
+#: neighbours counted by the report's label-separation numbers under the t-SNE picture
+SEPARATION_K = 10
 LABELS = {"ae": "AE", "vae-monotonic": "VAE, monotonic", "vae-cyclical": "VAE, cyclical"}
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
 PAPER_EPOCHS = 100
@@ -119,12 +121,17 @@ def _accuracy_figure(probes: dict[str, dict[str, Any]]) -> Any:
     return fig
 
 
-def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed: int) -> Any:
+def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed: int
+                 ) -> tuple[Any, dict[str, dict[str, dict[str, float]]]]:
+    """The t-SNE panels and, per row, :func:`cyclevae.probe.label_separation` of the sampled
+    sentences in the 2-D map (``"map"``) and in the codes themselves (``"codes"``)."""
     from sklearn.manifold import TSNE
 
     from ..embedding import embed_file
+    from ..probe import label_separation
 
     fig, axes = new_figure(1, len(rows), figsize=(4.2 * len(rows), 4.2))
+    separation: dict[str, dict[str, dict[str, float]]] = {}
     for ax, row in zip(axes[0], rows):
         codes = embed_file(_checkpoint(out / row), test_file)
         labels = np.asarray(codes.labels if codes.labels is not None else ["?"] * len(codes.mu))
@@ -134,6 +141,11 @@ def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed
         perplexity = min(30.0, (len(pick) - 1) / 3)  # the usual 30, less for tiny samples
         points = TSNE(n_components=2, init="pca", random_state=seed,
                       perplexity=perplexity).fit_transform(codes.mu[pick].astype(np.float64))
+        if len(set(labels[pick].tolist())) > 1 and len(pick) > SEPARATION_K:
+            separation[row] = {
+                "map": label_separation(points, labels[pick], k=SEPARATION_K),
+                "codes": label_separation(codes.mu[pick].astype(np.float64), labels[pick],
+                                          k=SEPARATION_K)}
         for label in sorted(set(labels[pick].tolist())):
             mask = labels[pick] == label
             ax.scatter(points[mask, 0], points[mask, 1], s=2, alpha=0.5, label=f"label {label}")
@@ -141,7 +153,23 @@ def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(markerscale=4, loc="upper right", fontsize=8)
-    return fig
+    return fig, separation
+
+
+def _separation_table(separation: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown lines: how well each row's sampled test codes group by label."""
+    if not separation:
+        return []
+    rows = [[LABELS.get(row, row), f"{s['map']['silhouette']:.3f}",
+             f"{s['map']['knn_agreement'] * 100:.1f}", f"{s['codes']['knn_agreement'] * 100:.1f}",
+             f"{s['codes']['silhouette']:.3f}", f"{s['map']['chance'] * 100:.1f}"]
+            for row, s in separation.items()]
+    return [f"How clearly the labels cluster, in numbers rather than by eye (the same sentences; "
+            f"{SEPARATION_K}-NN agreement: the share of each sentence's {SEPARATION_K} nearest "
+            "neighbours with its label; silhouette by label, -1..1):", "",
+            markdown_table(["model", "silhouette (t-SNE map)", f"{SEPARATION_K}-NN agreement, "
+                            "map (%)", f"{SEPARATION_K}-NN agreement, codes (%)",
+                            "silhouette (codes)", "agreement by chance (%)"], rows), ""]
 
 
 def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclical"
@@ -199,9 +227,10 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
                                          for r in p["fractions"]]] for row, p in probes.items()]
     save_figure_atomic(_accuracy_figure(probes), out / "accuracy.png")
     tsne = tsne_points > 0
+    separation: dict[str, dict[str, dict[str, float]]] = {}
     if tsne:
-        save_figure_atomic(_tsne_figure(out, list(probes), test_file, tsne_points, seed),
-                           out / "tsne.png")
+        figure, separation = _tsne_figure(out, list(probes), test_file, tsne_points, seed)
+        save_figure_atomic(figure, out / "tsne.png")
     metric_rows = []
     for row, m in metrics.items():
         best = (m.get("best") or {}).get("test") or m.get("test") or {}
@@ -232,7 +261,7 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     if tsne:
         lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
                   "sentences for every model), coloured by label:", "",
-                  "![t-SNE of the codes](tsne.png)", ""]
+                  "![t-SNE of the codes](tsne.png)", "", *_separation_table(separation)]
     lines += [
         "Test metrics of the pre-trained models (the probed, best-on-valid checkpoint; per "
         "sentence, nats). KL, MI and PPL are not defined for the AE (no posterior "
@@ -252,5 +281,5 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in probes.items()},
-            "finding": finding_check(probes), "finite": all(
+            "finding": finding_check(probes), "separation": separation, "finite": all(
                 math.isfinite(r["mean"]) for p in probes.values() for r in p["fractions"])}
