@@ -312,3 +312,35 @@ def test_reproduce_dialog_reports_beside_table_3_and_reuses_finished_work(swda_s
     capsys.readouterr()
     assert main(args) == 0  # finished runs and their evaluations are reused
     assert evaluation.stat().st_mtime_ns == before
+
+
+def test_reproduce_dialog_reuses_trainings_evaluation_of_the_best_checkpoint(swda_slice,
+                                                                            shared_data,
+                                                                            tmp_path):
+    """On the run's own test set, reproduce takes the best checkpoint's sampled-response
+    metrics from training's final evaluation (metrics.json) rather than decoding every context
+    again; they equal a fresh evaluation of that checkpoint."""
+    from cyclevae.experiments.dialog import METRICS, run_dialog
+    from cyclevae.inference import evaluate_checkpoint
+
+    test_file = str(swda_slice / "test.jsonl")
+    sets = [*data_sets(swda_slice), "train.response_contexts=6",
+            f"data.data_dir={shared_data}"]
+    run_dialog(rows=["cvae-cyclical"], out=tmp_path, epochs=1, overrides=sets, progress=False,
+               eval_sets=[test_file], examples=0)
+    run = tmp_path / "cvae-cyclical"
+    evals = [json.loads(p.read_text()) for p in run.glob("eval-*.json")]
+    assert len(evals) == 1 and "metrics.json" in evals[0]["source"]
+    fresh = evaluate_checkpoint(run / "checkpoint_best.pt", data=test_file, samples=5,
+                                contexts="run")
+    assert fresh["test"]["contexts"] == 6
+    for key in METRICS:  # A/E-bow are None in both where no GloVe vectors are installed
+        ours, theirs = evals[0]["test"][key], fresh["test"][key]
+        assert (ours is None) == (theirs is None), key
+        assert ours is None or ours == pytest.approx(theirs, rel=1e-9, abs=1e-12), key
+    # another sample count is not what training evaluated: decoded afresh
+    run_dialog(rows=["cvae-cyclical"], out=tmp_path, epochs=1, overrides=sets, progress=False,
+               eval_sets=[test_file], examples=0, samples=2)
+    again = [json.loads(p.read_text()) for p in run.glob("eval-*.json")][0]
+    assert "source" not in again and again["test"]["samples"] == 2
+

@@ -70,6 +70,29 @@ def _checkpoint(run: Path) -> Path:
     return run / BEST if (run / BEST).is_file() else run / LAST
 
 
+def _final_evaluation(run: Path, ckpt: Path, spec: str, samples: int, contexts: int | str | None,
+                      glove: str | None) -> dict[str, Any] | None:
+    """The evaluation that training already made of ``ckpt`` on ``spec``, in
+    :func:`cyclevae.inference.evaluate_checkpoint`'s layout, when it is the one asked for:
+    the best checkpoint on the run's own test set, with the run's sample count, contexts and
+    word vectors and no IW-NLL. Training's final evaluation decodes every test context for the
+    best checkpoint (``metrics.json``'s ``best.test``); decoding them again would repeat the same
+    seeded numbers (tested) at ~10 minutes a set. ``None`` when it does not apply."""
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    config, best = metrics.get("config") or {}, metrics.get("best") or {}
+    t, block = config.get("train") or {}, best.get("test") or {}
+    wanted = {"samples": t.get("response_samples"), "contexts": t.get("response_contexts"),
+              "glove": t.get("response_glove")}
+    asked = {"samples": samples, "contexts": wanted["contexts"] if contexts == "run" else contexts,
+             "glove": glove or t.get("response_glove")}
+    if (ckpt.name != BEST or spec != (config.get("data") or {}).get("test")
+            or t.get("iw_samples") or asked != wanted or "bleu1_precision" not in block):
+        return None
+    return {"checkpoint": str(ckpt), "data": spec, "epoch": best.get("epoch"),
+            "source": "metrics.json best.test (training's final evaluation of this checkpoint)",
+            "test": block}
+
+
 def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-")
 
@@ -130,8 +153,9 @@ def run_dialog(*, rows: list[str], out: Path, epochs: int | None = None,
                         "glove": glove, **version}
             cache = run / f"eval-{_slug(spec)}.json"
             if _cached(cache, settings) is None:
-                result = evaluate_checkpoint(ckpt, data=spec, samples=samples,
-                                             contexts=contexts, glove=glove)
+                result = (_final_evaluation(run, ckpt, spec, samples, contexts, glove)
+                          or evaluate_checkpoint(ckpt, data=spec, samples=samples,
+                                                 contexts=contexts, glove=glove))
                 write_json_atomic(cache, {"settings": settings, **result})
         settings = {"data": eval_sets[0], "examples": examples, "seed": seed, **version}
         if _cached(run / "samples.json", settings) is None and examples > 0:
