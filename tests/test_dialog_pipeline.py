@@ -344,3 +344,13 @@ def test_reproduce_dialog_reuses_trainings_evaluation_of_the_best_checkpoint(swd
     again = [json.loads(p.read_text()) for p in run.glob("eval-*.json")][0]
     assert "source" not in again and again["test"]["samples"] == 2
 
+
+def test_trailing_mean_of_the_learning_curves() -> None:
+    from cyclevae.experiments.dialog import trailing_mean
+
+    values = [4.0, 1.0, 16.0, 2.0]
+    assert trailing_mean(values, 2) == pytest.approx([4.0, 2.5, 8.5, 9.0])
+    assert trailing_mean(values, 3, geometric=True) == pytest.approx(
+        [4.0, 2.0, 4.0, (1.0 * 16.0 * 2.0) ** (1 / 3)])
+    assert trailing_mean(values, 1) == values and trailing_mean([], 5) == []
+

@@ -251,11 +251,32 @@ def finding_checks(runs: dict[str, dict[str, Any]], spec: str) -> list[str]:
     return lines
 
 
+#: logged training records averaged in each point of the train curves (batches are grouped by
+#: length, so single batches swing widely)
+CURVE_WINDOW = 20
+
+
+def trailing_mean(values: list[float], window: int, *, geometric: bool = False) -> list[float]:
+    """Mean of each value with up to ``window - 1`` values before it (fewer at the start);
+    ``geometric``: the mean of the logarithms, exponentiated (for perplexities)."""
+    x = np.log(np.asarray(values, dtype=np.float64)) if geometric else np.asarray(
+        values, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(x)])
+    ends = np.arange(1, len(x) + 1)
+    starts = np.maximum(ends - window, 0)
+    means = (sums[ends] - sums[starts]) / (ends - starts)
+    return (np.exp(means) if geometric else means).tolist()
+
+
 def _curves(runs: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
     curves = {}
     for row, item in runs.items():
-        points = [{"step": r["step"], "kl": r.get("kl"), "rec_ppl": r.get("rec_ppl"),
-                   "beta": r.get("beta")} for r in item["log"] if r.get("kind") == "train"]
+        train = [r for r in item["log"] if r.get("kind") == "train"
+                 and r.get("kl") is not None and r.get("rec_ppl") is not None]
+        kl = trailing_mean([r["kl"] for r in train], CURVE_WINDOW)
+        ppl = trailing_mean([r["rec_ppl"] for r in train], CURVE_WINDOW, geometric=True)
+        points = [{"step": r["step"], "kl": k, "rec_ppl": q, "beta": r.get("beta")}
+                  for r, k, q in zip(train, kl, ppl)]
         points += [{"step": r["step"], "valid_kl": r["valid"].get("kl"),
                     "valid_rec_ppl": r["valid"].get("rec_ppl")}
                    for r in item["log"] if r.get("kind") == "epoch" and r.get("valid")]
@@ -343,10 +364,17 @@ def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | No
     curves = _curves(runs)
     if any(curves.values()):
         fig = plot_curves(curves, ["kl", "rec_ppl", "beta", "valid_kl", "valid_rec_ppl"],
-                          titles=["train KL (per logged step)", "train Rec-P", "beta",
-                                  "valid KL", "valid Rec-P"], xlabel="optimizer step", ncols=5)
+                          titles=["train KL (running mean)", "train Rec-P (running mean)",
+                                  "beta", "valid KL (per epoch)", "valid Rec-P (per epoch)"],
+                          ylabels=["nats per response", "perplexity per token",
+                                   "KL weight", "nats per response", "perplexity per token"],
+                          xlabel="optimizer step", ncols=5)
         save_figure_atomic(fig, out / "learning_curves.png")
-        lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", ""]
+        lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", "",
+                  f"Train curves: the running mean of the last {CURVE_WINDOW} logged batches "
+                  "(arithmetic for KL, geometric for Rec-P; batches are grouped by length, so "
+                  "single batches swing widely); valid: the whole valid set after each epoch.",
+                  ""]
     lines += _samples_section(runs)
     lines += ["## Runs", ""]
     for row, item in runs.items():
