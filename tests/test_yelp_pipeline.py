@@ -215,11 +215,13 @@ def test_report_names_the_probe_fits_that_did_not_converge() -> None:
     from cyclevae.experiments.yelp import _convergence_note
 
     def probe(*stopped):
-        return {"fractions": [{"fraction": 0.01, "not_converged": list(stopped)},
-                              {"fraction": 1.0, "not_converged": []}]}
+        return {"fractions": [{"fraction": 0.01, "not_converged": list(stopped),
+                               "C": [100.0, 1.0, 1.0, 10.0]},
+                              {"fraction": 1.0, "not_converged": [], "C": [1.0]}]}
 
     assert _convergence_note({"ae": probe()}).startswith("Every probe fit converged")
     note = _convergence_note({"ae": probe(), "vae-cyclical": probe([0, 100.0], [3, 100.0])})
-    assert "VAE, cyclical at 1% (C = 100)" in note and "AE at" not in note
+    assert "VAE, cyclical at 1% (C = 100; 2 fit(s), 1 of them the C chosen on valid)" in note
+    assert "AE at" not in note
     old = {"fractions": [{"fraction": 1.0}]}
     assert "not recorded" in _convergence_note({"ae": old})

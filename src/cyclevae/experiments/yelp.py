@@ -199,15 +199,21 @@ def _convergence_note(probes: dict[str, dict[str, Any]]) -> str:
     """One sentence on the probe fits whose solver stopped at its iteration limit."""
     from ..probe import MAX_ITER
 
-    stopped = [f"{LABELS.get(row, row)} at {r['fraction'] * 100:g}% (C = "
-               f"{', '.join(sorted({f'{c:g}' for _, c in r['not_converged']}))})"
-               for row, p in probes.items() for r in p["fractions"] if r.get("not_converged")]
     if any("not_converged" not in r for p in probes.values() for r in p["fractions"]):
         return "Solver convergence was not recorded for these probes (probed before it was)."
+    stopped = []
+    for row, p in probes.items():
+        for r in p["fractions"]:
+            if r["not_converged"]:
+                chosen = sum(r["C"][int(d)] == c for d, c in r["not_converged"])
+                stopped.append(
+                    f"{LABELS.get(row, row)} at {r['fraction'] * 100:g}% (C = "
+                    f"{', '.join(sorted({f'{c:g}' for _, c in r['not_converged']}))}; "
+                    f"{len(r['not_converged'])} fit(s), {chosen} of them the C chosen on valid)")
     if not stopped:
         return f"Every probe fit converged within {MAX_ITER} lbfgs iterations."
     return (f"Fits that stopped at {MAX_ITER} lbfgs iterations before converging: "
-            f"{'; '.join(stopped)}; their accuracy counts only where valid chose that C.")
+            f"{'; '.join(stopped)}.")
 
 
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
