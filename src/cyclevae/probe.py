@@ -130,9 +130,8 @@ def label_separation(x: np.ndarray, labels: Sequence[str], k: int = 10) -> dict[
     if n <= k or len(set(y.tolist())) < 2:
         raise UserError(f"label separation needs more than {k} points and two labels, got "
                         f"{n} points and {len(set(y.tolist()))} labels")
-    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
-    # drop each point itself (column 0 unless duplicates tie with it)
-    others = np.array([row[row != i][:k] for i, row in enumerate(neighbours)])
+    # queried without X, scikit-learn leaves each indexed point out of its own neighbours
+    others = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(return_distance=False)
     counts = np.unique(y, return_counts=True)[1].astype(np.float64)
     return {"knn_agreement": float(np.mean(y[others] == y[:, None])),
             "chance": float(np.sum(counts * (counts - 1)) / (n * (n - 1))),
@@ -207,12 +206,14 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
             if valid is None:
                 best_c, best_valid = 1.0, None
                 model, converged = _fit(x, y, 1.0, seed)
-                unconverged += [] if converged else [[d, 1.0]]
+                if not converged:
+                    unconverged.append([d, 1.0])
             else:
                 best_c, best_valid, model = None, -1.0, None
                 for c in sorted(c_grid):
                     candidate, converged = _fit(x, y, c, seed)
-                    unconverged += [] if converged else [[d, c]]
+                    if not converged:
+                        unconverged.append([d, c])
                     score = float(candidate.score(valid.x, y_valid))
                     if score > best_valid:
                         best_c, best_valid, model = c, score, candidate

@@ -138,16 +138,16 @@ def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(codes.mu), size=min(n_points, len(codes.mu)),
                                   replace=False))
+        x, y = codes.mu[pick].astype(np.float64), labels[pick]
+        classes = sorted(set(y.tolist()))
         perplexity = min(30.0, (len(pick) - 1) / 3)  # the usual 30, less for tiny samples
         points = TSNE(n_components=2, init="pca", random_state=seed,
-                      perplexity=perplexity).fit_transform(codes.mu[pick].astype(np.float64))
-        if len(set(labels[pick].tolist())) > 1 and len(pick) > SEPARATION_K:
-            separation[row] = {
-                "map": label_separation(points, labels[pick], k=SEPARATION_K),
-                "codes": label_separation(codes.mu[pick].astype(np.float64), labels[pick],
-                                          k=SEPARATION_K)}
-        for label in sorted(set(labels[pick].tolist())):
-            mask = labels[pick] == label
+                      perplexity=perplexity).fit_transform(x)
+        if len(classes) > 1 and len(pick) > SEPARATION_K:
+            separation[row] = {"map": label_separation(points, y, k=SEPARATION_K),
+                               "codes": label_separation(x, y, k=SEPARATION_K)}
+        for label in classes:
+            mask = y == label
             ax.scatter(points[mask, 0], points[mask, 1], s=2, alpha=0.5, label=f"label {label}")
         ax.set_title(f"{LABELS.get(row, row)} ({len(pick)} test sentences)")
         ax.set_xticks([])
