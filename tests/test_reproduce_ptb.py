@@ -124,3 +124,36 @@ def test_curve_panels_have_y_labels_with_units():
     fig = plot_curves({"a": [{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 2.0}]}, ["x"],
                       x="epoch", ylabels=["Rec (nats per sentence)"])
     assert fig.axes[0].get_ylabel() == "Rec (nats per sentence)"
+
+
+def test_a_row_killed_before_its_first_checkpoint_starts_again_but_another_run_is_kept(
+        ptb_slice, tmp_path):
+    """A row whose process died before its first checkpoint left config.yaml and a partial
+    log: the experiment starts that row again (instead of refusing the directory), but never
+    replaces the start of a run with another config."""
+    import pytest
+
+    from cyclevae.config import load_config, save_config
+    from cyclevae.errors import UserError
+    from cyclevae.experiments.runner import train_runs
+
+    sets = small_overrides(ptb_slice, **{"train.num_threads": 1, "train.iw_samples": 0})
+    config = load_config(None, sets)
+    run = tmp_path / "row"
+    run.mkdir()
+    save_config(load_config(None, sets + ["train.num_threads=2"]), run / "config.yaml")
+    (run / "log.jsonl").write_text('{"kind": "train", "epoch": 1, "step": 5}\n')
+    train_runs([(config, run)], progress=False)
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert records[0]["kind"] == "schedule" and records[-1]["kind"] == "final"
+    assert sum(r == {"kind": "train", "epoch": 1, "step": 5} for r in records) == 0
+
+    other = tmp_path / "other"
+    other.mkdir()
+    save_config(load_config(None, sets + ["train.seed=7"]), other / "config.yaml")
+    (other / "log.jsonl").write_text("partial\n")
+    with pytest.raises(UserError, match="holds another run"):
+        train_runs([(config, other)], progress=False)
+    assert (other / "log.jsonl").read_text() == "partial\n"
+    assert not (other / "metrics.json").exists()

@@ -9,7 +9,9 @@ package is installed, ``tensorboard/``.
 Policy: a new run refuses a directory holding another run unless told to ``overwrite`` it (then
 the previous run's files are removed once the new run's inputs are known to be good); a resumed
 run needs ``checkpoint_last.pt``, drops the log records its checkpoint does not know of, and
-removes temporaries left by a kill during an atomic write.
+removes temporaries left by a kill during an atomic write. A run killed before its first
+checkpoint leaves only its start (config, vocabulary, a partial log); an experiment that starts
+the same config there again may replace it (:meth:`RunDirectory.stopped_before_checkpoint`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 
 from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
-from .config import Config, save_config
+import yaml
+
+from .config import RESUME_SETTABLE, Config, config_from_dict, save_config
 from .data.vocab import Vocabulary
 from .errors import UserError
 
@@ -67,6 +71,26 @@ class RunDirectory:
                 f"{self.path}: output directory holds another run; pass --resume to continue "
                 "it or --overwrite to replace it"
             )
+
+    def stopped_before_checkpoint(self, config: Config) -> bool:
+        """True when the directory holds only the start of a run of ``config`` (its
+        ``config.yaml`` equal to ``config`` but for :data:`RESUME_SETTABLE` keys, and no
+        checkpoint or metrics): a fresh start of the same run loses nothing by replacing it.
+        False for anything else, including an unreadable or different config."""
+        if any((self.path / name).exists() for name in (LAST, BEST, METRICS)):
+            return False
+        try:
+            raw = yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8"))
+            saved = config_from_dict(raw).to_dict()
+        except (OSError, yaml.YAMLError, UnicodeDecodeError, UserError, TypeError,
+                AttributeError):
+            return False
+        wanted = config.to_dict()
+        for key in RESUME_SETTABLE:
+            section, name = key.split(".")
+            saved.get(section, {}).pop(name, None)
+            wanted.get(section, {}).pop(name, None)
+        return saved == wanted
 
     def create(self, config: Config, vocab: Vocabulary, *, overwrite: bool) -> None:
         """Create the directory (once the inputs are known to be good), remove a replaced

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..config import Config
 from ..errors import UserError
-from ..rundir import LAST
+from ..rundir import LAST, RunDirectory
 from ..runtime import configure_process
 from ..training import Trainer
 
@@ -31,10 +32,16 @@ def available_cores() -> int:
 
 
 def _train_one(config: Config, run: Path, progress: bool | None) -> str:
-    """Train (or resume) one run in this process with its config's thread count."""
+    """Train (or resume) one run in this process with its config's thread count; a run of
+    the same config killed before its first checkpoint is started again."""
     configure_process(config.train.num_threads)
     resume = (run / LAST).is_file()
-    Trainer(None if resume else config, run, resume=resume, progress=progress).fit()
+    restart = not resume and RunDirectory(run).stopped_before_checkpoint(config)
+    if restart:
+        print(f"cyclevae: {run}: the run stopped before its first checkpoint; starting it "
+              "again", file=sys.stderr)
+    Trainer(None if resume else config, run, resume=resume, overwrite=restart,
+            progress=progress).fit()
     return str(run)
 
 
