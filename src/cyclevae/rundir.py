@@ -23,9 +23,7 @@ from typing import Any
 
 from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
-import yaml
-
-from .config import RESUME_SETTABLE, Config, config_from_dict, save_config
+from .config import RESUME_SETTABLE, Config, load_config, save_config
 from .data.vocab import Vocabulary
 from .errors import UserError
 
@@ -80,10 +78,8 @@ class RunDirectory:
         if any((self.path / name).exists() for name in (LAST, BEST, METRICS)):
             return False
         try:
-            raw = yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8"))
-            saved = config_from_dict(raw).to_dict()
-        except (OSError, yaml.YAMLError, UnicodeDecodeError, UserError, TypeError,
-                AttributeError):
+            saved = load_config(self.path / CONFIG).to_dict()
+        except UserError:  # missing, unreadable or not a config of today's keys
             return False
         wanted = config.to_dict()
         for key in RESUME_SETTABLE:
