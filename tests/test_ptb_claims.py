@@ -136,7 +136,7 @@ def test_report_has_mean_sd_over_seeds_and_the_claims(tmp_path):
     result = write_ptb_report(tmp_path, rows=list(kls), seeds=[0, 1, 2])
     report = (tmp_path / "report.md").read_text()
     assert "| vae-monotonic | 0,1,2 | ours, mean ± sd over 3 seeds | 40 |" in report
-    assert "1 ± 0.2" in report and "2.6 ± 0.1" in report  # KL mean +- sample sd
+    assert "1.000 ± 0.200" in report and "2.600 ± 0.100" in report  # KL mean +- sample sd
     assert "201 ± 1" in report  # seconds per epoch over the seeds
     first = result["claims"][0]
     assert first["ours"] == pytest.approx(1.6, abs=1e-6) and first["seeds"] == "3 vs 3"

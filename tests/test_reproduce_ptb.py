@@ -157,3 +157,39 @@ def test_a_row_killed_before_its_first_checkpoint_starts_again_but_another_run_i
         train_runs([(config, other)], progress=False)
     assert (other / "log.jsonl").read_text() == "partial\n"
     assert not (other / "metrics.json").exists()
+
+
+def test_a_rows_seeds_share_a_colour_and_differ_in_line_style():
+    from cyclevae.experiments.ptb import curve_styles
+
+    runs = {"vae-monotonic": [{"dir": "vae-monotonic"}, {"dir": "vae-monotonic-seed1"}],
+            "vae-cyclical": [{"dir": "vae-cyclical"}]}
+    styles = curve_styles(runs)
+    assert styles["vae-monotonic"]["color"] == styles["vae-monotonic-seed1"]["color"]
+    assert styles["vae-monotonic"]["linestyle"] != styles["vae-monotonic-seed1"]["linestyle"]
+    assert styles["vae-cyclical"]["color"] != styles["vae-monotonic"]["color"]
+
+
+def test_results_cells_keep_the_hundredths_that_separate_rows():
+    from cyclevae.experiments.ptb import _mean_sd, format_cell
+
+    assert format_cell(-102.68) != format_cell(-102.70)  # 4 significant digits merge them
+    assert format_cell(1.0912) == "1.091" and format_cell(7) == "7" and format_cell(None) == ""
+    assert _mean_sd([-102.6, -102.7, -102.8]) == "-102.70 ± 0.10"
+    assert _mean_sd([170.2, 180.0], decimals=0) == "175 ± 7"
+    assert _mean_sd([1.0]) is None
+
+
+def test_many_curves_get_one_legend_below_the_panels():
+    import pytest
+
+    from cyclevae.report import plot_curves
+
+    curves = {f"run{i}": [{"epoch": 1, "x": float(i)}, {"epoch": 2, "x": i + 1.0}]
+              for i in range(6)}
+    fig = plot_curves(curves, ["x", "x"], x="epoch", legend="below")
+    assert fig.axes[0].get_legend() is None
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 6
+    assert plot_curves(curves, ["x"], x="epoch").axes[0].get_legend() is not None
+    with pytest.raises(ValueError, match="legend must be"):
+        plot_curves(curves, ["x"], x="epoch", legend="right")

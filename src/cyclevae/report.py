@@ -126,6 +126,7 @@ def plot_curves(
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     suptitle: str | None = None,
     ylabels: Sequence[str] | None = None,
+    legend: str = "first",
 ) -> Figure:
     """One panel per metric, one line per run.
 
@@ -139,10 +140,14 @@ def plot_curves(
         ncols: panels per row (default: all in one row).
         styles: per-run keyword arguments for ``Axes.plot`` (colour, line style, ...).
         ylabels: the vertical axis label of each panel, with its unit (default: none).
+        legend: ``"first"`` (inside the first panel) or ``"below"`` (one legend under the
+            panels, in columns: for many runs, where an inside legend would hide curves).
     Returns:
         The figure (save it with :func:`save_figure_atomic`).
     """
     titles = list(titles) if titles is not None else list(keys)
+    if legend not in ("first", "below"):
+        raise ValueError(f"legend must be 'first' or 'below', got {legend!r}")
     if len(titles) != len(keys):
         raise ValueError(f"{len(titles)} titles for {len(keys)} keys")
     if ylabels is not None and len(ylabels) != len(keys):
@@ -166,10 +171,16 @@ def plot_curves(
         ax.grid(True, alpha=0.3)
     for ax in flat[len(keys):]:
         ax.set_visible(False)
-    flat[0].legend()
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    if legend == "first":
+        flat[0].legend()
+        fig.tight_layout()
+    else:
+        fig.tight_layout()
+        handles, labels = flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncols=min(len(labels), ncols), frameon=False)
     return fig
 
 

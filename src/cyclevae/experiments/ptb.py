@@ -7,6 +7,7 @@ Each row is one config file in ``configs/ptb/``; a row runs through the ordinary
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,12 +210,12 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
                 blocks.append((f"{ours} (best epoch {best.get('epoch')})", best["test"]))
             for source, block in blocks:
                 table.append([row, item["seed"], source, m["epochs"],
-                              *[block.get(k) for k in METRICS], m.get("seconds_per_epoch")])
+                              *[block.get(k) for k in METRICS], _seconds(m.get("seconds_per_epoch"))])
         kind = items[0]["metrics"].get("config", {}).get("model", {}).get("kind", "vae")
         for paper in ROWS[row]:
             table.append([row, "", f"paper {paper.table}: {paper.label}", PAPER_EPOCHS,
                           *[paper.numbers.get(k) for k in METRICS],
-                          PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"])])
+                          _seconds(PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"]))])
         if len(items) > 1:  # mean +- sd over the seeds
             tests = [i["metrics"].get("test") or {} for i in items]
             cells = []
@@ -224,11 +225,12 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             seconds = [i["metrics"].get("seconds_per_epoch") for i in items]
             table.append([row, ",".join(str(i["seed"]) for i in items),
                           f"ours, mean ± sd over {len(items)} seeds", items[0]["metrics"]["epochs"],
-                          *cells, _mean_sd([x for x in seconds if x is not None])])
+                          *cells, _mean_sd([x for x in seconds if x is not None], decimals=0)])
     claims = check_claims({row: [i["metrics"].get("test") or {} for i in items
                                  if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
                            for row, items in runs.items()}, _paper_numbers())
     full, shortened = {}, {}
+    styles = curve_styles(runs)
     for items in runs.values():
         for item in items:
             epochs = item["metrics"].get("epochs", PAPER_EPOCHS)
@@ -236,7 +238,9 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             if epochs >= PAPER_EPOCHS:
                 full[item["dir"]] = points
             else:
-                shortened[f"{item['dir']} (shortened: {epochs} of {PAPER_EPOCHS} epochs)"] = points
+                label = f"{item['dir']} (shortened: {epochs} of {PAPER_EPOCHS} epochs)"
+                shortened[label] = points
+                styles[label] = styles[item["dir"]]
     figures = []
     for curves, name, title in ((full, "learning_curves.png", None),
                                 (shortened, "learning_curves_shortened.png",
@@ -244,7 +248,8 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         if any(curves.values()):
             fig = plot_curves(curves, ["valid_elbo", "valid_rec", "valid_kl", "beta"],
                               x="epoch", titles=["valid ELBO", "valid Rec", "valid KL", "beta"],
-                              xlabel="epoch", ncols=4, suptitle=title,
+                              xlabel="epoch", ncols=4, suptitle=title, styles=styles,
+                              legend="below" if len(curves) > 4 else "first",
                               ylabels=["ELBO (nats per sentence)", "Rec (nats per sentence)",
                                        "KL (nats per sentence)", "beta (KL weight)"])
             save_figure_atomic(fig, out / name)
@@ -257,7 +262,7 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         "config, train.iw_samples). MI = I_q(z, x); AU = active units. The paper's time per "
         "epoch is on one GPU.",
         "",
-        markdown_table(headers, table),
+        markdown_table(headers, table, fmt=format_cell),
         "",
     ]
     if "learning_curves.png" in figures:
@@ -299,12 +304,47 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             "claims": claims}
 
 
-def _mean_sd(values: list[float]) -> str | None:
-    """``"mean ± sd"`` (sample sd) of two or more values, else None."""
+SEED_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def curve_styles(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Line style per run directory for the learning curves: one colour per row (matplotlib's
+    default cycle, in row order) and one line style per seed of that row (solid, dashed,
+    dotted, dash-dot, then again), so that a row's seeds read as one group."""
+    styles: dict[str, dict[str, Any]] = {}
+    for r, items in enumerate(runs.values()):
+        for i, item in enumerate(items):
+            styles[item["dir"]] = {"color": f"C{r % 10}",
+                                   "linestyle": SEED_LINESTYLES[i % len(SEED_LINESTYLES)]}
+    return styles
+
+
+def _decimals(value: float) -> int:
+    """Decimals that resolve a few hundredths of a nat: 2 from 10 up, 3 below (KL, MI)."""
+    return 2 if abs(value) >= 10 else 3
+
+
+def _seconds(value: float | None) -> int | None:
+    """Seconds per epoch as a whole number for the table (None stays None)."""
+    return None if value is None else round(value)
+
+
+def format_cell(value: Any) -> str:
+    """A results-table cell: floats with fixed decimals (:func:`_decimals`), so that rows
+    0.02 nats apart read apart; anything else as :func:`format_number` writes it."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.{_decimals(value)}f}"
+    return format_number(value)
+
+
+def _mean_sd(values: list[float], decimals: int | None = None) -> str | None:
+    """``"mean ± sd"`` (sample sd) of two or more values, both to ``decimals`` (default: the
+    mean's, :func:`_decimals`), else None."""
     if len(values) < 2:
         return None
     s = spread(values)
-    return f"{format_number(s.mean)} ± {format_number(s.sd, 2)}"
+    d = _decimals(s.mean) if decimals is None else decimals
+    return f"{s.mean:.{d}f} ± {s.sd:.{d}f}"
 
 
 def _paper_numbers() -> dict[str, dict[str, dict[str, float]]]:
