@@ -143,3 +143,26 @@ def test_report_has_mean_sd_over_seeds_and_the_claims(tmp_path):
     assert first["verdict"] == "holds, beyond seed noise"
     assert "## The paper's claims against our runs" in report
     assert "not measured (no finished run of vae-beta0.5-monotonic)" in report
+
+
+def test_report_prints_table_4_in_the_papers_order_with_the_seed_spread(tmp_path):
+    kls = {"vae-monotonic": [1.0, 1.2, 0.8], "vae-cyclical": [1.5]}
+    for row, values in kls.items():
+        for seed, kl in enumerate(values):
+            _fake_run(tmp_path / run_dir_name(row, seed), seed, kl, 100.0 - kl)
+    write_ptb_report(tmp_path, rows=list(kls), seeds=[0, 1, 2])
+    report = (tmp_path / "report.md").read_text()
+    grid = report.split("## Table 4 (the ablation) as the paper prints it")[1].split("\n\n")[2]
+    lines = grid.splitlines()[2:]
+    assert [line.split(" | ")[:2] for line in lines] == [
+        ["| cyclical", "constant"], ["| monotonic", "constant"],
+        ["| cyclical", "cyclical"], ["| monotonic", "cyclical"]]
+    assert lines[0].startswith("| cyclical | constant | 1 | 98.50 | 1.500 | -100.00 | 101.30 |")
+    assert "| 3 | 99.00 ± 0.20 | 1.000 ± 0.200 | -100.00 ± 0.00 | 101.93 |" in lines[1]
+    assert lines[3].startswith("| monotonic | cyclical |  |  |  |  | 101.74 |")  # not run
+
+
+def test_report_has_no_table_4_without_a_table_4_run(tmp_path):
+    _fake_run(tmp_path / "vae-beta0.5-monotonic", 0, 10.0, 95.0)
+    write_ptb_report(tmp_path, rows=["vae-beta0.5-monotonic"], seeds=[0])
+    assert "## Table 4" not in (tmp_path / "report.md").read_text()

@@ -265,6 +265,20 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         markdown_table(headers, table, fmt=format_cell),
         "",
     ]
+    table4 = table4_rows(runs)
+    if table4:
+        lines += [
+            "## Table 4 (the ablation) as the paper prints it",
+            "",
+            ("Test set, last epoch, 40-epoch runs; ours is the mean over the seeds run "
+             "(± sample sd where there are several)."),
+            "",
+            markdown_table(["beta", "lr", "seeds", "ours rec", "ours kl", "ours elbo",
+                            "paper rec", "paper kl", "paper elbo"], table4,
+                           align=["l", "l", "r", "r", "r", "r", "r", "r", "r"],
+                           fmt=format_cell),
+            "",
+        ]
     if "learning_curves.png" in figures:
         lines += ["Learning curves of the 40-epoch runs:", "",
                   "![learning curves](learning_curves.png)", ""]
@@ -302,6 +316,32 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()},
             "claims": claims}
+
+
+TABLE4_ORDER = ("beta cyclical, lr constant", "beta monotonic, lr constant",
+                "beta cyclical, lr cyclical", "beta monotonic, lr cyclical")
+
+
+def table4_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+    """Table 4's cells in the paper's order: beta, lr, our seeds, our Rec/KL/ELBO (mean, or
+    "mean ± sd" over several seeds; empty for a row not run) and the paper's Rec/KL/ELBO.
+    Only full-length runs count; [] when no Table 4 row has one."""
+    cells: list[list[Any]] = []
+    any_run = False
+    for label in TABLE4_ORDER:
+        row, paper = next((r, p) for r, ps in ROWS.items() for p in ps
+                          if p.table == "Table 4" and p.label == label)
+        tests = [i["metrics"].get("test") or {} for i in runs.get(row, [])
+                 if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
+        any_run = any_run or bool(tests)
+        ours: list[Any] = []
+        for k in ("rec", "kl", "elbo"):
+            values = [t[k] for t in tests if t.get(k) is not None]
+            ours.append(values[0] if len(values) == 1 else _mean_sd(values))
+        beta, lr = label.removeprefix("beta ").split(", lr ")
+        cells.append([beta, lr, len(tests) or "", *ours,
+                      *(paper.numbers[k] for k in ("rec", "kl", "elbo"))])
+    return cells if any_run else []
 
 
 SEED_LINESTYLES = ("-", "--", ":", "-.")
