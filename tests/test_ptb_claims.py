@@ -78,7 +78,7 @@ def test_one_seed_rows_borrow_the_pooled_sd_or_judge_the_sign_only():
     borrowed = check_claim(Claim("c", "x", "y", "kl", +1), rows, {"kl": 0.1})
     assert borrowed["two_se"] == pytest.approx(2 * math.sqrt(0.01 + 0.01), abs=1e-3)
     assert borrowed["verdict"].startswith("holds, beyond seed noise")
-    assert "seed sd of the 3-seed rows" in borrowed["verdict"]
+    assert "takes the pooled seed sd of the multi-seed rows" in borrowed["verdict"]
     alone = check_claim(Claim("c", "x", "y", "kl", -1), rows, {"kl": None})
     assert alone["two_se"] is None
     assert alone["verdict"].startswith("opposite direction; no seed spread measured")
@@ -166,3 +166,10 @@ def test_report_has_no_table_4_without_a_table_4_run(tmp_path):
     _fake_run(tmp_path / "vae-beta0.5-monotonic", 0, 10.0, 95.0)
     write_ptb_report(tmp_path, rows=["vae-beta0.5-monotonic"], seeds=[0])
     assert "## Table 4" not in (tmp_path / "report.md").read_text()
+
+
+def test_a_borrowed_sd_names_its_degrees_of_freedom():
+    tests = {"vae-monotonic": [{"kl": 1.0}, {"kl": 1.2}], "vae-cyclical-cyclr": [{"kl": 2.6}]}
+    (first, *_) = check_claims(tests, {})
+    assert first["verdict"].endswith(
+        "(the 1-seed row takes the pooled seed sd of the multi-seed rows, 1 degree of freedom)")

@@ -293,7 +293,9 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
          "sentence; ELBO higher is better); '2 SE' is two standard errors of our difference, "
          "from each row's seed-to-seed sd (a row with one seed takes the pooled sd of the rows "
          "with several). A claim 'holds' when our difference has its direction by more than "
-         "2 SE."),
+         "2 SE. That is a normal-theory threshold: an sd from few seeds is itself uncertain "
+         "(a borrowed sd's degrees of freedom are named), so read a verdict from 1 or 2 "
+         "degrees of freedom as provisional."),
         "",
         markdown_table(["claim", "a", "b", "metric", "paper", "ours", "2 SE", "seeds",
                         "verdict"],

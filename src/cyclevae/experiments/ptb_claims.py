@@ -103,10 +103,12 @@ def paper_claims(paper: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
 
 
 def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
-                yardstick: Mapping[str, float | None]) -> dict[str, Any]:
+                yardstick: Mapping[str, float | None], dof: int | None = None
+                ) -> dict[str, Any]:
     """Measure ``claim`` on ``rows`` (row -> metric -> :class:`Spread`).
 
-    ``yardstick`` maps a metric to the pooled seed sd to use for a row with one seed. Returns
+    ``yardstick`` maps a metric to the pooled seed sd to use for a row with one seed, ``dof``
+    its degrees of freedom (named in the verdict: an sd from few seeds is itself uncertain). Returns
     ``{"claim", "a", "b", "metric", "paper", "ours", "two_se", "seeds", "verdict"}``;
     ``ours`` is mean(a) - mean(b), None (with a "not measured" verdict) when a row is missing.
     """
@@ -133,7 +135,10 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
         return out
     two_se = 2 * math.sqrt(sd_a**2 / sa.n + sd_b**2 / sb.n)
     out["two_se"] = round(two_se, 3)
-    note = " (seed sd of the 3-seed rows used for the 1-seed row)" if borrowed else ""
+    note = ""
+    if borrowed:
+        freedom = "" if dof is None else f", {dof} degree{'s' if dof != 1 else ''} of freedom"
+        note = f" (the 1-seed row takes the pooled seed sd of the multi-seed rows{freedom})"
     if claim.direction == 0:
         verdict = ("does not hold: a gain beyond seed noise" if delta > two_se
                    else "holds (no gain beyond seed noise)")
@@ -168,4 +173,5 @@ def check_claims(tests: Mapping[str, Sequence[Mapping[str, Any]]],
     its seeds), single-seed rows judged with the pooled seed sd of the multi-seed rows."""
     rows = row_spreads(tests)
     yardstick = {m: pooled_sd([r[m] for r in rows.values() if m in r]) for m in METRICS}
-    return [check_claim(c, rows, yardstick) for c in paper_claims(paper)]
+    dofs = {m: sum(r[m].n - 1 for r in rows.values() if m in r) for m in METRICS}
+    return [check_claim(c, rows, yardstick, dofs[c.metric]) for c in paper_claims(paper)]
