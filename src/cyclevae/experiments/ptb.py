@@ -210,12 +210,14 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
                 blocks.append((f"{ours} (best epoch {best.get('epoch')})", best["test"]))
             for source, block in blocks:
                 table.append([row, item["seed"], source, m["epochs"],
-                              *[block.get(k) for k in METRICS], _seconds(m.get("seconds_per_epoch"))])
+                              *[block.get(k) for k in METRICS],
+                              _seconds(m.get("seconds_per_epoch"))])
         kind = items[0]["metrics"].get("config", {}).get("model", {}).get("kind", "vae")
         for paper in ROWS[row]:
             table.append([row, "", f"paper {paper.table}: {paper.label}", PAPER_EPOCHS,
                           *[paper.numbers.get(k) for k in METRICS],
-                          _seconds(PAPER_SECONDS_PER_EPOCH.get(kind, PAPER_SECONDS_PER_EPOCH["vae"]))])
+                          _seconds(PAPER_SECONDS_PER_EPOCH.get(
+                              kind, PAPER_SECONDS_PER_EPOCH["vae"]))])
         if len(items) > 1:  # mean +- sd over the seeds
             tests = [i["metrics"].get("test") or {} for i in items]
             cells = []
