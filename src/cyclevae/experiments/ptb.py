@@ -220,10 +220,7 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
                               kind, PAPER_SECONDS_PER_EPOCH["vae"]))])
         if len(items) > 1:  # mean +- sd over the seeds
             tests = [i["metrics"].get("test") or {} for i in items]
-            cells = []
-            for k in METRICS:
-                values = [t[k] for t in tests if t.get(k) is not None]
-                cells.append(_mean_sd(values) if len(values) == len(items) else None)
+            cells = [_over_seeds(tests, k) for k in METRICS]
             seconds = [i["metrics"].get("seconds_per_epoch") for i in items]
             table.append([row, ",".join(str(i["seed"]) for i in items),
                           f"ours, mean ± sd over {len(items)} seeds", items[0]["metrics"]["epochs"],
@@ -338,10 +335,7 @@ def table4_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
         tests = [i["metrics"].get("test") or {} for i in runs.get(row, [])
                  if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
         any_run = any_run or bool(tests)
-        ours: list[Any] = []
-        for k in ("rec", "kl", "elbo"):
-            values = [t[k] for t in tests if t.get(k) is not None]
-            ours.append(values[0] if len(values) == 1 else _mean_sd(values))
+        ours = [_over_seeds(tests, k) for k in ("rec", "kl", "elbo")]
         beta, lr = label.removeprefix("beta ").split(", lr ")
         cells.append([beta, lr, len(tests) or "", *ours,
                       *(paper.numbers[k] for k in ("rec", "kl", "elbo"))])
@@ -389,6 +383,15 @@ def _mean_sd(values: list[float], decimals: int | None = None) -> str | None:
     s = spread(values)
     d = _decimals(s.mean) if decimals is None else decimals
     return f"{s.mean:.{d}f} ± {s.sd:.{d}f}"
+
+
+def _over_seeds(tests: list[dict[str, Any]], key: str) -> float | str | None:
+    """One metric over a row's seeds (their test blocks): the value of a single seed,
+    "mean ± sd" of several (:func:`_mean_sd`), None when no seed or not every seed has it."""
+    values = [t[key] for t in tests if t.get(key) is not None]
+    if not values or len(values) != len(tests):
+        return None
+    return values[0] if len(values) == 1 else _mean_sd(values)
 
 
 def _paper_numbers() -> dict[str, dict[str, dict[str, float]]]:
