@@ -9,6 +9,7 @@ import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from cyclevae.experiments.ptb import run_dir_name, write_ptb_report
 from cyclevae.experiments.ptb_claims import (
@@ -18,6 +19,7 @@ from cyclevae.experiments.ptb_claims import (
     paper_claims,
     pooled_sd,
     spread,
+    welch_dof,
 )
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -50,6 +52,30 @@ def test_pooled_sd_weights_variances_by_degrees_of_freedom(groups):
                                    rel=1e-6, abs=1e-9)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1e3), st.integers(1, 50)), min_size=1, max_size=4))
+def test_welch_dof_lies_between_the_smallest_and_the_sum(parts):
+    nu = welch_dof(parts)
+    dofs = [d for _, d in parts]
+    assert min(dofs) * (1 - 1e-9) <= nu <= sum(dofs) * (1 + 1e-9)
+
+
+def test_welch_dof_of_two_equal_samples_is_the_pooled_dof():
+    # equal n and equal sd: nu = 2 (n - 1), the classical pooled two-sample t
+    assert welch_dof([(0.04 / 3, 2), (0.04 / 3, 2)]) == pytest.approx(4.0)
+    # one variance dominating: nu tends to that term's dof
+    assert welch_dof([(1.0, 2), (1e-6, 40)]) == pytest.approx(2.0, rel=1e-4)
+    with pytest.raises(ValueError, match="positive degrees of freedom"):
+        welch_dof([(1.0, 0)])
+
+
+def _t95(sd_a: float, n_a: int, sd_b: float, n_b: int, nu_a: int, nu_b: int) -> float:
+    """The 95% half-width written out by hand (Welch): an independent check of check_claim."""
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    nu = (va + vb) ** 2 / (va**2 / nu_a + vb**2 / nu_b)
+    return stats.t.ppf(0.975, nu) * math.sqrt(va + vb)
+
+
 def _rows(**values: list[float]):
     return {row.replace("_", "-"): {"kl": spread(v)} for row, v in values.items()}
 
@@ -62,25 +88,32 @@ def _rows(**values: list[float]):
     ([0.0, 0.1, -0.1], [1.0, 1.1, 0.9], -1, "holds, beyond seed noise"),
     ([1.0, 1.1, 0.9], [1.0, 1.1, 0.9], 0, "holds (no gain beyond seed noise)"),
     ([2.0, 2.1, 1.9], [1.0, 1.1, 0.9], 0, "does not hold: a gain beyond seed noise"),
+    # 2.5 SE: beyond the normal 2 SE but inside t(0.975, 4) = 2.78 SE -> within seed noise
+    ([1.2041, 1.3041, 1.1041], [1.0, 1.1, 0.9], +1, "same direction, within seed noise"),
 ])
-def test_verdicts_against_two_standard_errors(a, b, direction, verdict):
+def test_verdicts_against_the_welch_t_interval(a, b, direction, verdict):
     rows = _rows(x=a, y=b)
     result = check_claim(Claim("c", "x", "y", "kl", direction), rows, {"kl": None})
     sa, sb = rows["x"]["kl"], rows["y"]["kl"]
     assert result["ours"] == pytest.approx(sa.mean - sb.mean, abs=1e-3)
-    assert result["two_se"] == pytest.approx(2 * math.sqrt(sa.sd**2 / 3 + sb.sd**2 / 3),
-                                             abs=1e-3)
+    assert result["se"] == pytest.approx(math.sqrt(sa.sd**2 / 3 + sb.sd**2 / 3), abs=1e-3)
+    assert result["t95"] == pytest.approx(_t95(sa.sd, 3, sb.sd, 3, 2, 2), abs=1e-3)
+    assert result["dof"] == pytest.approx(4.0, abs=0.05)  # equal sds: 2 + 2
     assert result["verdict"] == verdict and result["seeds"] == "3 vs 3"
 
 
 def test_one_seed_rows_borrow_the_pooled_sd_or_judge_the_sign_only():
     rows = _rows(x=[2.0], y=[1.0])
-    borrowed = check_claim(Claim("c", "x", "y", "kl", +1), rows, {"kl": 0.1})
-    assert borrowed["two_se"] == pytest.approx(2 * math.sqrt(0.01 + 0.01), abs=1e-3)
+    borrowed = check_claim(Claim("c", "x", "y", "kl", +1), rows, {"kl": 0.1}, dof=4)
+    assert borrowed["t95"] == pytest.approx(stats.t.ppf(0.975, 4) * math.sqrt(0.02), abs=1e-3)
+    # one pooled sd serves both rows: a single estimate with its own 4 degrees of freedom
+    assert borrowed["dof"] == pytest.approx(4.0)
+    assert "(both 1-seed rows take the pooled seed sd" in borrowed["verdict"]
     assert borrowed["verdict"].startswith("holds, beyond seed noise")
-    assert "takes the pooled seed sd of the multi-seed rows" in borrowed["verdict"]
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        check_claim(Claim("c", "x", "y", "kl", +1), rows, {"kl": 0.1})
     alone = check_claim(Claim("c", "x", "y", "kl", -1), rows, {"kl": None})
-    assert alone["two_se"] is None
+    assert alone["t95"] is None and alone["se"] is None
     assert alone["verdict"].startswith("opposite direction; no seed spread measured")
     missing = check_claim(Claim("c", "x", "z", "kl", +1), rows, {"kl": None})
     assert missing["ours"] is None and "no finished run of z" in missing["verdict"]
@@ -104,8 +137,9 @@ def test_check_claims_pools_the_multi_seed_rows():
              "vae-cyclical-cyclr": [{"kl": 2.6}]}
     (first, *_) = check_claims(tests, {})
     assert first["a"] == "vae-cyclical-cyclr" and first["seeds"] == "1 vs 3"
-    # the 1-seed row takes the 3-seed row's sd (0.2)
-    assert first["two_se"] == pytest.approx(2 * math.sqrt(0.04 + 0.04 / 3), abs=1e-3)
+    # the 1-seed row takes the 3-seed row's sd (0.2) and its 2 degrees of freedom
+    assert first["se"] == pytest.approx(math.sqrt(0.04 + 0.04 / 3), abs=1e-3)
+    assert first["t95"] == pytest.approx(_t95(0.2, 1, 0.2, 3, 2, 2), abs=1e-3)
 
 
 def test_seed_zero_is_the_plain_row_directory():

@@ -3,10 +3,13 @@
 Each :class:`Claim` compares one test-set metric of two rows (``a`` against ``b``): a
 direction the paper reports (``+1``: a higher than b, ``-1``: lower) or the absence of a gain
 (``0``: a not higher than b). :func:`check_claim` measures the difference of the rows' means
-and judges it against two standard errors of that difference, ``2 sqrt(sd_a^2 / n_a +
-sd_b^2 / n_b)``, with each row's own seed standard deviation where it has two or more seeds
-and otherwise the pooled standard deviation of the rows that have (said so in the verdict);
-with no seeds to measure a spread the verdict says so and judges the sign only.
+and judges it by Welch's t: the half-width of its two-sided 95% interval, ``t(0.975, nu) *
+sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``, with each row's own seed standard deviation where it has
+two or more seeds and otherwise the pooled standard deviation of the rows that have (said so in
+the verdict), and ``nu`` the Welch-Satterthwaite degrees of freedom of those sds (see
+:func:`welch_dof`). With three seeds a row's sd has 2 degrees of freedom and ``t`` is about 2.8
+to 4.3, not the normal 2: a few seeds cannot vouch for a small difference. With no seeds to
+measure a spread the verdict says so and judges the sign only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from scipy import stats
 
 #: the test-set metrics a claim may compare (nats per sentence; ELBO higher is better)
 METRICS = ("rec", "kl", "elbo")
@@ -47,6 +52,29 @@ def pooled_sd(spreads: Sequence[Spread]) -> float | None:
     if dof == 0:
         return None
     return math.sqrt(sum((s.n - 1) * s.sd**2 for s in measured) / dof)  # type: ignore[operator]
+
+
+def welch_dof(parts: Sequence[tuple[float, float]]) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variance estimates.
+
+    ``parts`` holds ``(v, nu)`` per term: ``v`` the estimated variance of one mean (``sd^2 /
+    n``), ``nu`` the degrees of freedom of its sd (``n - 1``, or a pooled sd's). Returns
+    ``(sum v)^2 / sum(v^2 / nu)``, which lies between the smallest ``nu`` and their sum; where
+    every ``v`` is 0 (no spread at all) the sum of the ``nu``.
+    """
+    if any(nu <= 0 for _, nu in parts):
+        raise ValueError("welch_dof: every term needs positive degrees of freedom")
+    total = sum(v for v, _ in parts)
+    if total == 0:
+        return float(sum(nu for _, nu in parts))
+    # in shares of the total, so that tiny variances do not underflow when squared
+    return 1.0 / sum((v / total) ** 2 / nu for v, nu in parts)
+
+
+def t_half_width(se: float, dof: float, level: float = 0.95) -> float:
+    """Half-width of the two-sided ``level`` Student-t interval: ``t((1 + level) / 2, dof) *
+    se`` (same units as ``se``)."""
+    return float(stats.t.ppf((1 + level) / 2, dof)) * se
 
 
 @dataclass(frozen=True)
@@ -108,13 +136,16 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
     """Measure ``claim`` on ``rows`` (row -> metric -> :class:`Spread`).
 
     ``yardstick`` maps a metric to the pooled seed sd to use for a row with one seed, ``dof``
-    its degrees of freedom (named in the verdict: an sd from few seeds is itself uncertain). Returns
-    ``{"claim", "a", "b", "metric", "paper", "ours", "two_se", "seeds", "verdict"}``;
-    ``ours`` is mean(a) - mean(b), None (with a "not measured" verdict) when a row is missing.
+    its degrees of freedom (needed whenever a row borrows it, and named in the verdict). Returns
+    ``{"claim", "a", "b", "metric", "paper", "ours", "se", "dof", "t95", "seeds", "verdict"}``:
+    ``ours`` is mean(a) - mean(b) (None, with a "not measured" verdict, when a row is missing),
+    ``se`` its standard error, ``dof`` the Welch-Satterthwaite degrees of freedom and ``t95``
+    the half-width of the two-sided 95% t interval, the threshold of the verdict (all in the
+    metric's units, nats per sentence; None where no spread is measured).
     """
     out: dict[str, Any] = {"claim": claim.text, "a": claim.a, "b": claim.b,
                            "metric": claim.metric, "paper": claim.paper, "ours": None,
-                           "two_se": None, "seeds": None}
+                           "se": None, "dof": None, "t95": None, "seeds": None}
     missing = [r for r in (claim.a, claim.b) if claim.metric not in rows.get(r, {})]
     if missing:
         out["verdict"] = "not measured (no finished run of " + ", ".join(missing) + ")"
@@ -124,29 +155,39 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
     out["ours"] = round(delta, 3)
     out["seeds"] = f"{sa.n} vs {sb.n}"
     borrowed = sa.sd is None or sb.sd is None
-    sd_a = sa.sd if sa.sd is not None else yardstick.get(claim.metric)
-    sd_b = sb.sd if sb.sd is not None else yardstick.get(claim.metric)
-    if sd_a is None or sd_b is None:
+    pooled = yardstick.get(claim.metric)
+    if (sa.sd is None or sb.sd is None) and pooled is None:
         if claim.direction == 0:
             sign = "a not higher" if delta <= 0 else f"a higher by {delta:.3g}"
         else:
             sign = "same direction" if delta * claim.direction > 0 else "opposite direction"
         out["verdict"] = f"{sign}; no seed spread measured to judge it (one seed each)"
         return out
-    two_se = 2 * math.sqrt(sd_a**2 / sa.n + sd_b**2 / sb.n)
-    out["two_se"] = round(two_se, 3)
+    if borrowed and not dof:
+        raise ValueError(f"check_claim: {claim.metric}: a borrowed pooled sd needs its "
+                         "degrees of freedom (dof)")
+    parts = [((s.sd if s.sd is not None else pooled) ** 2 / s.n,  # type: ignore[operator]
+              s.n - 1 if s.sd is not None else dof) for s in (sa, sb)]
+    if sa.sd is None and sb.sd is None:  # one sd estimate for both: one term, not two
+        parts = [(parts[0][0] + parts[1][0], dof)]
+    se = math.sqrt(sum(v for v, _ in parts))
+    nu = welch_dof(parts)  # type: ignore[arg-type]
+    threshold = t_half_width(se, nu)
+    out.update(se=round(se, 3), dof=round(nu, 1), t95=round(threshold, 3))
     note = ""
     if borrowed:
-        freedom = "" if dof is None else f", {dof} degree{'s' if dof != 1 else ''} of freedom"
-        note = f" (the 1-seed row takes the pooled seed sd of the multi-seed rows{freedom})"
+        who = ("both 1-seed rows take" if sa.sd is None and sb.sd is None
+               else "the 1-seed row takes")
+        note = (f" ({who} the pooled seed sd of the multi-seed rows, {dof} "
+                f"degree{'s' if dof != 1 else ''} of freedom)")
     if claim.direction == 0:
-        verdict = ("does not hold: a gain beyond seed noise" if delta > two_se
+        verdict = ("does not hold: a gain beyond seed noise" if delta > threshold
                    else "holds (no gain beyond seed noise)")
-    elif delta * claim.direction > two_se:
+    elif delta * claim.direction > threshold:
         verdict = "holds, beyond seed noise"
     elif delta * claim.direction > 0:
         verdict = "same direction, within seed noise"
-    elif -delta * claim.direction > two_se:
+    elif -delta * claim.direction > threshold:
         verdict = "does not hold: the opposite, beyond seed noise"
     else:
         verdict = "opposite direction, within seed noise"
