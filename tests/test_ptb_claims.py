@@ -150,7 +150,8 @@ def test_seed_zero_is_the_plain_row_directory():
 def _fake_run(path, seed: int, kl: float, rec: float) -> None:
     path.mkdir(parents=True)
     test = {"rec": rec, "kl": kl, "elbo": -(rec + kl), "ppl": 100.0}
-    cfg = {"schedule": {}, "lr_schedule": {}, "train": {"iw_samples": 0},
+    cfg = {"schedule": {"n_cycles": 4, "ramp_steps": None}, "lr_schedule": {"kind": "constant"},
+           "train": {"iw_samples": 0},
            "model": {"kind": "vae"}}
     (path / "metrics.json").write_text(json.dumps({
         "config": cfg, "epochs": 40, "test": test, "seconds_per_epoch": 200.0 + seed,
@@ -176,6 +177,10 @@ def test_report_has_mean_sd_over_seeds_and_the_claims(tmp_path):
     assert first["ours"] == pytest.approx(1.6, abs=1e-6) and first["seeds"] == "3 vs 3"
     assert first["verdict"] == "holds, beyond seed noise"
     assert "## The paper's claims against our runs" in report
+    # each run listed with its settings as key=value and its commit
+    assert ("- `vae-monotonic-seed2`: 40 epochs; beta n_cycles=4; lr kind=constant; precision "
+            "fp32; IW-NLL with K = 0; ") in report
+    assert "commit abc, torch 2.13.0, 1 thread\n" in report
     assert "not measured (no finished run of vae-beta0.5-monotonic)" in report
 
 

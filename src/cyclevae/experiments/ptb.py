@@ -10,6 +10,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -305,21 +306,28 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
                         for c in claims],
                        align=["l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "l"]),
     ]
+    lines += ["", "## The runs", ""]
     for row, items in runs.items():
         for item in items:
             cfg = item["metrics"]["config"]
+            threads, epochs = item["metrics"].get("num_threads"), item["metrics"]["epochs"]
             lines.append(
-                f"- `{item['dir']}`: {item['metrics']['epochs']} epochs, schedule "
-                f"{cfg['schedule']}, lr {cfg['lr_schedule']}, precision "
-                f"{cfg['train'].get('precision', 'fp32')}, IW-NLL with K = "
-                f"{cfg['train'].get('iw_samples')}, commit "
+                f"- `{item['dir']}`: {epochs} epoch{'' if epochs == 1 else 's'}; beta "
+                f"{_settings(cfg['schedule'])}; lr {_settings(cfg['lr_schedule'])}; precision "
+                f"{cfg['train'].get('precision', 'fp32')}; IW-NLL with K = "
+                f"{cfg['train'].get('iw_samples')}; commit "
                 f"{item['metrics'].get('git_commit')}, torch {item['metrics'].get('torch')}, "
-                f"{item['metrics'].get('num_threads')} threads"
+                f"{threads} thread{'' if threads == 1 else 's'}"
             )
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()},
             "claims": claims}
+
+
+def _settings(section: Mapping[str, Any]) -> str:
+    """A config section as ``key=value, ...`` in its own order, unset (None) keys left out."""
+    return ", ".join(f"{k}={v}" for k, v in section.items() if v is not None)
 
 
 TABLE4_ORDER = ("beta cyclical, lr constant", "beta monotonic, lr constant",
