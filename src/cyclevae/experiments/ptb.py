@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
