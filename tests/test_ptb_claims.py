@@ -149,7 +149,8 @@ def test_seed_zero_is_the_plain_row_directory():
 
 def _fake_run(path, seed: int, kl: float, rec: float) -> None:
     path.mkdir(parents=True)
-    test = {"rec": rec, "kl": kl, "elbo": -(rec + kl), "ppl": 100.0}
+    test = {"rec": rec, "kl": kl, "elbo": -(rec + kl), "ppl": 100.0,
+            "active_units": 2 + seed}
     cfg = {"schedule": {"n_cycles": 4, "ramp_steps": None}, "lr_schedule": {"kind": "constant"},
            "train": {"iw_samples": 0},
            "model": {"kind": "vae"}}
@@ -173,6 +174,7 @@ def test_report_has_mean_sd_over_seeds_and_the_claims(tmp_path):
     assert "| vae-monotonic | 0,1,2 | ours, mean ± sd over 3 seeds | 40 |" in report
     assert "1.000 ± 0.200" in report and "2.600 ± 0.100" in report  # KL mean +- sample sd
     assert "201 ± 1" in report  # seconds per epoch over the seeds
+    assert "| 3.0 ± 1.0 |" in report  # active units (2, 3, 4): a count, to tenths
     first = result["claims"][0]
     assert first["ours"] == pytest.approx(1.6, abs=1e-6) and first["seeds"] == "3 vs 3"
     assert first["verdict"] == "holds, beyond seed noise"

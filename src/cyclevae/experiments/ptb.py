@@ -402,7 +402,10 @@ def _over_seeds(tests: list[dict[str, Any]], key: str) -> float | str | None:
     values = [t[key] for t in tests if t.get(key) is not None]
     if not values or len(values) != len(tests):
         return None
-    return values[0] if len(values) == 1 else _mean_sd(values)
+    if len(values) == 1:
+        return values[0]
+    # active units are counts: a mean of counts to tenths, not to thousandths like a KL
+    return _mean_sd(values, 1 if key == "active_units" else None)
 
 
 def _paper_numbers() -> dict[str, dict[str, dict[str, float]]]:
