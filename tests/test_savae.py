@@ -265,4 +265,4 @@ def test_ptb_report_has_the_sa_vae_rows_and_their_best_epoch(tmp_path):
     assert "ours (best epoch 17)" in report and "99.5" in report
     assert "| ours, amortized q (before SVI) |" in report and "1.25" in report
     assert "SA-VAE, M (best epoch)" in report and "472" in report
-    assert "precision fp32, IW-NLL with K = 500" in report  # what the IW columns mean
+    assert "precision fp32; IW-NLL with K = 500" in report  # what the IW columns mean
