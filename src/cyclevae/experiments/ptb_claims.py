@@ -155,8 +155,9 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
     out["ours"] = round(delta, 3)
     out["seeds"] = f"{sa.n} vs {sb.n}"
     borrowed = sa.sd is None or sb.sd is None
+    both_borrowed = sa.sd is None and sb.sd is None
     pooled = yardstick.get(claim.metric)
-    if (sa.sd is None or sb.sd is None) and pooled is None:
+    if borrowed and pooled is None:
         if claim.direction == 0:
             sign = "a not higher" if delta <= 0 else f"a higher by {delta:.3g}"
         else:
@@ -168,7 +169,7 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
                          "degrees of freedom (dof)")
     parts = [((s.sd if s.sd is not None else pooled) ** 2 / s.n,  # type: ignore[operator]
               s.n - 1 if s.sd is not None else dof) for s in (sa, sb)]
-    if sa.sd is None and sb.sd is None:  # one sd estimate for both: one term, not two
+    if both_borrowed:  # one sd estimate for both: one term, not two
         parts = [(parts[0][0] + parts[1][0], dof)]
     se = math.sqrt(sum(v for v, _ in parts))
     nu = welch_dof(parts)  # type: ignore[arg-type]
@@ -176,8 +177,7 @@ def check_claim(claim: Claim, rows: Mapping[str, Mapping[str, Spread]],
     out.update(se=round(se, 3), dof=round(nu, 1), t95=round(threshold, 3))
     note = ""
     if borrowed:
-        who = ("both 1-seed rows take" if sa.sd is None and sb.sd is None
-               else "the 1-seed row takes")
+        who = "both 1-seed rows take" if both_borrowed else "the 1-seed row takes"
         note = (f" ({who} the pooled seed sd of the multi-seed rows, {dof} "
                 f"degree{'s' if dof != 1 else ''} of freedom)")
     if claim.direction == 0:
