@@ -384,6 +384,9 @@ class Trainer:
                                                  "tokens": 0}
         resumed_tokens = sums["tokens"]
         started = time.perf_counter()
+        # the epoch record carries the beta and lr in force during the epoch's last step (the
+        # schedulers have already moved on to the next epoch's first step when it is written)
+        beta, lr = self.beta.value, self.optimizer.param_groups[0]["lr"]
         for step in range(st.batch, self.steps_per_epoch):
             if any_flag(self._stop_signal is not None, self.dist):
                 st.seconds += time.perf_counter() - started
@@ -419,8 +422,7 @@ class Trainer:
         n = max(n, 1)
         record: dict[str, Any] = {
             "kind": "epoch", "epoch": st.epoch + 1, "step": st.global_step,
-            "beta": self.beta.value, "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
+            "beta": beta, "lr": lr, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
             "train": ({"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n}
                       if getattr(self.model, "stochastic", True)
                       else {"rec": rec / n, "kl": None, "elbo": None}),
