@@ -214,3 +214,49 @@ def test_a_borrowed_sd_names_its_degrees_of_freedom():
     (first, *_) = check_claims(tests, {})
     assert first["verdict"].endswith(
         "(the 1-seed row takes the pooled seed sd of the multi-seed rows, 1 degree of freedom)")
+
+
+def _fake_savae_run(path, kl: float, rec: float, best_elbo: float, epochs: int = 40) -> None:
+    """A finished SA-VAE run: its last-epoch test block and the best-on-valid checkpoint's."""
+    _fake_run(path, 0, kl, rec)
+    metrics = json.loads((path / "metrics.json").read_text())
+    metrics["epochs"] = epochs
+    metrics["config"]["model"]["kind"] = "savae"
+    metrics["best"] = {"epoch": 17, "test": {"rec": -best_elbo - 1.0, "kl": 1.0,
+                                             "elbo": best_elbo}}
+    (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_savae_claims_and_m_star_compare_the_best_epochs_test_block(tmp_path):
+    """SA-VAE C against M on KL/Rec/ELBO, and M* (the best-on-valid checkpoint of SA-VAE M, not
+    its last epoch) against VAE M, with the paper's M* numbers."""
+    _fake_run(tmp_path / "vae-monotonic", 0, 1.0, 101.7)  # ELBO -102.7
+    _fake_savae_run(tmp_path / "savae-monotonic", kl=1.0, rec=102.0, best_elbo=-102.5)
+    _fake_savae_run(tmp_path / "savae-cyclical", kl=2.5, rec=100.3, best_elbo=-102.9)
+    result = write_ptb_report(tmp_path, rows=["vae-monotonic", "savae-monotonic",
+                                              "savae-cyclical"], seeds=[0])
+    claims = {c["claim"]: c for c in result["claims"]}
+    assert claims["SA-VAE: cyclical beta gives a higher KL than monotonic"]["ours"] == \
+        pytest.approx(1.5, abs=1e-6)
+    assert claims["SA-VAE: ... and a lower Rec"]["ours"] == pytest.approx(-1.7, abs=1e-6)
+    m_star = claims["SA-VAE M at its best epoch (M*) has a better ELBO than VAE M"]
+    assert m_star["a"] == "savae-monotonic (best epoch)"
+    assert m_star["ours"] == pytest.approx(-102.5 + 102.7, abs=1e-6)  # best, not last (-103)
+    assert m_star["paper"] == pytest.approx(-102.54 + 102.63, abs=1e-6)
+
+
+def test_figure5_draws_the_four_rows_and_skips_shortened_runs(tmp_path):
+    for row in ("vae-monotonic", "vae-cyclical-cyclr"):
+        _fake_run(tmp_path / row, 0, 1.0, 101.0)
+    _fake_savae_run(tmp_path / "savae-monotonic", kl=1.0, rec=102.0, best_elbo=-102.5)
+    _fake_savae_run(tmp_path / "savae-cyclical", kl=2.5, rec=100.3, best_elbo=-102.9, epochs=5)
+    from cyclevae.experiments.ptb import _figure5_curves, _load_runs
+
+    runs = _load_runs(tmp_path, ["vae-monotonic", "vae-cyclical-cyclr", "savae-monotonic",
+                                 "savae-cyclical"], [0])
+    curves = _figure5_curves(runs)
+    assert sorted(curves) == ["SA-VAE M", "VAE C", "VAE M"]  # SA-VAE C is shortened
+    assert [p["valid_kl"] for p in curves["SA-VAE M"]] == [1.0]
+    write_ptb_report(tmp_path, rows=list(runs), seeds=[0])
+    assert (tmp_path / "figure5.png").is_file()
+    assert "not yet run: SA-VAE C" in (tmp_path / "report.md").read_text()

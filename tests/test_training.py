@@ -181,3 +181,16 @@ def test_best_checkpoint_of_the_last_epoch_reuses_its_test_record(ptb_slice, tmp
     again = training._best_checkpoint_metrics(trainer, tmp_path / "run" / "checkpoint_best.pt",
                                               record)
     assert calls == [0, 0, 8, 0] and again["test"] == record["test"]
+
+
+def test_epoch_records_carry_the_beta_and_lr_of_the_epochs_last_step(ptb_slice, tmp_path):
+    """The epoch record's beta/lr are those the epoch's last step trained with, not the next
+    epoch's first step's (which differ at every cycle restart: 1 -> 0 here)."""
+    train(ptb_slice, tmp_path / "run", **{"train.log_every": 1, "lr_schedule.kind": "cyclical",
+                                          "lr_schedule.n_cycles": 2})
+    records = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    for epoch in (1, 2):
+        last_step = [r for r in records if r["kind"] == "train" and r["epoch"] == epoch][-1]
+        record = next(r for r in records if r["kind"] == "epoch" and r["epoch"] == epoch)
+        assert last_step["step"] == record["step"]
+        assert (record["beta"], record["lr"]) == (last_step["beta"], last_step["lr"])

@@ -19,7 +19,7 @@ from ..config import load_config
 from ..errors import UserError
 from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
 from . import CONFIGS
-from .ptb_claims import check_claims, spread
+from .ptb_claims import best_epoch_row, check_claims, spread
 from .runner import assign_threads, available_cores, train_runs
 
 __all__ = ["ROWS", "assign_threads", "available_cores", "run_dir_name", "run_ptb", "train_runs",
@@ -176,8 +176,8 @@ def _source_label(metrics: dict[str, Any]) -> str:
 def _curve_points(history: list[dict[str, Any]], train_log: list[dict[str, Any]]
                   ) -> list[dict[str, float]]:
     """Learning-curve points, x in epochs: the valid/train metrics at the end of each epoch
-    (x = epoch) and the beta each logged training step used (x = step / steps per epoch; an
-    epoch record's own ``beta`` is the one the *next* step will use)."""
+    (x = epoch) and the beta each logged training step used (x = step / steps per epoch; the
+    epoch records of logs written before 2026-12-05 carry the beta of the *next* step)."""
     points: list[dict[str, float]] = []
     for record in history:
         point = {"epoch": float(record["epoch"])}
@@ -226,9 +226,7 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
             table.append([row, ",".join(str(i["seed"]) for i in items),
                           f"ours, mean ± sd over {len(items)} seeds", items[0]["metrics"]["epochs"],
                           *cells, _mean_sd([x for x in seconds if x is not None], decimals=0)])
-    claims = check_claims({row: [i["metrics"].get("test") or {} for i in items
-                                 if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
-                           for row, items in runs.items()}, _paper_numbers())
+    claims = check_claims(_claim_tests(runs), _paper_numbers())
     full, shortened = {}, {}
     styles = curve_styles(runs)
     for items in runs.values():
@@ -254,6 +252,16 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
                                        "KL (nats per sentence)", "beta (KL weight)"])
             save_figure_atomic(fig, out / name)
             figures.append(name)
+    figure5 = _figure5_curves(runs)
+    if figure5:
+        fig = plot_curves(figure5, ["valid_elbo", "valid_rec", "valid_kl"], x="epoch",
+                          titles=["(a) ELBO", "(b) Reconstruction error", "(c) KL"],
+                          xlabel="epoch", styles=FIGURE5_STYLES, legend="first",
+                          suptitle="Figure 5: VAE and SA-VAE on PTB (valid set, seed 0)",
+                          ylabels=["ELBO (nats per sentence)", "Rec (nats per sentence)",
+                                   "KL (nats per sentence)"])
+        save_figure_atomic(fig, out / "figure5.png")
+        figures.append("figure5.png")
     lines = [
         "# Penn Treebank language modelling: ours beside the paper",
         "",
@@ -282,6 +290,12 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
     if "learning_curves.png" in figures:
         lines += ["Learning curves of the 40-epoch runs:", "",
                   "![learning curves](learning_curves.png)", ""]
+    if "figure5.png" in figures:
+        missing = [label for row, label in FIGURE5_ROWS.items() if label not in figure5]
+        lines += ["Figure 5 (the paper's learning curves of VAE and SA-VAE): valid ELBO, Rec "
+                  "and KL after each epoch of the 40-epoch seed-0 runs"
+                  + (f"; not yet run: {', '.join(missing)}" if missing else "") + ".", "",
+                  "![Figure 5](figure5.png)", ""]
     if "learning_curves_shortened.png" in figures:
         lines += ["Shortened runs, drawn apart (their x axis spans fewer epochs):", "",
                   "![learning curves of the shortened runs]"
@@ -323,6 +337,41 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     return {"rows": {row: [i["metrics"].get("test") for i in items] for row, items in runs.items()},
             "claims": claims}
+
+
+#: Figure 5's four curves: row -> legend label (the paper's names)
+FIGURE5_ROWS = {"vae-monotonic": "VAE M", "vae-cyclical-cyclr": "VAE C",
+                "savae-monotonic": "SA-VAE M", "savae-cyclical": "SA-VAE C"}
+#: VAE solid, SA-VAE dashed; monotonic blue, cyclical red (as the paper's figure pairs them)
+FIGURE5_STYLES = {"VAE M": {"color": "C0", "linestyle": "-"},
+                  "VAE C": {"color": "C3", "linestyle": "-"},
+                  "SA-VAE M": {"color": "C0", "linestyle": "--"},
+                  "SA-VAE C": {"color": "C3", "linestyle": "--"}}
+
+
+def _figure5_curves(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, float]]]:
+    """Figure 5's curves: legend label -> per-epoch valid points of the seed-0, 40-epoch run of
+    each row of :data:`FIGURE5_ROWS` that has one ({} when none has)."""
+    curves: dict[str, list[dict[str, float]]] = {}
+    for row, label in FIGURE5_ROWS.items():
+        for item in runs.get(row, []):
+            if item["seed"] == 0 and item["metrics"].get("epochs", 0) >= PAPER_EPOCHS:
+                curves[label] = [p for p in _curve_points(item["history"], [])
+                                 if "valid_elbo" in p]
+    return curves
+
+
+def _claim_tests(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The test blocks the claims compare: row -> one per seed of its 40-epoch runs, and for a
+    row whose paper numbers include its best epoch (Table 1's M*), the best-on-valid
+    checkpoint's test blocks under :func:`best_epoch_row`."""
+    tests: dict[str, list[dict[str, Any]]] = {}
+    for row, items in runs.items():
+        full = [i["metrics"] for i in items if i["metrics"].get("epochs", 0) >= PAPER_EPOCHS]
+        tests[row] = [m.get("test") or {} for m in full]
+        if any(p.block == "best" for p in ROWS[row]):
+            tests[best_epoch_row(row)] = [(m.get("best") or {}).get("test") or {} for m in full]
+    return tests
 
 
 def _settings(section: Mapping[str, Any]) -> str:
@@ -413,6 +462,6 @@ def _paper_numbers() -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for row, papers in ROWS.items():
         for paper in papers:
-            if paper.block == "test":
-                out.setdefault(paper.table, {}).setdefault(row, dict(paper.numbers))
+            name = row if paper.block == "test" else best_epoch_row(row)
+            out.setdefault(paper.table, {}).setdefault(name, dict(paper.numbers))
     return out
