@@ -138,20 +138,25 @@ class TextVAE(SentenceModel):
     reads the whole row; the decoder predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]`` and z.
 
     Args:
-        config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary.
+        config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary;
+        encoder: a prebuilt encoder instead of the one ``config.encoder`` names (e.g. a
+        pretrained :class:`~cyclevae.models.hf_encoder.HFEncoder`, which needs the corpus
+        words); it keeps its weights (no ``init_range`` draws).
     """
 
-    def __init__(self, config: VAEConfig, vocab_size: int) -> None:
+    def __init__(self, config: VAEConfig, vocab_size: int,
+                 encoder: GaussianEncoder | None = None) -> None:
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
         self.latent_dim = config.latent_dim
-        self.encoder = build_sentence_encoder(config, vocab_size)
+        prebuilt = encoder is not None
+        self.encoder = encoder if prebuilt else build_sentence_encoder(config, vocab_size)
         self.decoder = build_sentence_decoder(config, vocab_size)
         # init_range for the LSTM / CNN parts (in registration order, so the same draws as
-        # over the whole model); Transformer parts keep their GPT-2 initialisation
-        if config.encoder != "transformer":
+        # over the whole model); Transformer and prebuilt parts keep their own weights
+        if not prebuilt and config.encoder != "transformer":
             init_uniform_(self.encoder, config.init_range)
         if config.decoder != "transformer":
             init_uniform_(self.decoder, config.init_range)
