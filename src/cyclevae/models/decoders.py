@@ -7,13 +7,20 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import nn
 
+from ..data.vocab import Vocabulary
 from ..ops import linear_cross_entropy
 
 
 class SentenceDecoder(Protocol):
     """What the sentence models ask of their decoder (:class:`LSTMDecoder` or
     :class:`~cyclevae.models.transformer.TransformerDecoder`): scoring, logits, and the
-    :class:`~cyclevae.models.generation.StepDecoder` protocol from a start state."""
+    :class:`~cyclevae.models.generation.StepDecoder` protocol from a start state, with the ids
+    decoding starts from and stops at."""
+
+    #: the id of the token before the first word (``<s>``)
+    bos_index: int
+    #: the id that ends a sentence (``</s>``)
+    eos_index: int
 
     def reconstruction_loss(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``tokens [B, L+1]`` (``<s>`` then the L tokens to predict), ``z [B, D]`` -> -log
@@ -59,6 +66,9 @@ class LSTMDecoder(nn.Module):
         dropout: embedding/output dropout; word_dropout: input word drop rate;
         unk_index: id used for dropped words.
     """
+
+    bos_index = Vocabulary.BOS_INDEX
+    eos_index = Vocabulary.EOS_INDEX
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.vocab import Vocabulary
 from ..errors import UserError, check_fields
 from ..ops import linear_cross_entropy
 from .encoders import GaussianEncoder
@@ -283,6 +284,9 @@ class TransformerDecoder(nn.Module):
         scored (right-padded rows; the sentence models' batches have none);
         tie_embeddings: the output layer shares its weight with the word embedding.
     """
+
+    bos_index = Vocabulary.BOS_INDEX
+    eos_index = Vocabulary.EOS_INDEX
 
     def __init__(self, vocab_size: int, latent_dim: int, config: TransformerConfig, *,
                  word_dropout: float = 0.0, unk_index: int = 3, pad_index: int = 0,

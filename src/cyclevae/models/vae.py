@@ -125,7 +125,7 @@ class SentenceModel(LatentTextModel):
         config = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
                                   temperature=temperature)
         return decode(self.decoder, self.decoder.start_state(z), z.shape[0],
-                      bos=Vocabulary.BOS_INDEX, eos=Vocabulary.EOS_INDEX, config=config,
+                      bos=self.decoder.bos_index, eos=self.decoder.eos_index, config=config,
                       generator=generator)
 
 
@@ -139,26 +139,29 @@ class TextVAE(SentenceModel):
 
     Args:
         config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary;
-        encoder: a prebuilt encoder instead of the one ``config.encoder`` names (e.g. a
-        pretrained :class:`~cyclevae.models.hf_encoder.HFEncoder`, which needs the corpus
-        words); it keeps its weights (no ``init_range`` draws).
+        encoder, decoder: prebuilt parts instead of those ``config.encoder`` and
+        ``config.decoder`` name (e.g. a pretrained
+        :class:`~cyclevae.models.hf_encoder.HFEncoder`, which needs the corpus words, or a
+        :class:`~cyclevae.models.hf_decoder.HFCausalDecoder`); they keep their weights (no
+        ``init_range`` draws).
     """
 
     def __init__(self, config: VAEConfig, vocab_size: int,
-                 encoder: GaussianEncoder | None = None) -> None:
+                 encoder: GaussianEncoder | None = None,
+                 decoder: SentenceDecoder | None = None) -> None:
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
         self.latent_dim = config.latent_dim
-        prebuilt = encoder is not None
-        self.encoder = encoder if prebuilt else build_sentence_encoder(config, vocab_size)
-        self.decoder = build_sentence_decoder(config, vocab_size)
+        own_encoder, own_decoder = encoder is None, decoder is None
+        self.encoder = build_sentence_encoder(config, vocab_size) if own_encoder else encoder
+        self.decoder = build_sentence_decoder(config, vocab_size) if own_decoder else decoder
         # init_range for the LSTM / CNN parts (in registration order, so the same draws as
         # over the whole model); Transformer and prebuilt parts keep their own weights
-        if not prebuilt and config.encoder != "transformer":
+        if own_encoder and config.encoder != "transformer":
             init_uniform_(self.encoder, config.init_range)
-        if config.decoder != "transformer":
+        if own_decoder and config.decoder != "transformer":
             init_uniform_(self.decoder, config.init_range)
 
     def amortized_posterior(self, batch: TextBatch) -> Gaussian:
