@@ -230,7 +230,7 @@ def test_savae_refuses_a_transformer_decoder():
 def test_an_unprepared_corpus_trains_with_two_settings(tmp_path, capsys):
     """Acceptance: a corpus no one prepared trains with model.encoder=transformer and
     model.decoder=transformer (tiny sizes and one epoch only to keep the test fast), then
-    evaluates and generates from the checkpoint."""
+    evaluates, generates and diagnoses from the checkpoint."""
     words = ["the", "a", "cat", "dog", "sat", "ran", "on", "in", "mat", "park", "home", "late"]
     g = torch.Generator().manual_seed(0)
     lines = [" ".join(words[i] for i in torch.randint(len(words), (int(n),), generator=g))
@@ -250,3 +250,6 @@ def test_an_unprepared_corpus_trains_with_two_settings(tmp_path, capsys):
     assert main(["generate", ckpt, "--prior", "3", "--decoding", "beam", "--max-length",
                  "6"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+    out = tmp_path / "diag"
+    assert main(["diagnose", ckpt, "--data", str(corpus), "--out", str(out)]) == 0
+    assert "**Verdict:" in (out / "diagnosis.md").read_text()
