@@ -316,8 +316,8 @@ class TransformerDecoder(nn.Module):
     def start_state(self, z: torch.Tensor | None) -> TransformerStepState:
         """The state before ``<s>`` for ``z [N, D]``: the memory keys and values (one position
         per layer) and the embedding offset, as ``z_injection`` says. ``z = None``: no
-        conditioning at all, a plain language model (needs a batch size, so only through
-        :meth:`logits` / :meth:`extend` with ``z=None``; here an empty cache of 0 rows)."""
+        conditioning at all (an empty cache, no offset), the decoder as a plain language
+        model, for any number of rows."""
         if z is None:
             return TransformerStepState(cache=(), z_embedding=None, position=0)
         cache: tuple[KeyValue, ...] = ()
