@@ -26,6 +26,7 @@ from .errors import UserError
 from .models.cvae import CVAEConfig
 from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
 from .models.savae import SVIConfig
+from .models.transformer import TransformerConfig  # noqa: F401  (a ModelConfig type, docs)
 from .models.vae import VAEConfig
 from .schedules import RAMPS, validate_schedule
 

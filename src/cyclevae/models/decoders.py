@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
+from ..data.vocab import Vocabulary
 from ..ops import linear_cross_entropy
+
+
+class SentenceDecoder(Protocol):
+    """What the sentence models ask of their decoder (:class:`LSTMDecoder` or
+    :class:`~cyclevae.models.transformer.TransformerDecoder`): scoring, logits, and the
+    :class:`~cyclevae.models.generation.StepDecoder` protocol from a start state, with the ids
+    decoding starts from and stops at."""
+
+    #: the id of the token before the first word (``<s>``)
+    bos_index: int
+    #: the id that ends a sentence (``</s>``)
+    eos_index: int
+
+    def reconstruction_loss(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, L+1]`` (``<s>`` then the L tokens to predict), ``z [B, D]`` -> -log
+        p(x|z) per sentence, ``[B]`` nats."""
+        ...
+
+    def logits(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``inputs [B, L]``, ``z [B, D]`` -> next-token logits ``[B, L, V]``."""
+        ...
+
+    def start_state(self, z: torch.Tensor) -> Any:
+        """The decoding state before ``<s>`` for ``z [N, D]``."""
+        ...
+
+    def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """``tokens [N]`` -> next-word logits ``[N, V]`` and the new state."""
+        ...
+
+    def select(self, state: Any, index: torch.Tensor) -> Any:
+        """The state of rows ``index [M]`` (repeats allowed)."""
+        ...
 
 
 class LSTMStepState(NamedTuple):
@@ -32,6 +66,9 @@ class LSTMDecoder(nn.Module):
         dropout: embedding/output dropout; word_dropout: input word drop rate;
         unk_index: id used for dropped words.
     """
+
+    bos_index = Vocabulary.BOS_INDEX
+    eos_index = Vocabulary.EOS_INDEX
 
     def __init__(
         self,

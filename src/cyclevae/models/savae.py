@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batching import TextBatch
-from ..errors import check_fields
+from ..errors import UserError, check_fields
 from ..losses import gaussian_kl
 from .base import Gaussian, ModelOutput, init_uniform_
 from .vae import SentenceModel, TextVAE, VAEConfig, build_sentence_decoder
@@ -436,6 +436,14 @@ class SVIRefiner:
 
 
 # ----------------------------------------------------------------------- the models
+def _require_lstm_decoder(config: VAEConfig) -> None:
+    """The SVI steps run the LSTM decoder's own passes (its ``hidden_states``, ``output`` and
+    ``dropout``): another decoder is a :class:`UserError`."""
+    if config.decoder != "lstm":
+        raise UserError(f"config: model.decoder must be 'lstm' for model.kind savae and svi "
+                        f"(the SVI steps need the LSTM decoder), got {config.decoder!r}")
+
+
 class SemiAmortizedVAE(TextVAE):
     """:class:`~cyclevae.models.vae.TextVAE` whose q(z|x) is refined by K SVI steps, trained
     through them.
@@ -450,6 +458,7 @@ class SemiAmortizedVAE(TextVAE):
 
     def __init__(self, config: VAEConfig, vocab_size: int, svi: SVIConfig | None = None
                  ) -> None:
+        _require_lstm_decoder(config)
         super().__init__(config, vocab_size)
         self.refiner = SVIRefiner(svi or SVIConfig(), config.latent_dim)
 
@@ -490,6 +499,7 @@ class SVIModel(SentenceModel):
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
+        _require_lstm_decoder(config)
         self.config = config
         self.latent_dim = config.latent_dim
         self.decoder = build_sentence_decoder(config, vocab_size)

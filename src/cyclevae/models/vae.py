@@ -1,5 +1,5 @@
-"""The sentence VAE: encoder (LSTM or CNN) -> q(z|x) -> reparameterised z -> LSTM decoder,
-and its config."""
+"""The sentence VAE: encoder (LSTM, CNN or Transformer) -> q(z|x) -> reparameterised z ->
+decoder (LSTM or Transformer), and its config."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from ..data.batching import TextBatch
 from ..data.vocab import Vocabulary
 from ..errors import check_fields
 from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
-from .decoders import LSTMDecoder
+from .decoders import LSTMDecoder, SentenceDecoder
 from .encoders import CNNConfig, CNNEncoder, GaussianEncoder, LSTMEncoder
 from .generation import DecodingConfig, decode, resolve_decoding
+from .transformer import TransformerConfig, TransformerDecoder, TransformerEncoder
 
 __all__ = ["TextVAE", "VAEConfig"]
 
@@ -35,12 +36,19 @@ class VAEConfig:
     dropout: float = 0.5
     word_dropout: float = 0.0
     init_range: float = 0.1
-    #: ``lstm`` (the PTB encoder) or ``cnn`` (the Yelp encoder, sized by ``cnn``)
+    #: ``lstm`` (the PTB encoder), ``cnn`` (the Yelp encoder, sized by ``cnn``) or
+    #: ``transformer`` (sized by ``transformer``)
     encoder: str = "lstm"
-    #: the decoder's output layer shares its weight with its input embedding (needs
-    #: ``emb_dim == dec_hidden``)
+    #: ``lstm`` (sized by ``emb_dim``, ``dec_hidden``, ``dec_layers``, ``dropout``) or
+    #: ``transformer`` (sized by ``transformer``; ``word_dropout`` applies to both)
+    decoder: str = "lstm"
+    #: the decoder's output layer shares its weight with its input embedding (an LSTM
+    #: decoder needs ``emb_dim == dec_hidden``)
     tie_embeddings: bool = False
     cnn: CNNConfig = field(default_factory=CNNConfig)
+    #: sizes of the Transformer encoder and decoder (their own dropout; GPT-2's
+    #: initialisation, not ``init_range``)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
 
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
@@ -51,15 +59,21 @@ class VAEConfig:
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
             (self.encoder in ENCODERS, "encoder", " or ".join(map(repr, ENCODERS))),
-            (not self.tie_embeddings or self.emb_dim == self.dec_hidden, "tie_embeddings",
+            (self.decoder in DECODERS, "decoder", " or ".join(map(repr, DECODERS))),
+            (not self.tie_embeddings or self.decoder != "lstm" or self.emb_dim == self.dec_hidden,
+             "tie_embeddings",
              f"false unless emb_dim == dec_hidden (here {self.emb_dim} and {self.dec_hidden})"),
         ])
         if self.encoder == "cnn":
             self.cnn.validate(f"{prefix}.cnn")
+        if "transformer" in (self.encoder, self.decoder):
+            self.transformer.validate(f"{prefix}.transformer")
 
 
 #: ``model.encoder`` values
-ENCODERS = ("lstm", "cnn")
+ENCODERS = ("lstm", "cnn", "transformer")
+#: ``model.decoder`` values
+DECODERS = ("lstm", "transformer")
 
 
 def build_sentence_encoder(config: VAEConfig, vocab_size: int) -> GaussianEncoder:
@@ -67,12 +81,21 @@ def build_sentence_encoder(config: VAEConfig, vocab_size: int) -> GaussianEncode
     if config.encoder == "cnn":
         return CNNEncoder(vocab_size, config.emb_dim, config.latent_dim, config.cnn,
                           pad_index=Vocabulary.PAD_INDEX)
+    if config.encoder == "transformer":
+        return TransformerEncoder(vocab_size, config.latent_dim, config.transformer,
+                                  pad_index=Vocabulary.PAD_INDEX)
     return LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden, config.enc_layers,
                        config.latent_dim)
 
 
-def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> LSTMDecoder:
-    """The LSTM decoder of the sentence models, sized by ``config``."""
+def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> SentenceDecoder:
+    """The decoder ``config.decoder`` names, sized by ``config``."""
+    if config.decoder == "transformer":
+        return TransformerDecoder(vocab_size, config.latent_dim, config.transformer,
+                                  word_dropout=config.word_dropout,
+                                  unk_index=Vocabulary.UNK_INDEX,
+                                  pad_index=Vocabulary.PAD_INDEX,
+                                  tie_embeddings=config.tie_embeddings)
     decoder = LSTMDecoder(vocab_size, config.emb_dim, config.dec_hidden, config.dec_layers,
                           config.latent_dim, dropout=config.dropout,
                           word_dropout=config.word_dropout, unk_index=Vocabulary.UNK_INDEX)
@@ -82,9 +105,10 @@ def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> LSTMDecoder:
 
 
 class SentenceModel(LatentTextModel):
-    """A model whose decoder is the LSTM sentence decoder: reconstruction and generation."""
+    """A model whose decoder is a sentence decoder (LSTM or Transformer): reconstruction and
+    generation."""
 
-    decoder: LSTMDecoder
+    decoder: SentenceDecoder
 
     def reconstruction_loss(self, batch: TextBatch, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per sentence, ``[B]`` nats (``</s>`` included, ``<s>`` excluded)."""
@@ -101,30 +125,44 @@ class SentenceModel(LatentTextModel):
         config = resolve_decoding(decoding, max_length=max_length, greedy=greedy,
                                   temperature=temperature)
         return decode(self.decoder, self.decoder.start_state(z), z.shape[0],
-                      bos=Vocabulary.BOS_INDEX, eos=Vocabulary.EOS_INDEX, config=config,
+                      bos=self.decoder.bos_index, eos=self.decoder.eos_index, config=config,
                       generator=generator)
 
 
 class TextVAE(SentenceModel):
-    """Sentence VAE with an LSTM or CNN encoder and an auto-regressive LSTM decoder.
+    """Sentence VAE with an LSTM, CNN or Transformer encoder and an auto-regressive LSTM or
+    Transformer decoder.
 
     A batch is a :class:`~cyclevae.data.batching.TextBatch` of ``tokens [B, L+1]``,
     equal-length rows ``<s> w_1 .. w_L`` where the last word is usually ``</s>``. The encoder
     reads the whole row; the decoder predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]`` and z.
 
     Args:
-        config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary.
+        config: sizes (:class:`VAEConfig`); vocab_size: V, from the data's vocabulary;
+        encoder, decoder: prebuilt parts instead of those ``config.encoder`` and
+        ``config.decoder`` name (e.g. a pretrained
+        :class:`~cyclevae.models.hf_encoder.HFEncoder`, which needs the corpus words, or a
+        :class:`~cyclevae.models.hf_decoder.HFCausalDecoder`); they keep their weights (no
+        ``init_range`` draws).
     """
 
-    def __init__(self, config: VAEConfig, vocab_size: int) -> None:
+    def __init__(self, config: VAEConfig, vocab_size: int,
+                 encoder: GaussianEncoder | None = None,
+                 decoder: SentenceDecoder | None = None) -> None:
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
         self.latent_dim = config.latent_dim
-        self.encoder = build_sentence_encoder(config, vocab_size)
-        self.decoder = build_sentence_decoder(config, vocab_size)
-        init_uniform_(self, config.init_range)
+        own_encoder, own_decoder = encoder is None, decoder is None
+        self.encoder = build_sentence_encoder(config, vocab_size) if own_encoder else encoder
+        self.decoder = build_sentence_decoder(config, vocab_size) if own_decoder else decoder
+        # init_range for the LSTM / CNN parts (in registration order, so the same draws as
+        # over the whole model); Transformer and prebuilt parts keep their own weights
+        if own_encoder and config.encoder != "transformer":
+            init_uniform_(self.encoder, config.init_range)
+        if own_decoder and config.decoder != "transformer":
+            init_uniform_(self.decoder, config.init_range)
 
     def amortized_posterior(self, batch: TextBatch) -> Gaussian:
         """The encoder's q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
