@@ -248,15 +248,16 @@ def _classifier_section(classifier: str, probes: dict[str, dict[str, Any]],
     table = [[LABELS.get(row, row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
                                       for r in p["fractions"]]] for row, p in probes.items()]
     draws = first["fractions"][0]["draws"]
-    spread = (f"mean ± sd over {draws} draws; one draw at 100%")
+    spread = f"mean ± sd over {draws} draws; one draw at 100%"
     if classifier == "authors":
-        epochs = sorted({r["epochs"] for p in probes.values() for r in p["fractions"]})
+        epochs = " / ".join(f"{LABELS.get(row, row)} {p['fractions'][0]['epochs']}"
+                            for row, p in probes.items())
         intro = (f"Test accuracy (%) of the authors' classifier (`--classifier authors`: one "
-                 f"linear layer on the raw posterior means, the AE's codes, of the best-on-valid "
-                 f"checkpoint; Adam lr 1e-4, batches of 32, no regularisation, "
-                 f"{' or '.join(map(str, epochs))} epochs, the test accuracy of the epoch of "
-                 f"best valid accuracy), trained on a stratified random fraction of the "
-                 f"labelled training set ({spread}).")
+                 f"linear layer on the raw posterior means, for the AE its codes, of the "
+                 f"best-on-valid checkpoint; Adam lr 1e-4, batches of 32, no regularisation, "
+                 f"epochs {epochs}; the test accuracy of the epoch of best valid accuracy), "
+                 f"trained on a stratified random fraction of the labelled training set "
+                 f"({spread}).")
         notes = ["Epochs kept (1-based, per draw): " + "; ".join(
             f"{LABELS.get(row, row)} " + ", ".join(
                 f"{r['fraction'] * 100:g}%: {'/'.join(str(e) for e in r['epoch'])}"
