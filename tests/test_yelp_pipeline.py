@@ -98,6 +98,27 @@ def test_probe_prints_one_json_object(yelp_run, yelp_slice, capsys) -> None:
     assert small["labels"] == 30 and len(small["accuracy"]) == 3 and full["labels"] == 600
     assert all(0.0 <= a <= 1.0 for a in small["accuracy"] + full["accuracy"])
     assert result["classes"] == ["0", "1"] and result["features"].startswith("posterior mean")
+    assert result["classifier"] == "ours" and "C" in full
+
+
+def test_probe_with_the_authors_classifier(yelp_run, yelp_slice, capsys) -> None:
+    """--classifier authors: named in the output, its epochs (a VAE's default 3000, here 4)
+    and the kept epoch per draw recorded; seeded, so a second call prints the same."""
+    args = ["probe", yelp_run / "checkpoint_last.pt", "--train", yelp_slice / "train.tsv",
+            "--valid", yelp_slice / "valid.tsv", "--test", yelp_slice / "test.tsv",
+            "--fractions", "0.1,1", "--draws", "2", "--classifier", "authors",
+            "--classifier-epochs", "4"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    result = json.loads(out)
+    assert result["classifier"] == "authors" and "authors' linear layer" in \
+        result["classifier_description"]
+    small, full = result["fractions"]
+    assert small["epochs"] == 4 and len(small["epoch"]) == 2 and "C" not in small
+    assert all(0.0 <= a <= 1.0 for a in small["accuracy"] + full["accuracy"])
+    assert json.loads(run_cli(capsys, *args)[1])["fractions"] == result["fractions"]
+    code, _, err = run_cli(capsys, *args[:-1], "0")
+    assert code == 2 and "--classifier-epochs must be >= 1, got 0" in err
 
 
 def test_bad_probe_and_embed_input(yelp_run, yelp_slice, tmp_path, capsys) -> None:
@@ -157,10 +178,17 @@ def test_a_labelled_file_nobody_prepared(tmp_path, capsys) -> None:
     assert [s["fraction"] for s in result["skipped"]] == [0.001, 0.01]
     assert "fewer than the 3 classes" in result["skipped"][1]["reason"]
     assert [r["fraction"] for r in result["fractions"]] == [0.1, 1.0]
+    code, printed, _ = run_cli(capsys, "probe", out / "checkpoint_last.pt", "--train",
+                               tmp_path / "mine.tsv", "--test", tmp_path / "mine.tsv",
+                               "--classifier", "authors", "--classifier-epochs", "3")
+    assert code == 0
+    result = json.loads(printed)
+    assert result["classifier"] == "authors" and result["classes"] == ["food", "sports", "travel"]
+    assert result["regularisation"] == "none; the last of 3 epochs (no valid set)"
 
 
-def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
-    from cyclevae.experiments.yelp import run_yelp
+def test_reproduce_yelp_shortened(yelp_slice, tmp_path, monkeypatch) -> None:
+    from cyclevae.experiments.yelp import _checkpoint, run_yelp
 
     files = {s: str(yelp_slice / f"{s}.tsv") for s in ("train", "valid", "test")}
     overrides = [*data_set(yelp_slice), *TINY, "data.batch_size=64"]
@@ -183,6 +211,36 @@ def test_reproduce_yelp_shortened(yelp_slice, tmp_path) -> None:
              overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
              fractions=[0.1, 1.0], draws=2, tsne_points=0, progress=False, data=files)
     assert (tmp_path / "ae" / "probe.json").stat().st_mtime_ns == stamp  # reused
+    # the authors' classifier beside ours: its own file and a section each in the report
+    result = run_yelp(rows=["ae", "vae-cyclical"], out=tmp_path, epochs=2,
+                      overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
+                      fractions=[0.1, 1.0], draws=2, tsne_points=0, progress=False, data=files,
+                      classifier="authors", classifier_epochs=3)
+    assert (tmp_path / "ae" / "probe.json").stat().st_mtime_ns == stamp  # ours untouched
+    authors = json.loads((tmp_path / "ae" / "probe-authors.json").read_text())
+    assert authors["classifier"] == authors["settings"]["classifier"] == "authors"
+    assert authors["fractions"][0]["epochs"] == 3
+    report = (tmp_path / "report.md").read_text()
+    assert "## Classifier: ours" in report and "## Classifier: the authors" in report
+    assert report.count("**The paper's finding:**") == 2
+    assert set(result["classifiers"]) == {"ours", "authors"}
+    assert len(result["classifiers"]["authors"]["finding"]) == 2
+    # unless set, its epoch limit is the authors': 1000 on the AE's codes, 3000 on a VAE's
+    import dataclasses
+
+    import cyclevae.probe as probe_module
+
+    seen, real = [], probe_module.fit_authors_classifier
+
+    def shortened(*args, settings, **kwargs):
+        seen.append(settings.epochs)
+        return real(*args, settings=dataclasses.replace(settings, epochs=1), **kwargs)
+
+    monkeypatch.setattr(probe_module, "fit_authors_classifier", shortened)
+    for row in ("ae", "vae-cyclical"):
+        probe_module.probe_checkpoint(_checkpoint(tmp_path / row), files["train"],
+                                      files["test"], fractions=[1.0], classifier="authors")
+    assert seen == [1000, 3000]
 
 
 @pytest.mark.parametrize("experiment", ["yelp", "dialog"])

@@ -276,6 +276,7 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="labelled fractions probed (default 0.001,0.01,0.1,1)")
     y.add_argument("--draws", type=int, default=5, help="probe draws per fraction (default 5)")
     y.add_argument("--seed", type=int, default=0, help="seed of the probe draws and the t-SNE")
+    _add_classifier_options(y)
     y.add_argument("--tsne-points", type=int, default=5000,
                    help="test sentences in the t-SNE picture (default 5000; 0 skips it)")
     y.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -374,6 +375,8 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.tsne_points < 0:
         raise UserError(f"--tsne-points must be >= 0, got {args.tsne_points}")
+    if args.classifier_epochs is not None and args.classifier_epochs < 1:
+        raise UserError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
     if args.report_only:
         result = yelp.write_yelp_report(args.out, rows=rows, tsne_points=args.tsne_points,
                                         seed=args.seed)
@@ -382,7 +385,9 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
                                overrides=args.overrides, fractions=parse_fractions(args.fractions),
                                draws=args.draws, seed=args.seed, tsne_points=args.tsne_points,
                                config_dir=args.configs or yelp.CONFIG_DIR,
-                               progress=False if args.no_progress else None, jobs=args.jobs)
+                               progress=False if args.no_progress else None, jobs=args.jobs,
+                               classifier=args.classifier,
+                               classifier_epochs=args.classifier_epochs)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0
@@ -456,12 +461,25 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_classifier_options(parser: argparse.ArgumentParser) -> None:
+    """``--classifier`` and ``--classifier-epochs`` of the probes (cyclevae.probe)."""
+    parser.add_argument("--classifier", choices=("ours", "authors"), default="ours",
+                        help="ours (default): logistic regression on standardised codes, C "
+                        "chosen on valid; authors: the authors' linear layer on the raw codes "
+                        "(Adam lr 1e-4, batches of 32, test accuracy at the best valid epoch)")
+    parser.add_argument("--classifier-epochs", type=int, metavar="N",
+                        help="epochs of the authors' classifier (default theirs: 3000 on a "
+                        "VAE's codes, 1000 on an AE's)")
+
+
 def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="linear probes on the codes at labelled fractions (JSON)",
                        description="Fits a logistic regression on the frozen codes of a random "
                        "stratified fraction of the labelled training file (regularisation "
-                       "chosen on --valid), for each fraction and draw, and prints the test "
-                       "accuracies as one JSON object. Needs scikit-learn (cyclevae[probe]).")
+                       "chosen on --valid), or with --classifier authors the authors' linear "
+                       "layer, for each fraction and draw, and prints the test accuracies as "
+                       "one JSON object naming the classifier. Ours needs scikit-learn "
+                       "(cyclevae[probe]).")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--train", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
     p.add_argument("--test", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
@@ -472,6 +490,7 @@ def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
                    "0.001,0.01,0.1,1, leaving out those with fewer labels than classes)")
     p.add_argument("--draws", type=int, default=5, help="random subsets per fraction (default 5)")
     p.add_argument("--seed", type=int, default=0)
+    _add_classifier_options(p)
     p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
     p.add_argument("--num-threads", type=int, help="intra-op threads (default: PyTorch's)")
     p.set_defaults(func=_cmd_probe)
@@ -485,9 +504,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
     configure_process(args.num_threads)
+    if args.classifier_epochs is not None and args.classifier_epochs < 1:
+        raise UserError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
     result = probe_checkpoint(args.checkpoint, args.train, args.test, valid=args.valid,
                               fractions=fractions, draws=args.draws, seed=args.seed,
-                              data_dir=args.data_dir, skip_infeasible=args.fractions is None)
+                              data_dir=args.data_dir, skip_infeasible=args.fractions is None,
+                              classifier=args.classifier, authors_epochs=args.classifier_epochs)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -102,12 +102,15 @@ class ScheduleConfig:
 
 @dataclass
 class LRScheduleConfig:
-    """Learning rate: ``constant`` or ``cyclical`` (half cosine restarting every cycle; its
-    cycles are set here, independently of the beta schedule). ``unit`` as for the beta
-    schedule: ``epoch`` (cycles of whole epochs, the lr still moving batch by batch) or
-    ``step`` (cycles may be shorter than an epoch, e.g. a shortened run keeping M cycles).
-    ``interpolate: false`` changes the lr only at unit boundaries (set once per epoch, as the
-    authors' PTB script does; its lowest value is then 0.0245 x ``train.lr``, not ~0)."""
+    """Learning rate: ``constant``, ``cyclical`` (half cosine restarting every cycle; its
+    cycles are set here, independently of the beta schedule) or ``exponential`` (x
+    ``decay_rate`` every ``decay_epochs`` epochs, step by step: the authors' Yelp pre-training,
+    0.99 every 2). ``unit`` as for the beta schedule: ``epoch`` (cycles of whole epochs, the
+    lr still moving batch by batch) or ``step`` (cycles may be shorter than an epoch, e.g. a
+    shortened run keeping M cycles). ``interpolate: false`` changes the lr only at unit
+    boundaries (set once per epoch, as the authors' PTB script does; its lowest value is then
+    0.0245 x ``train.lr``, not ~0; for ``exponential``: only at each whole
+    ``decay_epochs``)."""
 
     kind: str = "constant"
     n_cycles: int = 4
@@ -116,6 +119,9 @@ class LRScheduleConfig:
     cycle_epochs: float | None = None
     unit: str = "epoch"
     interpolate: bool = True
+    #: ``exponential``: the factor applied every ``decay_epochs`` epochs
+    decay_rate: float = 0.99
+    decay_epochs: float = 2.0
 
 
 @dataclass
@@ -341,6 +347,8 @@ def validate_config(config: Config) -> None:
          d.format)
     need(m.kind in MODEL_KINDS, "model.kind", " or ".join(map(repr, MODEL_KINDS)), m.kind)
     m.validate("model")
+    need(m.loss_pad_length is None or m.kind in ("vae", "ae"), "model.loss_pad_length",
+         "null unless model.kind is vae or ae", m.loss_pad_length)
     m.svi.validate("model.svi", min_steps=1 if m.kind == "svi" else 0)
     if m.kind == "cvae":
         m.cvae.validate("model.cvae")
@@ -377,8 +385,10 @@ def validate_config(config: Config) -> None:
     if s.cycle_epochs is not None:
         need(s.interpolate, "schedule.interpolate", "true with schedule.cycle_epochs",
              s.interpolate)
-    need(lr.kind in ("constant", "cyclical"), "lr_schedule.kind", "'constant' or 'cyclical'",
-         lr.kind)
+    need(lr.kind in ("constant", "cyclical", "exponential"), "lr_schedule.kind",
+         "'constant', 'cyclical' or 'exponential'", lr.kind)
+    need(0.0 < lr.decay_rate <= 1.0, "lr_schedule.decay_rate", "in (0, 1]", lr.decay_rate)
+    need(lr.decay_epochs > 0, "lr_schedule.decay_epochs", "> 0", lr.decay_epochs)
     # a schedule counted in epochs with interpolate is a function of the fractional epoch:
     # cycles shorter than an epoch are fine. What is impossible (fewer optimizer steps than
     # cycles) is checked once the data says how many steps an epoch has.

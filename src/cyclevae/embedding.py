@@ -30,12 +30,14 @@ __all__ = ["SentenceCodes", "embed_file", "read_sentence_file", "save_codes", "s
 @dataclass
 class SentenceCodes:
     """The codes of one file: ``mu [N, D]`` float32 in file order (blank lines skipped),
-    ``labels`` (N strings, or None for an unlabelled file) and how many sentences a
-    fixed-size encoder read only in part (``cut``)."""
+    ``labels`` (N strings, or None for an unlabelled file), how many sentences a
+    fixed-size encoder read only in part (``cut``) and whether the model's q(z|x) is a
+    distribution (``stochastic``; False for an autoencoder, whose code is a point)."""
 
     mu: np.ndarray
     labels: list[str] | None
     cut: int = 0
+    stochastic: bool = True
 
 
 def read_sentence_file(path: str | Path, data_format: str = "auto"
@@ -125,4 +127,4 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
         cut = sum(len(words) + 1 > config.model.cnn.input_length for words in sentences)
     mu = sentence_codes(model, vocab, sentences, seed=config.train.seed, batch_size=batch_size,
                         precision=config.train.precision)
-    return SentenceCodes(mu=mu, labels=labels, cut=cut)
+    return SentenceCodes(mu=mu, labels=labels, cut=cut, stochastic=model.stochastic)

@@ -8,7 +8,12 @@ valid set (highest accuracy, the stronger regularisation on ties) and the test a
 choice is reported. Without a valid set ``C = 1``. The encoder is never updated (the authors'
 "fine-tuning" trains the classifier alone).
 
-scikit-learn is an optional dependency (``pip install 'cyclevae[probe]'``).
+``classifier="authors"`` trains the authors' classifier instead on the same draws
+(:mod:`cyclevae.probe_authors`: one linear layer on the raw codes, Adam at lr 1e-4 in batches of
+32 for up to 3,000 epochs on a VAE's codes and 1,000 on an AE's, test accuracy at the epoch of
+best valid accuracy). Every result names the classifier that produced it.
+
+scikit-learn is an optional dependency of ours (``pip install 'cyclevae[probe]'``).
 """
 
 from __future__ import annotations
@@ -23,9 +28,16 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .probe_authors import (
+    AUTHORS_EPOCHS_AE,
+    AUTHORS_EPOCHS_VAE,
+    AuthorsSettings,
+    fit_authors_classifier,
+)
 
-__all__ = ["DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes", "label_separation",
-           "parse_fractions", "probe_checkpoint", "probe_fractions", "stratified_subset"]
+__all__ = ["CLASSIFIERS", "DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes",
+           "label_separation", "parse_fractions", "probe_checkpoint", "probe_fractions",
+           "stratified_subset"]
 
 #: labelled fractions probed by default (0.1%, 1%, 10%, all)
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
@@ -33,6 +45,12 @@ DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
 DEFAULT_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 #: the solver's iteration limit per fit (lbfgs); fits that reach it are listed in the result
 MAX_ITER = 2000
+#: the probe's classifiers, by ``--classifier`` name, as results name them
+CLASSIFIERS = {
+    "ours": "logistic regression on standardised codes (scikit-learn, L2, C chosen on valid)",
+    "authors": "the authors' linear layer on the raw codes (Adam lr 1e-4, batches of 32, no "
+               "regularisation, test accuracy at the epoch of best valid accuracy)",
+}
 
 
 @dataclass
@@ -150,7 +168,8 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
                     valid: LabelledCodes | None = None,
                     fractions: Sequence[float] = DEFAULT_FRACTIONS, draws: int = 5,
                     seed: int = 0, c_grid: Sequence[float] = DEFAULT_C_GRID,
-                    skip_infeasible: bool = False) -> dict[str, Any]:
+                    skip_infeasible: bool = False, classifier: str = "ours",
+                    authors_epochs: int = AUTHORS_EPOCHS_VAE) -> dict[str, Any]:
     """Test accuracy of linear probes trained on labelled fractions of ``train``.
 
     Args:
@@ -162,13 +181,24 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
         skip_infeasible: leave out (and list under ``skipped``) fractions leaving fewer
             labels than classes instead of refusing them (for the default fractions on a
             small file).
+        classifier: ``"ours"`` or ``"authors"`` (:data:`CLASSIFIERS`); the authors' trains
+            for ``authors_epochs`` epochs, its shuffles and initial weights drawn from
+            ``numpy.random.default_rng([seed, d, labels])``.
     Returns:
-        ``{"classes", "train_sentences", "regularisation", "fractions": [{"fraction",
-        "labels", "draws", "accuracy": [per draw], "mean", "sd" (sample sd, ddof 1; 0 for
-        one draw), "C": [chosen per draw], "valid_accuracy": [per draw or None],
-        "not_converged": [[draw, C] of each fit stopped at ``MAX_ITER`` iterations]}]}``.
+        ``{"classifier", "classifier_description", "classes", "train_sentences",
+        "regularisation", "fractions": [{"fraction", "labels", "draws", "accuracy": [per
+        draw], "mean", "sd" (sample sd, ddof 1; 0 for one draw), "valid_accuracy": [per draw
+        or None], and for ours "C": [chosen per draw], "not_converged": [[draw, C] of each
+        fit stopped at ``MAX_ITER`` iterations]; for the authors' "epoch": [the kept epoch,
+        1-based, per draw], "epochs": ``authors_epochs``}]}``.
     """
-    _require_sklearn()
+    if classifier not in CLASSIFIERS:
+        raise UserError(f"--classifier: expected one of {', '.join(CLASSIFIERS)}, got "
+                        f"{classifier!r}")
+    if classifier == "ours":
+        _require_sklearn()
+    elif authors_epochs < 1:
+        raise UserError(f"--classifier-epochs must be >= 1, got {authors_epochs}")
     if draws < 1:
         raise UserError(f"--draws must be >= 1, got {draws}")
     classes = sorted(set(train.labels))
@@ -203,6 +233,15 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
             rng = np.random.default_rng([seed, d])
             idx = stratified_subset(y_train, size, rng)
             x, y = train.x[idx], y_train[idx]
+            if classifier == "authors":
+                fit = fit_authors_classifier(
+                    x, y, len(classes), seed=[seed, d, size],
+                    valid=None if valid is None else (valid.x, y_valid),
+                    settings=AuthorsSettings(epochs=authors_epochs))
+                accuracy.append(fit.accuracy(test.x, y_test))
+                chosen.append(fit.epoch + 1)
+                valid_acc.append(max(fit.valid_accuracy) if fit.valid_accuracy else None)
+                continue
             if valid is None:
                 best_c, best_valid = 1.0, None
                 model, converged = _fit(x, y, 1.0, seed)
@@ -220,16 +259,26 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
             accuracy.append(float(model.score(test.x, y_test)))
             chosen.append(best_c)
             valid_acc.append(best_valid)
-        rows.append({
+        row = {
             "fraction": fraction, "labels": size, "draws": n_draws, "accuracy": accuracy,
             "mean": float(np.mean(accuracy)),
             "sd": float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else 0.0,
-            "C": chosen, "valid_accuracy": valid_acc, "not_converged": unconverged,
-        })
+        }
+        if classifier == "authors":
+            row.update({"epoch": chosen, "epochs": authors_epochs, "valid_accuracy": valid_acc})
+        else:
+            row.update({"C": chosen, "valid_accuracy": valid_acc, "not_converged": unconverged})
+        rows.append(row)
+    if classifier == "authors":
+        regularisation = (f"none; the epoch of best valid accuracy of {authors_epochs}"
+                          if valid is not None
+                          else f"none; the last of {authors_epochs} epochs (no valid set)")
+    else:
+        regularisation = ("C chosen on valid from " + ", ".join(f"{c:g}" for c in c_grid)
+                          if valid is not None else "C = 1 (no valid set)")
     return {
-        "classes": classes, "train_sentences": n,
-        "regularisation": ("C chosen on valid from " + ", ".join(f"{c:g}" for c in c_grid)
-                           if valid is not None else "C = 1 (no valid set)"),
+        "classifier": classifier, "classifier_description": CLASSIFIERS[classifier],
+        "classes": classes, "train_sentences": n, "regularisation": regularisation,
         "fractions": rows, "skipped": skipped,
     }
 
@@ -237,14 +286,19 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
 def probe_checkpoint(checkpoint: str | Path, train: str, test: str, *,
                      valid: str | None = None, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                      draws: int = 5, seed: int = 0, data_dir: str | None = None,
-                     skip_infeasible: bool = False) -> dict[str, Any]:
+                     skip_infeasible: bool = False, classifier: str = "ours",
+                     authors_epochs: int | None = None) -> dict[str, Any]:
     """:func:`probe_fractions` on the codes (:func:`cyclevae.embedding.embed_file`) of
     labelled files (or known data sets ``NAME:SPLIT``) under the model of ``checkpoint``;
-    the result names the checkpoint, the files and the code size."""
+    the result names the checkpoint, the files and the code size. The authors' classifier
+    trains for ``authors_epochs`` epochs, by default theirs: 1,000 on the codes of a
+    deterministic model (the AE), 3,000 on a VAE's."""
     from .embedding import embed_file
 
-    _require_sklearn()
+    if classifier == "ours":
+        _require_sklearn()
     sets: dict[str, LabelledCodes] = {}
+    stochastic = True
     for role, spec in (("train", train), ("valid", valid), ("test", test)):
         if spec is None:
             continue
@@ -253,9 +307,13 @@ def probe_checkpoint(checkpoint: str | Path, train: str, test: str, *,
             raise UserError(f"--{role} {spec}: expected a labelled file (LABEL<TAB>SENTENCE "
                             "lines, .tsv)")
         sets[role] = LabelledCodes(codes.mu, codes.labels, name=spec)
+        stochastic = codes.stochastic
+    if authors_epochs is None:
+        authors_epochs = AUTHORS_EPOCHS_VAE if stochastic else AUTHORS_EPOCHS_AE
     result = probe_fractions(sets["train"], sets["test"], valid=sets.get("valid"),
                              fractions=fractions, draws=draws, seed=seed,
-                             skip_infeasible=skip_infeasible)
+                             skip_infeasible=skip_infeasible, classifier=classifier,
+                             authors_epochs=authors_epochs)
     return {"checkpoint": str(checkpoint), "train": train, "valid": valid, "test": test,
             "features": f"posterior mean ({sets['train'].x.shape[1]} dimensions)",
             "seed": seed, **result}

@@ -40,6 +40,7 @@ __all__ = [
     "SHAPES",
     "BetaScheduler",
     "CyclicalLR",
+    "ExponentialDecayLR",
     "beta_schedule",
     "constant_beta",
     "cyclical_beta",
@@ -414,3 +415,29 @@ class CyclicalLR(torch.optim.lr_scheduler.LRScheduler):
         factor = cyclical_lr_factor(position, self.total, self.n_cycles,
                                     continuous=self.continuous)
         return [base * factor for base in self.base_lrs]
+
+
+class ExponentialDecayLR(torch.optim.lr_scheduler.LRScheduler):
+    """lr = base_lr * rate ** (step / decay_steps): TensorFlow's ``exponential_decay``, with
+    which the authors' Yelp pre-training scripts decay Adam's lr by 0.99 every 2 epochs
+    (``semi/semi_yelp_*_pre.py``: ``decay_rate = 0.99``, ``decay_ep = 2``, not staircase, so
+    the lr shrinks a little every step). ``staircase=True`` multiplies by ``rate`` at each
+    whole ``decay_steps`` instead. ``step()`` is called once per optimizer step.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, decay_steps: float, *,
+                 rate: float = 0.99, staircase: bool = False, last_epoch: int = -1) -> None:
+        if not decay_steps > 0:
+            raise ValueError(f"decay_steps must be > 0, got {decay_steps!r}")
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"decay_rate must be in (0, 1], got {rate!r}")
+        self.decay_steps = float(decay_steps)
+        self.rate = float(rate)
+        self.staircase = bool(staircase)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        exponent = self.last_epoch / self.decay_steps
+        if self.staircase:
+            exponent = math.floor(exponent)
+        return [base * self.rate ** exponent for base in self.base_lrs]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from . import __version__
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
@@ -46,7 +47,7 @@ from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
-from .schedules import BetaScheduler, CyclicalLR
+from .schedules import BetaScheduler, CyclicalLR, ExponentialDecayLR
 
 __all__ = ["BEST", "LAST", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "make_schedules",
            "resolve_device", "run_training", "seed_everything"]
@@ -97,7 +98,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-                   ) -> tuple[BetaScheduler, CyclicalLR | None, dict[str, Any]]:
+                   ) -> tuple[BetaScheduler, LRScheduler | None, dict[str, Any]]:
     """The beta scheduler, the lr scheduler (None for a constant lr) and a log record of their
     cycle lengths in optimizer steps. Refuses only what is impossible: fewer optimizer steps
     than cycles (or, without interpolation, than the epochs the cycles need)."""
@@ -146,6 +147,10 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
             raise UserError(f"config: lr_schedule.{exc}") from None
         info["lr_cycle_steps"] = lr_total * lr_per_unit / lr.n_cycles
         info["lr_changes"] = "every step" if lr.interpolate else f"every {lr_per_unit} steps"
+    elif lr.kind == "exponential":
+        lr_schedule = ExponentialDecayLR(optimizer, lr.decay_epochs * steps_per_epoch,
+                                         rate=lr.decay_rate, staircase=not lr.interpolate)
+        info["lr_decay_steps"] = lr.decay_epochs * steps_per_epoch
     return beta, lr_schedule, info
 
 

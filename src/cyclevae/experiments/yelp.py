@@ -4,9 +4,11 @@ supplement).
 Each row (``configs/yelp/``: ``ae``, ``vae-monotonic``, ``vae-cyclical``) pre-trains through the
 ordinary Trainer into ``OUT/<row>/`` (resumable; a finished row is reused); its best-on-valid
 checkpoint is then frozen and probed (:mod:`cyclevae.probe`) at labelled fractions of
-``yelp:train``, the regularisation chosen on ``yelp:valid``, accuracy on ``yelp:test``. The
-report puts the accuracy table beside the paper's finding, draws accuracy against the labelled
-fraction and a t-SNE of the codes of test sentences, and lists each model's test metrics.
+``yelp:train``, the regularisation chosen on ``yelp:valid``, accuracy on ``yelp:test``, by our
+classifier (``probe.json``) or the authors' (``classifier="authors"``: ``probe-authors.json``).
+The report puts an accuracy table per classifier probed beside the paper's finding, draws
+accuracy against the labelled fraction and a t-SNE of the codes of test sentences, and lists
+each model's test metrics.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ PAPER_EPOCHS = 100
 PAPER_FINDING = ("the cyclical schedule is the most accurate at every labelled proportion, and "
                  "its t-SNE clusters are the clearest (Figure 6; Figure 9 of the supplement)")
 TEST_METRICS = ("rec", "kl", "mi", "active_units", "ppl", "rec_ppl")
+#: each classifier's probe results in a row's directory (cyclevae.probe.CLASSIFIERS)
+PROBE_FILES = {"ours": "probe.json", "authors": "probe-authors.json"}
 
 
 def _probe_settings(fractions: list[float], draws: int, seed: int) -> dict[str, Any]:
@@ -48,7 +52,8 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
              overrides: list[str] | None = None, fractions: list[float] | None = None,
              draws: int = 5, seed: int = 0, tsne_points: int = 5000,
              config_dir: Path = CONFIG_DIR, progress: bool | None = None,
-             data: dict[str, str] | None = None, jobs: int = 1) -> dict[str, Any]:
+             data: dict[str, str] | None = None, jobs: int = 1, classifier: str = "ours",
+             classifier_epochs: int | None = None) -> dict[str, Any]:
     """Pre-train every row not finished in ``out``, probe each (reused when its ``probe.json``
     has the same settings), then write ``OUT/report.md`` and its figures.
 
@@ -62,10 +67,16 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
             probe and the picture (a run's own data is set through ``overrides``).
         jobs: train up to that many rows at once, each in its own process, the cores split
             between them (:func:`cyclevae.experiments.runner.train_runs`).
+        classifier, classifier_epochs: the probe's classifier, ``"ours"`` or ``"authors"``
+            (:func:`cyclevae.probe.probe_checkpoint`), kept in ``PROBE_FILES[classifier]``;
+            the report shows every classifier probed in ``out``.
     """
     from ..probe import probe_checkpoint
 
     fractions = list(fractions or DEFAULT_FRACTIONS)
+    if classifier not in PROBE_FILES:
+        raise UserError(f"--classifier: expected one of {', '.join(PROBE_FILES)}, got "
+                        f"{classifier!r}")
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
@@ -84,13 +95,16 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
     train_runs([(config, run) for _, config, run in todo
                 if not (run / "metrics.json").is_file()], jobs=jobs, progress=progress)
     settings = {**_probe_settings(fractions, draws, seed), **files}
+    if classifier != "ours":
+        settings.update({"classifier": classifier, "classifier_epochs": classifier_epochs})
     for row, _, run in todo:
-        cached = run / "probe.json"
+        cached = run / PROBE_FILES[classifier]
         if cached.is_file() and json.loads(cached.read_text()).get("settings") == settings:
             continue
         result = probe_checkpoint(_checkpoint(run), files["train"], files["test"],
                                   valid=files["valid"], fractions=fractions, draws=draws,
-                                  seed=seed)
+                                  seed=seed, classifier=classifier,
+                                  authors_epochs=classifier_epochs)
         write_json_atomic(cached, {"settings": settings, **result})
     return write_yelp_report(out, rows=rows, tsne_points=tsne_points, seed=seed,
                              test_file=files["test"])
@@ -101,16 +115,25 @@ def _checkpoint(run: Path) -> Path:
     return run / BEST if (run / BEST).is_file() else run / LAST
 
 
-def _accuracy_figure(probes: dict[str, dict[str, Any]]) -> Any:
+def _accuracy_figure(by_classifier: dict[str, dict[str, dict[str, Any]]]) -> Any:
+    """Accuracy against the labelled fraction, a line per row and classifier (ours solid,
+    the authors' dashed, a row's colour shared)."""
     fig, axes = new_figure(1, 1, figsize=(5.5, 4.0))
     ax = axes[0, 0]
-    for row, probe in probes.items():
-        xs = [r["fraction"] * 100 for r in probe["fractions"]]
-        ax.errorbar(xs, [r["mean"] * 100 for r in probe["fractions"]],
-                    yerr=[r["sd"] * 100 for r in probe["fractions"]], marker="o", capsize=3,
-                    label=LABELS.get(row, row))
+    colours: dict[str, Any] = {}
+    several = len(by_classifier) > 1
+    for classifier, probes in by_classifier.items():
+        for row, probe in probes.items():
+            xs = [r["fraction"] * 100 for r in probe["fractions"]]
+            label = LABELS.get(row, row) + (f" ({classifier})" if several else "")
+            line = ax.errorbar(xs, [r["mean"] * 100 for r in probe["fractions"]],
+                               yerr=[r["sd"] * 100 for r in probe["fractions"]], marker="o",
+                               capsize=3, label=label, color=colours.get(row),
+                               linestyle="--" if classifier == "authors" else "-")
+            colours.setdefault(row, line.lines[0].get_color())
     ax.set_xscale("log")
-    ticks = sorted({r["fraction"] * 100 for p in probes.values() for r in p["fractions"]})
+    ticks = sorted({r["fraction"] * 100 for probes in by_classifier.values()
+                    for p in probes.values() for r in p["fractions"]})
     ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("labelled training data (share of the training set, log scale)")
@@ -216,26 +239,63 @@ def _convergence_note(probes: dict[str, dict[str, Any]]) -> str:
             f"{'; '.join(stopped)}.")
 
 
+def _classifier_section(classifier: str, probes: dict[str, dict[str, Any]],
+                        several: bool) -> list[str]:
+    """Markdown lines: one classifier's accuracy table, its fit notes and the finding check."""
+    first = next(iter(probes.values()))
+    headers = ["model", *[f"{r['fraction'] * 100:g}% ({r['labels']} labels)"
+                          for r in first["fractions"]]]
+    table = [[LABELS.get(row, row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
+                                      for r in p["fractions"]]] for row, p in probes.items()]
+    draws = first["fractions"][0]["draws"]
+    spread = f"mean ± sd over {draws} draws; one draw at 100%"
+    if classifier == "authors":
+        epochs = " / ".join(f"{LABELS.get(row, row)} {p['fractions'][0]['epochs']}"
+                            for row, p in probes.items())
+        intro = (f"Test accuracy (%) of the authors' classifier (`--classifier authors`: one "
+                 f"linear layer on the raw posterior means, for the AE its codes, of the "
+                 f"best-on-valid checkpoint; Adam lr 1e-4, batches of 32, no regularisation, "
+                 f"epochs {epochs}; the test accuracy of the epoch of best valid accuracy), "
+                 f"trained on a stratified random fraction of the labelled training set "
+                 f"({spread}).")
+        notes = ["Epochs kept (1-based, per draw): " + "; ".join(
+            f"{LABELS.get(row, row)} " + ", ".join(
+                f"{r['fraction'] * 100:g}%: {'/'.join(str(e) for e in r['epoch'])}"
+                for r in p["fractions"]) for row, p in probes.items()) + "."]
+    else:
+        intro = (f"Test accuracy (%) of a logistic regression on the frozen posterior means of "
+                 f"the best-on-valid checkpoint, trained on a stratified random fraction of the "
+                 f"labelled training set ({spread}), regularisation chosen on valid "
+                 f"({first['regularisation']}).")
+        notes = [_convergence_note(probes)]
+    heading = ([f"## Classifier: {'ours' if classifier == 'ours' else 'the authors'}", ""]
+               if several else [])
+    return [*heading, intro, "", markdown_table(headers, table), "", *notes, "",
+            f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
+            "", "**In our runs:**",
+            *(finding_check(probes) or ["- (needs the cyclical row and another row)"]), ""]
+
+
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
                       test_file: str = "yelp:test") -> dict[str, Any]:
-    """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed rows."""
-    probes, metrics = {}, {}
-    for row in rows:
-        if (out / row / "probe.json").is_file() and (out / row / "metrics.json").is_file():
-            probes[row] = json.loads((out / row / "probe.json").read_text())
-            metrics[row] = json.loads((out / row / "metrics.json").read_text())
-    if not probes:
+    """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed rows: a
+    section per classifier whose results (``PROBE_FILES``) some rows have."""
+    by_classifier: dict[str, dict[str, dict[str, Any]]] = {}
+    metrics = {}
+    for classifier, name in PROBE_FILES.items():
+        for row in rows:
+            if (out / row / name).is_file() and (out / row / "metrics.json").is_file():
+                by_classifier.setdefault(classifier, {})[row] = json.loads(
+                    (out / row / name).read_text())
+                metrics[row] = json.loads((out / row / "metrics.json").read_text())
+    if not by_classifier:
         raise UserError(f"{out}: no pre-trained and probed Yelp rows to report")
-    fractions = [r["fraction"] for r in next(iter(probes.values()))["fractions"]]
-    acc_headers = ["model", *[f"{f * 100:g}% ({r['labels']} labels)" for f, r in
-                              zip(fractions, next(iter(probes.values()))["fractions"])]]
-    acc_rows = [[LABELS.get(row, row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
-                                         for r in p["fractions"]]] for row, p in probes.items()]
-    save_figure_atomic(_accuracy_figure(probes), out / "accuracy.png")
+    metrics = {row: metrics[row] for row in rows if row in metrics}
+    save_figure_atomic(_accuracy_figure(by_classifier), out / "accuracy.png")
     tsne = tsne_points > 0
     separation: dict[str, dict[str, dict[str, float]]] = {}
     if tsne:
-        figure, separation = _tsne_figure(out, list(probes), test_file, tsne_points, seed)
+        figure, separation = _tsne_figure(out, list(metrics), test_file, tsne_points, seed)
         save_figure_atomic(figure, out / "tsne.png")
     metric_rows = []
     for row, m in metrics.items():
@@ -243,27 +303,11 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
         metric_rows.append([LABELS.get(row, row), (m.get("best") or {}).get("epoch", m["epochs"]),
                             m["epochs"], *[best.get(k) for k in TEST_METRICS],
                             m.get("seconds_per_epoch")])
-    draws = next(iter(probes.values()))["fractions"][0]["draws"]
-    lines = [
-        "# Yelp unsupervised pre-training: linear probes on the codes, ours beside the paper",
-        "",
-        f"Test accuracy (%) of a logistic regression on the frozen posterior means of the "
-        f"best-on-valid checkpoint, trained on a stratified random fraction of the labelled "
-        f"training set (mean ± sd over {draws} draws; one draw at 100%), regularisation "
-        f"chosen on valid ({next(iter(probes.values()))['regularisation']}).",
-        "",
-        markdown_table(acc_headers, acc_rows),
-        "",
-        _convergence_note(probes),
-        "",
-        f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
-        "",
-        "**In our runs:**",
-        *(finding_check(probes) or ["- (needs the cyclical row and another row)"]),
-        "",
-        "![accuracy against labelled fraction](accuracy.png)",
-        "",
-    ]
+    lines = ["# Yelp unsupervised pre-training: linear probes on the codes, ours beside the paper",
+             ""]
+    for classifier, probes in by_classifier.items():
+        lines += _classifier_section(classifier, probes, len(by_classifier) > 1)
+    lines += ["![accuracy against labelled fraction](accuracy.png)", ""]
     if tsne:
         lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
                   "sentences for every model), coloured by label:", "",
@@ -286,6 +330,12 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
                      f"{format_number(m.get('seconds_per_epoch'))} s/epoch")
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
-    return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in probes.items()},
-            "finding": finding_check(probes), "separation": separation, "finite": all(
-                math.isfinite(r["mean"]) for p in probes.values() for r in p["fractions"])}
+    main = by_classifier.get("ours") or next(iter(by_classifier.values()))
+    return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in main.items()},
+            "finding": finding_check(main), "separation": separation,
+            "classifiers": {c: {"accuracy": {row: [r["mean"] for r in p["fractions"]]
+                                             for row, p in probes.items()},
+                                "finding": finding_check(probes)}
+                            for c, probes in by_classifier.items()},
+            "finite": all(math.isfinite(r["mean"]) for probes in by_classifier.values()
+                          for p in probes.values() for r in p["fractions"])}

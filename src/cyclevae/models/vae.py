@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
 from ..data.batching import TextBatch
 from ..data.vocab import Vocabulary
@@ -45,6 +47,15 @@ class VAEConfig:
     #: the decoder's output layer shares its weight with its input embedding (an LSTM
     #: decoder needs ``emb_dim == dec_hidden``)
     tie_embeddings: bool = False
+    #: every embedding table (the encoder's, the decoder's and a tied output layer) is used
+    #: with its rows divided by their L2 norm, as the authors' Yelp scripts do
+    #: (``semi/model_new.py``: ``embedding`` returns ``normalizing(W, 1)``)
+    normalize_embeddings: bool = False
+    #: the decoder's targets right-padded with ``<pad>`` to this many positions, each pad a
+    #: predicted token of the reconstruction loss, as the authors' Yelp scripts count them
+    #: (their 25 padded positions less ``<GO>``: 24); null: a sentence ends at ``</s>``.
+    #: Rec, the ELBO and PPL then include those positions. Sentence VAE and AE only.
+    loss_pad_length: int | None = None
     cnn: CNNConfig = field(default_factory=CNNConfig)
     #: sizes of the Transformer encoder and decoder (their own dropout; GPT-2's
     #: initialisation, not ``init_range``)
@@ -57,9 +68,16 @@ class VAEConfig:
             *[(getattr(self, key) >= 1, key, ">= 1") for key in sizes],
             (0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)"),
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
+            (self.loss_pad_length is None or self.loss_pad_length >= 1, "loss_pad_length",
+             ">= 1 or null"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
             (self.encoder in ENCODERS, "encoder", " or ".join(map(repr, ENCODERS))),
             (self.decoder in DECODERS, "decoder", " or ".join(map(repr, DECODERS))),
+            (not self.normalize_embeddings or "transformer" not in (self.encoder, self.decoder),
+             "normalize_embeddings", "false with a transformer encoder or decoder (the authors' "
+             "setting is for the LSTM/CNN tables)"),
+            (self.loss_pad_length is None or self.decoder == "lstm", "loss_pad_length",
+             "null with a transformer decoder (it masks <pad> positions)"),
             (not self.tie_embeddings or self.decoder != "lstm" or self.emb_dim == self.dec_hidden,
              "tie_embeddings",
              f"false unless emb_dim == dec_hidden (here {self.emb_dim} and {self.dec_hidden})"),
@@ -76,16 +94,30 @@ ENCODERS = ("lstm", "cnn", "transformer")
 DECODERS = ("lstm", "transformer")
 
 
+class RowNormalized(nn.Module):
+    """A parametrization (:func:`torch.nn.utils.parametrize.register_parametrization`): a
+    weight ``[V, E]`` with every row divided by its L2 norm (the authors' ``normalizing(W,
+    1)``, without an epsilon as theirs)."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / weight.norm(dim=1, keepdim=True)
+
+
 def build_sentence_encoder(config: VAEConfig, vocab_size: int) -> GaussianEncoder:
     """The encoder ``config.encoder`` names, sized by ``config``."""
+    encoder: CNNEncoder | LSTMEncoder
     if config.encoder == "cnn":
-        return CNNEncoder(vocab_size, config.emb_dim, config.latent_dim, config.cnn,
-                          pad_index=Vocabulary.PAD_INDEX)
-    if config.encoder == "transformer":
+        encoder = CNNEncoder(vocab_size, config.emb_dim, config.latent_dim, config.cnn,
+                             pad_index=Vocabulary.PAD_INDEX)
+    elif config.encoder == "transformer":
         return TransformerEncoder(vocab_size, config.latent_dim, config.transformer,
                                   pad_index=Vocabulary.PAD_INDEX)
-    return LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden, config.enc_layers,
-                       config.latent_dim)
+    else:
+        encoder = LSTMEncoder(vocab_size, config.emb_dim, config.enc_hidden, config.enc_layers,
+                              config.latent_dim)
+    if config.normalize_embeddings:
+        parametrize.register_parametrization(encoder.embedding, "weight", RowNormalized())
+    return encoder
 
 
 def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> SentenceDecoder:
@@ -101,6 +133,11 @@ def build_sentence_decoder(config: VAEConfig, vocab_size: int) -> SentenceDecode
                           word_dropout=config.word_dropout, unk_index=Vocabulary.UNK_INDEX)
     if config.tie_embeddings:
         decoder.output.weight = decoder.embedding.weight  # one tensor, [V, emb_dim]
+    if config.normalize_embeddings:  # a tied output layer keeps the one raw parameter
+        tables = (decoder.embedding, decoder.output) if config.tie_embeddings else (
+            decoder.embedding,)
+        for module in tables:
+            parametrize.register_parametrization(module, "weight", RowNormalized())
     return decoder
 
 
@@ -109,10 +146,17 @@ class SentenceModel(LatentTextModel):
     generation."""
 
     decoder: SentenceDecoder
+    #: targets right-padded with ``<pad>`` to this many positions in the loss (None: not)
+    loss_pad_length: int | None = None
 
     def reconstruction_loss(self, batch: TextBatch, z: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z) per sentence, ``[B]`` nats (``</s>`` included, ``<s>`` excluded)."""
-        return self.decoder.reconstruction_loss(batch.tokens, z)
+        """-log p(x|z) per sentence, ``[B]`` nats (``</s>`` included, ``<s>`` excluded; with
+        :attr:`loss_pad_length`, the ``<pad>`` positions up to it included)."""
+        tokens = batch.tokens
+        if self.loss_pad_length is not None and tokens.shape[1] - 1 < self.loss_pad_length:
+            tokens = nn.functional.pad(tokens, (0, self.loss_pad_length + 1 - tokens.shape[1]),
+                                       value=Vocabulary.PAD_INDEX)
+        return self.decoder.reconstruction_loss(tokens, z)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, *, decoding: DecodingConfig | None = None,
@@ -154,6 +198,7 @@ class TextVAE(SentenceModel):
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         self.config = config
         self.latent_dim = config.latent_dim
+        self.loss_pad_length = config.loss_pad_length
         own_encoder, own_decoder = encoder is None, decoder is None
         self.encoder = build_sentence_encoder(config, vocab_size) if own_encoder else encoder
         self.decoder = build_sentence_decoder(config, vocab_size) if own_decoder else decoder
