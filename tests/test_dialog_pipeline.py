@@ -301,6 +301,11 @@ def test_reproduce_dialog_reports_beside_table_3_and_reuses_finished_work(swda_s
     report = (out / "report.md").read_text()
     assert "| CVAE C ours | CVAE C paper |" in report and "| 29.77 |" in report
     assert "CVAE C has a higher kl than CVAE M (paper: 4.104 vs 0.265): ours" in report
+    # Rec-P both ways; the paper's column (the authors' batch mean) beside the batch mean only
+    assert re.search(r"\| rec_ppl \| [\d.]+ \| +\| [\d.]+ \| +\|", report)  # M, C
+    assert re.search(r"\| rec_ppl_batch_mean \| [\d.]+ \| 36.16 \| [\d.]+ \| 29.77 \|", report)
+    assert ("CVAE C has a lower rec_ppl_batch_mean than CVAE M (paper: 29.77 vs 36.16): ours"
+            in report)
     assert report.count("### Context") == 2 and (out / "learning_curves.png").is_file()
     samples = json.loads((out / "cvae-cyclical" / "samples.json").read_text())["contexts"]
     others = json.loads((out / "cvae-monotonic" / "samples.json").read_text())["contexts"]
