@@ -201,7 +201,7 @@ def test_a_conversations_file_no_one_prepared_trains_with_a_rows_config(tmp_path
     ("bad_json", r"train\.jsonl, line 2: not valid JSON"),
     ("no_text", r"train\.jsonl, line 1, utterance 2: missing key 'text'"),
     ("no_utts", r"train\.jsonl, line 1: missing key 'utts'"),
-    ("glove_missing", r"model\.cvae\.glove|GloVe file not found"),
+    ("glove_missing", r"GloVe file not found"),
     ("glove_dim", r"3 dimensions.*model\.cvae\.emb_dim"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(swda_slice, tmp_path, capsys, problem,
@@ -222,7 +222,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(swda_slice, tmp_path, c
         glove = tmp_path / "glove.txt"
         if problem == "glove_dim":
             glove.write_text("i 0.1 0.2 0.3\nyeah 0.3 0.2 0.1\n")
-        extra["model.cvae.glove"] = glove
+        extra["model.cvae.glove_init"] = glove
     out = tmp_path / "run"
     assert cli_train(swda_slice, out, **{"data.train": train, **extra}) == 2
     assert re.search(expected, one_line_error(capsys))
@@ -234,10 +234,11 @@ def test_glove_initialises_embeddings_and_unknown_glove_for_evaluate(swda_slice,
     glove = tmp_path / "glove.txt"
     glove.write_text("yeah " + " ".join(["0.5"] * 8) + "\nzzz " + " ".join(["1"] * 8) + "\n")
     run = tmp_path / "run"
-    assert cli_train(swda_slice, run, **{"model.cvae.glove": glove, "train.epochs": 1,
+    assert cli_train(swda_slice, run, **{"model.cvae.glove_init": glove, "train.epochs": 1,
                                          "train.response_samples": 0}) == 0
     info = next(r for r in records(run) if r["kind"] == "embeddings")
     assert info["found"] == 1
+    assert f"1 of {info['vocab']} vocabulary words initialised from" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["evaluate", str(run / LAST), "--glove", str(tmp_path / "nope.txt")]) == 2
     assert "GloVe file not found" in one_line_error(capsys)

@@ -169,6 +169,7 @@ _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 # keys of earlier versions -> what replaced them (a one-line error names the new key)
 _SVI_FIELDS = tuple(f.name for f in dataclasses.fields(SVIConfig))
 _RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in _SVI_FIELDS}
+_RENAMED["model.cvae.glove"] = "model.cvae.glove_init"
 _FROM_DATA = ("vocab_size", "unk_index")  # model fields of earlier versions, now from the data
 
 
@@ -303,10 +304,15 @@ def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved config of an earlier version in today's keys: flat ``model.svi_*`` keys nested
-    under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped."""
+    under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped;
+    ``model.cvae.glove`` is ``model.cvae.glove_init``."""
     if "model" not in raw:
         return raw
     model = dict(raw["model"])
+    if isinstance(model.get("cvae"), dict) and "glove" in model["cvae"]:
+        cvae = dict(model["cvae"])
+        cvae["glove_init"] = cvae.pop("glove")
+        model["cvae"] = cvae
     svi = dict(model.get("svi") or {})
     for name in _SVI_FIELDS:
         if f"svi_{name}" in model:

@@ -255,6 +255,10 @@ class Trainer:
             self.run.log(schedule_info, 0)
             if embeddings is not None:
                 self.run.log({"kind": "embeddings", "step": 0, **embeddings}, 0)
+                if self.dist.is_main:
+                    print(f"cyclevae: {embeddings['found']} of {embeddings['vocab']} vocabulary "
+                          f"words initialised from {embeddings['file']} (the others keep their "
+                          "random init)", file=sys.stderr)
             leakage = self.data.stats.get("leakage")
             if leakage is not None:
                 self.run.log({"kind": "leakage", "step": 0, **leakage}, 0)
