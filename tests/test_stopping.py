@@ -152,7 +152,12 @@ def test_a_resumed_run_continues_the_rule_exactly(ptb_slice, tmp_path):
     assert resumed["best"]["valid"] == pytest.approx(reference["best"]["valid"], rel=1e-6)
 
 
-def test_the_rule_needs_a_valid_set(ptb_slice, tmp_path):
-    config = load_config(None, small_overrides(ptb_slice, **RULE, **{"data.valid": "null"}))
-    with pytest.raises(UserError, match="train.early_stopping needs a valid set"):
-        Trainer(config, tmp_path / "run", progress=False)
+def test_without_a_valid_set_the_rule_is_off_and_says_so(ptb_slice, tmp_path, capsys):
+    """A row's config on a file with no valid split still trains (for train.epochs)."""
+    config = load_config(None, small_overrides(ptb_slice, **{**RULE, "data.valid": "null",
+                                                             "train.epochs": 1}))
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert trainer.stopping is None
+    assert "train.early_stopping is off: the run has no valid set" in capsys.readouterr().err
+    metrics = trainer.fit()
+    assert metrics["epochs"] == 1 and "early_stopping" not in metrics

@@ -237,9 +237,13 @@ class Trainer:
         es = t.train.early_stopping  # the authors' rule: rounds of a fraction of a pass
         self.stopping = EarlyStopping.from_config(es) if es.enabled else None
         self.round_steps = round_steps(self.steps_per_epoch, es.round_epochs)
+        if self.stopping is not None and self.data.valid is None:  # nothing to stop on
+            self.stopping = None
+            if self.dist.is_main and checkpoint is None:
+                print("cyclevae: train.early_stopping is off: the run has no valid set "
+                      f"(data.valid); it trains for train.epochs={t.train.epochs}",
+                      file=sys.stderr)
         if self.stopping is not None:
-            if self.data.valid is None:
-                raise UserError("config: train.early_stopping needs a valid set (data.valid)")
             schedule_info["early_stopping_round_steps"] = self.round_steps
         if checkpoint is not None:
             _restore(self, checkpoint)
