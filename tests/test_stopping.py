@@ -161,3 +161,18 @@ def test_without_a_valid_set_the_rule_is_off_and_says_so(ptb_slice, tmp_path, ca
     assert "train.early_stopping is off: the run has no valid set" in capsys.readouterr().err
     metrics = trainer.fit()
     assert metrics["epochs"] == 1 and "early_stopping" not in metrics
+
+
+@pytest.mark.parametrize("row", ["cvae-monotonic", "cvae-cyclical", "cvae-bow-monotonic",
+                                 "cvae-bow-cyclical"])
+def test_dialog_rows_stop_as_the_authors_did(row: str) -> None:
+    """config_utils_cyc.py: update_limit a quarter pass, patience 10, 0.996, x2, 60 rounds;
+    train.epochs leaves room for all 60 quarter-pass rounds."""
+    from cyclevae.experiments import shipped_config
+
+    config = load_config(shipped_config(f"dialog/{row}"))
+    rule = config.train.early_stopping
+    assert rule.enabled and (rule.round_epochs, rule.patience, rule.improve_threshold,
+                             rule.patience_increase, rule.max_rounds) == (0.25, 10, 0.996, 2.0, 60)
+    assert config.train.epochs * round(1 / rule.round_epochs) >= rule.max_rounds
+    assert config.data.dialog.preparation == "zhao"
