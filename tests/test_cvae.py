@@ -284,7 +284,7 @@ def test_batcher_batches_train(data) -> None:
 # ------------------------------------------------------------------------- config, GloVe
 @pytest.mark.parametrize(("field", "value"), [("latent_dim", 0), ("init_range", -1.0),
                                               ("word_dropout", 1.5), ("bow", "yes"),
-                                              ("glove", "")])
+                                              ("glove_init", "")])
 def test_config_validation_names_the_field(field: str, value) -> None:
     config = CVAEConfig(**{field: value})
     with pytest.raises(UserError, match=rf"model\.{field} must be"):
@@ -303,8 +303,12 @@ def test_glove_initialisation(data) -> None:
     model = make_model(vocab)
     vec = np.arange(TINY["emb_dim"], dtype=np.float32)
     vectors = WordVectors({"w3": 0, "zzz": 1}, np.stack([vec, vec + 1]), "test")
+    before = model.embedding.weight.detach().clone()
     assert model.init_embeddings_(vectors, vocab) == 1
     assert torch.equal(model.embedding.weight[vocab.index("w3")], torch.from_numpy(vec))
+    others = torch.ones(len(vocab), dtype=torch.bool)
+    others[vocab.index("w3")] = False  # every other word keeps its random init
+    assert torch.equal(model.embedding.weight[others], before[others])
     wrong = WordVectors({"w3": 0}, np.zeros((1, 3), dtype=np.float32), "test")
     with pytest.raises(UserError, match="3 dimensions.*8 .model.cvae.emb_dim."):
         model.init_embeddings_(wrong, vocab, source="glove.txt")

@@ -201,7 +201,7 @@ def test_a_conversations_file_no_one_prepared_trains_with_a_rows_config(tmp_path
     ("bad_json", r"train\.jsonl, line 2: not valid JSON"),
     ("no_text", r"train\.jsonl, line 1, utterance 2: missing key 'text'"),
     ("no_utts", r"train\.jsonl, line 1: missing key 'utts'"),
-    ("glove_missing", r"model\.cvae\.glove|GloVe file not found"),
+    ("glove_missing", r"GloVe file not found"),
     ("glove_dim", r"3 dimensions.*model\.cvae\.emb_dim"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(swda_slice, tmp_path, capsys, problem,
@@ -222,7 +222,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(swda_slice, tmp_path, c
         glove = tmp_path / "glove.txt"
         if problem == "glove_dim":
             glove.write_text("i 0.1 0.2 0.3\nyeah 0.3 0.2 0.1\n")
-        extra["model.cvae.glove"] = glove
+        extra["model.cvae.glove_init"] = glove
     out = tmp_path / "run"
     assert cli_train(swda_slice, out, **{"data.train": train, **extra}) == 2
     assert re.search(expected, one_line_error(capsys))
@@ -234,10 +234,11 @@ def test_glove_initialises_embeddings_and_unknown_glove_for_evaluate(swda_slice,
     glove = tmp_path / "glove.txt"
     glove.write_text("yeah " + " ".join(["0.5"] * 8) + "\nzzz " + " ".join(["1"] * 8) + "\n")
     run = tmp_path / "run"
-    assert cli_train(swda_slice, run, **{"model.cvae.glove": glove, "train.epochs": 1,
+    assert cli_train(swda_slice, run, **{"model.cvae.glove_init": glove, "train.epochs": 1,
                                          "train.response_samples": 0}) == 0
     info = next(r for r in records(run) if r["kind"] == "embeddings")
     assert info["found"] == 1
+    assert f"1 of {info['vocab']} vocabulary words initialised from" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["evaluate", str(run / LAST), "--glove", str(tmp_path / "nope.txt")]) == 2
     assert "GloVe file not found" in one_line_error(capsys)
@@ -301,6 +302,11 @@ def test_reproduce_dialog_reports_beside_table_3_and_reuses_finished_work(swda_s
     report = (out / "report.md").read_text()
     assert "| CVAE C ours | CVAE C paper |" in report and "| 29.77 |" in report
     assert "CVAE C has a higher kl than CVAE M (paper: 4.104 vs 0.265): ours" in report
+    # Rec-P both ways; the paper's column (the authors' batch mean) beside the batch mean only
+    assert re.search(r"\| rec_ppl \| [\d.]+ \| +\| [\d.]+ \| +\|", report)  # M, C
+    assert re.search(r"\| rec_ppl_batch_mean \| [\d.]+ \| 36.16 \| [\d.]+ \| 29.77 \|", report)
+    assert ("CVAE C has a lower rec_ppl_batch_mean than CVAE M (paper: 29.77 vs 36.16): ours"
+            in report)
     assert report.count("### Context") == 2 and (out / "learning_curves.png").is_file()
     samples = json.loads((out / "cvae-cyclical" / "samples.json").read_text())["contexts"]
     others = json.loads((out / "cvae-monotonic" / "samples.json").read_text())["contexts"]

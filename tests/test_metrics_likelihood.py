@@ -13,6 +13,7 @@ from cyclevae.data.batching import TextBatch as B
 from cyclevae.evaluation import evaluate_model
 from cyclevae.losses import gaussian_kl
 from cyclevae.metrics import iw_log_likelihood
+from cyclevae.metrics.likelihood import batch_mean_perplexity, randn_on
 from cyclevae.models import LatentTextModel, TextVAE, VAEConfig
 
 TOKENS = torch.tensor([[0, 1, 2, 3, 4], [0, 2, 2, 1, 4], [0, 3, 1, 1, 4], [0, 4, 4, 4, 4]])
@@ -232,3 +233,37 @@ def test_evaluate_model_on_tiny_vae_is_consistent(model: TextVAE) -> None:
     assert out["active_units"] in (0, 1)
     with pytest.raises(ValueError):
         evaluate_model(model, [])
+
+
+def test_batch_mean_perplexity_is_the_mean_of_each_batchs_perplexity() -> None:
+    """The authors' Rec-P (cvae_cyc.py: rc_ppl per batch, then np.mean), by hand: batch 1 has
+    3 tokens and 3 ln 2 nats (perplexity 2), batch 2 has 2 tokens and 2 ln 8 nats (8)."""
+    rec, tokens = [3 * math.log(2.0), 2 * math.log(8.0)], [3, 2]
+    assert batch_mean_perplexity(rec, tokens) == pytest.approx(5.0, rel=1e-12)
+    # ours, exp of the token-averaged loss: exp(9 ln 2 / 5) = 2^1.8 = 3.48, below it
+    assert math.exp(sum(rec) / sum(tokens)) == pytest.approx(2.0 ** 1.8)
+    assert batch_mean_perplexity([3 * math.log(2.0)], [3]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="token counts"):
+        batch_mean_perplexity(rec, [3])
+
+
+def test_evaluation_reports_rec_p_both_ways(model: TextVAE) -> None:
+    """``rec_ppl`` is exp(all rec nats / all tokens), ``rec_ppl_batch_mean`` the mean of the
+    batches' perplexities, from the same z draws (one generator seeded ``seed`` in batch
+    order); one batch gives the same number both ways."""
+    batches = [B(TOKENS[:1]), B(TOKENS[1:])]
+    metrics = evaluate_model(model, batches, seed=3)
+    g = gen(3)
+    recs, counts = [], []
+    with torch.no_grad():
+        for b in batches:
+            mu, logvar = model.posterior(b)
+            z = mu + (0.5 * logvar).exp() * randn_on(tuple(mu.shape), g, mu.device)
+            recs.append(model.reconstruction_loss(b, z).double().sum().item())
+            counts.append(b.num_tokens)
+    ppls = [math.exp(r / n) for r, n in zip(recs, counts, strict=True)]
+    assert metrics["rec_ppl_batch_mean"] == pytest.approx(sum(ppls) / 2, rel=1e-9)
+    assert metrics["rec_ppl"] == pytest.approx(math.exp(sum(recs) / sum(counts)), rel=1e-9)
+    assert abs(metrics["rec_ppl_batch_mean"] - metrics["rec_ppl"]) > 0.01  # they differ here
+    single = evaluate_model(model, [B(TOKENS)], seed=3)
+    assert single["rec_ppl_batch_mean"] == pytest.approx(single["rec_ppl"], rel=1e-12)

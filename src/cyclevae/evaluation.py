@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .metrics.latent import active_units, latent_decomposition
-from .metrics.likelihood import iw_log_likelihood, randn_on
+from .metrics.likelihood import batch_mean_perplexity, iw_log_likelihood, randn_on
 from .models.base import Gaussian, LatentTextModel
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ def evaluate_model(
         Per-sentence averages (nats): ``rec`` (-log p(x|z), one z ~ q(z|x) per sentence),
         ``kl`` (closed form), ``nll_bound`` = rec + kl, ``elbo`` = -(rec + kl),
         ``ppl`` = exp(sum over sentences of (rec + kl) / ``tokens``), ``rec_ppl`` = exp(sum
-        of rec / ``tokens``) (the reconstruction perplexity, Rec-P of the dialog tables); with ``iw_samples`` > 0,
+        of rec / ``tokens``) (the reconstruction perplexity), ``rec_ppl_batch_mean`` = the
+        mean over ``batches`` of each batch's exp(rec / tokens) (the authors' dialog Rec-P,
+        :func:`~cyclevae.metrics.likelihood.batch_mean_perplexity`); with ``iw_samples`` > 0,
         ``iw_nll`` (mean -log p(x) estimate) and ``iw_ppl`` = exp(sum iw_nll / ``tokens``);
         ``mi``, ``marginal_kl`` (:mod:`cyclevae.metrics.latent`, over all sentences),
         ``active_units`` (count), ``sentences`` and ``tokens`` (predicted tokens, one ``</s>``
@@ -117,6 +119,8 @@ def evaluate_model(
     model.train(False)
     rec_sum = kl_sum = iw_sum = 0.0
     n_sentences = n_tokens = 0
+    batch_recs: list[float] = []  # per batch: rec summed, predicted tokens
+    batch_tokens: list[int] = []
     mus: list[torch.Tensor] = []
     logvars: list[torch.Tensor] = []
     try:
@@ -124,13 +128,17 @@ def evaluate_model(
             batch = batch.to(device)
             mu, logvar = posterior(batch)
             if not stochastic:  # a point mass: z is the code
-                rec_sum += model.reconstruction_loss(batch, mu).double().sum().item()
+                batch_recs.append(model.reconstruction_loss(batch, mu).double().sum().item())
+                batch_tokens.append(batch.num_tokens)
+                rec_sum += batch_recs[-1]
                 n_sentences += batch.num_examples
                 n_tokens += batch.num_tokens
                 mus.append(mu.double())
                 continue
             z = mu + (0.5 * logvar).exp() * randn_on(tuple(mu.shape), rec_gen, mu.device)
-            rec_sum += model.reconstruction_loss(batch, z).double().sum().item()
+            batch_recs.append(model.reconstruction_loss(batch, z).double().sum().item())
+            batch_tokens.append(batch.num_tokens)
+            rec_sum += batch_recs[-1]
             kl_sum += model.kl_to_prior(batch, mu.double(), logvar.double()).sum(-1).sum().item()
             if iw_samples > 0:
                 log_px = iw_log_likelihood(model, batch, iw_samples, iw_chunk, iw_gen,
@@ -146,7 +154,8 @@ def evaluate_model(
         raise ValueError("evaluation needs at least one sentence with a predicted token")
 
     if not stochastic:
-        return _deterministic_metrics(rec_sum, n_sentences, n_tokens, torch.cat(mus))
+        return {**_deterministic_metrics(rec_sum, n_sentences, n_tokens, torch.cat(mus)),
+                "rec_ppl_batch_mean": batch_mean_perplexity(batch_recs, batch_tokens)}
     rec, kl = rec_sum / n_sentences, kl_sum / n_sentences
     mu_all, logvar_all = torch.cat(mus), torch.cat(logvars)
     # eq. 8 splits the mean KL against one fixed p(z); with a learned p(z|c) (the dialog CVAE)
@@ -163,6 +172,7 @@ def evaluate_model(
         "nll_bound": rec + kl,
         "ppl": math.exp((rec_sum + kl_sum) / n_tokens),
         "rec_ppl": math.exp(rec_sum / n_tokens),
+        "rec_ppl_batch_mean": batch_mean_perplexity(batch_recs, batch_tokens),
     }
     if iw_samples > 0:
         metrics["iw_nll"] = iw_sum / n_sentences

@@ -48,6 +48,7 @@ from .provenance import git_commit, provenance
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR, ExponentialDecayLR
+from .stopping import EarlyStopping, round_ends, round_steps
 
 __all__ = ["BEST", "LAST", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "make_schedules",
            "resolve_device", "run_training", "seed_everything"]
@@ -238,6 +239,17 @@ class Trainer:
                                                                     self.steps_per_epoch)
         self.eval_settings = EvalSettings.from_train_config(t.train)
         self.state = Progress()
+        es = t.train.early_stopping  # the authors' rule: rounds of a fraction of a pass
+        self.stopping = EarlyStopping.from_config(es) if es.enabled else None
+        self.round_steps = round_steps(self.steps_per_epoch, es.round_epochs)
+        if self.stopping is not None and self.data.valid is None:  # nothing to stop on
+            self.stopping = None
+            if self.dist.is_main and checkpoint is None:
+                print("cyclevae: train.early_stopping is off: the run has no valid set "
+                      f"(data.valid); it trains for train.epochs={t.train.epochs}",
+                      file=sys.stderr)
+        if self.stopping is not None:
+            schedule_info["early_stopping_round_steps"] = self.round_steps
         if checkpoint is not None:
             _restore(self, checkpoint)
             if config_changed:
@@ -252,6 +264,10 @@ class Trainer:
             self.run.log(schedule_info, 0)
             if embeddings is not None:
                 self.run.log({"kind": "embeddings", "step": 0, **embeddings}, 0)
+                if self.dist.is_main:
+                    print(f"cyclevae: {embeddings['found']} of {embeddings['vocab']} vocabulary "
+                          f"words initialised from {embeddings['file']} (the others keep their "
+                          "random init)", file=sys.stderr)
             leakage = self.data.stats.get("leakage")
             if leakage is not None:
                 self.run.log({"kind": "leakage", "step": 0, **leakage}, 0)
@@ -363,7 +379,8 @@ class Trainer:
         ``metrics.json``. Raises :class:`TrainingInterrupted` after a signal (checkpoint saved)."""
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while self.state.epoch < self.config.train.epochs:
+            while self.state.epoch < self.config.train.epochs and not (
+                    self.stopping is not None and self.stopping.stopped):
                 self._train_epoch()
             return self._finish()
         finally:
@@ -418,6 +435,10 @@ class Trainer:
             if result is not None and st.global_step % t.log_every == 0:
                 self.log({"kind": "train", "epoch": st.epoch + 1, "step": st.global_step,
                           "beta": beta, "lr": lr, **result})
+            if (self.stopping is not None and st.batch < self.steps_per_epoch
+                    and round_ends(st.batch, self.steps_per_epoch, self.round_steps)
+                    and self._evaluation_round()):
+                break  # the rule stopped mid-pass: this pass's record ends the run
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - started
@@ -432,10 +453,13 @@ class Trainer:
                       if getattr(self.model, "stochastic", True)
                       else {"rec": rec / n, "kl": None, "elbo": None}),
         }
-        if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs):
+        if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs
+                                  or self.stopping is not None):
             for split, corpus in (("valid", self.data.valid), ("test", self.data.test)):
                 if corpus is not None:
                     record.update(self.evaluate(corpus, split))
+        if self.stopping is not None and not self.stopping.stopped:  # a round ends the pass
+            self._stopping_round(record)
         st.history.append(record)
         st.epoch, st.batch, st.epoch_sums = st.epoch + 1, 0, {}
         self.log(record)
@@ -447,6 +471,38 @@ class Trainer:
             self.save(BEST)
         if self.progress and self.dist.is_main:
             print(_summary(record, t.epochs, seconds), file=sys.stderr)
+
+    def _stopping_round(self, record: dict[str, Any]) -> bool:
+        """Count one round of the stopping rule on ``record``'s valid loss (rank 0 evaluates
+        and decides, the others follow); its state goes into ``record``. Returns whether the
+        round is the best so far."""
+        assert self.stopping is not None
+        improved = False
+        if self.dist.is_main:
+            improved = self.stopping.update(selection_loss(record["valid"]))
+            record["early_stopping"] = {**self.stopping.state_dict(), "improved": improved}
+        self.stopping.stopped = any_flag(self.stopping.stopped, self.dist)
+        return any_flag(improved, self.dist)
+
+    def _evaluation_round(self) -> bool:
+        """A round of ``train.early_stopping`` that ends inside a pass: valid evaluation, the
+        rule, a ``round`` record (also kept in the history, so a best checkpoint saved here
+        knows its valid numbers), the best checkpoint if it improved, the last one unless the
+        rule stopped (the pass's record and checkpoint follow then). Returns whether it stopped."""
+        st = self.state
+        record: dict[str, Any] = {"kind": "round", "epoch": st.epoch + 1, "step": st.global_step}
+        if self.dist.is_main:
+            record.update(self.evaluate(self.data.valid, "valid"))
+        improved = self._stopping_round(record)
+        if improved and "valid" in record:
+            st.best_valid_nll = selection_loss(record["valid"])
+        st.history.append(record)
+        self.log(record)
+        if improved:
+            self.save(BEST)
+        if not self.stopping.stopped:  # type: ignore[union-attr]
+            self.save(LAST)
+        return self.stopping.stopped  # type: ignore[union-attr]
 
     def _finish(self) -> dict[str, Any]:
         t, st = self.config.train, self.state
@@ -501,6 +557,8 @@ def _restore(trainer: Trainer, ckpt: dict[str, Any]) -> None:
     if trainer.lr_schedule is not None and ckpt.get("lr_scheduler") is not None:
         trainer.lr_schedule.load_state_dict(ckpt["lr_scheduler"])
     trainer.state = Progress(**ckpt["progress"])
+    if trainer.stopping is not None and ckpt.get("early_stopping") is not None:
+        trainer.stopping.load_state_dict(ckpt["early_stopping"])
     set_rng_state(ckpt["rng"])
 
 
@@ -513,6 +571,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
         "rng": rng_state(), "progress": vars(trainer.state).copy(),
         "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
         "act_labels": trainer.act_labels, "topic_labels": trainer.topic_labels,
+        "early_stopping": trainer.stopping.state_dict() if trainer.stopping else None,
         "version": __version__,
     }
 
@@ -546,6 +605,9 @@ def _run_summary(trainer: Trainer, last: dict[str, Any]) -> dict[str, Any]:
     }
     if reports_amortized_block(trainer.model):
         metrics["valid_amortized"] = last.get("valid_amortized")
+    if trainer.stopping is not None:
+        metrics["early_stopping"] = {**trainer.stopping.state_dict(),
+                                     "round_steps": trainer.round_steps}
     return metrics
 
 

@@ -71,11 +71,13 @@ __all__ = [
     "build_vocabulary",
     "check_features",
     "clean_swda_text",
+    "collapse_repeats",
     "drop_leaked",
     "encode_dialogs",
     "find_leaked",
     "load_dialog_corpora",
     "load_dialog_split",
+    "merge_unfinished",
     "normalization_examples",
     "parse_caller",
     "parse_context",
@@ -111,6 +113,11 @@ _PUNCT = re.compile(r"[^\w\s'\-&]")  # everything but letters, digits, ' - &
 _LOOSE_HYPHEN = re.compile(r"(?<![\w'])-+|-+(?![\w'])")  # hyphens not inside a word
 #: fillers Zhao's text does not contain ("uh-huh", "um-hum", "oh", "well" stay)
 FILLERS = frozenset({"uh", "um"})
+#: text preparations of swda-layout files (``data.dialog.preparation``): ``swda``, each SwDA
+#: utterance cleaned on its own (:func:`clean_swda_text`); ``zhao``, closer to Zhao et al.'s
+#: text: that, with :func:`merge_unfinished` and :func:`collapse_repeats`
+PREPARATIONS = ("swda", "zhao")
+_FINISHED = re.compile(r"[.?!][\s\")']*$")  # a slash unit the transcriber ended
 
 
 def _join_acronym(match: re.Match[str]) -> str:
@@ -145,6 +152,42 @@ def clean_swda_text(text: str) -> str:
     text = _PUNCT.sub(" ", text)
     text = _LOOSE_HYPHEN.sub(" ", text)
     return " ".join(w for w in text.split() if w.lower() not in FILLERS)
+
+
+def merge_unfinished(utterances: Sequence[tuple[str, str, str | None]]
+                     ) -> tuple[list[tuple[str, str, str | None]], int]:
+    """Join each SwDA utterance whose transcribed text is unfinished (it does not end in ``.``,
+    ``?`` or ``!``: a slash unit cut by ``,`` or ``--``) with the same speaker's next utterance
+    when that one follows at once. Zhao et al.'s units are often such runs (the aligned
+    leakage pairs: ``Well, see our favorite T V show,`` + ``I, I, I live in a dorm`` is one
+    utterance of theirs). ``utterances``: ``(speaker, raw text, act)``. Returns ``(utterances,
+    number of utterances joined into the one before)``, each text cleaned
+    (:func:`clean_swda_text`, part by part) and the parts separated by a space, the act the
+    first part's."""
+    out: list[tuple[str, str, str | None]] = []
+    joined = 0
+    open_turn = False  # the last unit is unfinished
+    for speaker, text, act in utterances:
+        clean = clean_swda_text(text)
+        if out and open_turn and out[-1][0] == speaker:
+            out[-1] = (speaker, f"{out[-1][1]} {clean}".strip(), out[-1][2])
+            joined += 1
+        else:
+            out.append((speaker, clean, act))
+        open_turn = not _FINISHED.search(_COMMENT.sub("", text))
+    return out, joined
+
+
+def collapse_repeats(tokens: Sequence[str]) -> list[str]:
+    """A word said again at once is kept once (``and and and it`` -> ``and it``), as Zhao's
+    text has the repair of such disfluencies without their reparandum. Only words repeat
+    (the tokeniser's ``'`` and ``-`` pieces are kept: ``uh - huh`` stays)."""
+    out: list[str] = []
+    for token in tokens:
+        if out and token == out[-1] and any(ch.isalnum() for ch in token):
+            continue
+        out.append(token)
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -196,7 +239,9 @@ class ReadStats:
     Attributes: path; layout (``"swda"``, ``"zhao"`` or ``"mixed"``); conversations kept;
     utterances kept; skipped_conversations (no utterance, or none left after cleaning);
     empty_utterances (utterances with no word after cleaning, e.g. ``"Uh."``, dropped);
-    blank_lines.
+    blank_lines; with the ``zhao`` preparation, ``joined`` (swda-layout utterances joined into
+    the one before, :func:`merge_unfinished`) and ``collapsed`` (utterances whose repeated
+    words were collapsed, :func:`collapse_repeats`).
     """
 
     path: Path
@@ -206,6 +251,8 @@ class ReadStats:
     skipped_conversations: int
     empty_utterances: int
     blank_lines: int
+    joined: int = 0
+    collapsed: int = 0
 
     def summary(self) -> str:
         """One line for logs."""
@@ -311,21 +358,28 @@ def _read_callers(record: dict[str, Any], where: str, speakers: set[str]
     return {k: parse_caller(record[k], where, k) for k in CALLER_KEYS}
 
 
-def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation], ReadStats]:
+def read_conversations(path: str | os.PathLike[str], preparation: str = "swda"
+                       ) -> tuple[list[Conversation], ReadStats]:
     """Read a conversations file (JSON lines, either layout, detected per line).
 
-    swda-layout text is cleaned (:func:`clean_swda_text`); zhao-layout text is only lower-cased
-    and tokenised, as Zhao's code does. Blank lines are skipped. Raises :class:`UserError`
+    swda-layout text is cleaned (:func:`clean_swda_text`); with ``preparation="zhao"`` its
+    unfinished utterances are first joined with the speaker's next one
+    (:func:`merge_unfinished`) and repeated words collapsed after tokenising
+    (:func:`collapse_repeats`). zhao-layout text is only lower-cased and tokenised, as Zhao's
+    code does. Blank lines are skipped. Raises :class:`UserError`
     naming the file and line for a malformed JSON line, a line that is not an object, a missing
     ``utts`` / ``speaker`` / ``text`` key or a value of the wrong type, and for a ``topic`` or
     caller field (``"A"``, ``"B"``) that does not parse (:func:`parse_topic`,
     :func:`parse_caller`). A conversation without utterances (or whose utterances all clean to
     nothing) is skipped and counted.
     """
+    if preparation not in PREPARATIONS:
+        raise ValueError(f"preparation must be one of {PREPARATIONS}, got {preparation!r}")
+    zhao = preparation == "zhao"
     path = Path(path)
     conversations: list[Conversation] = []
     layouts: set[str] = set()
-    skipped = empty = blank = 0
+    skipped = empty = blank = joined = collapsed = 0
     for lineno, text in _iter_lines(path):
         if not text.strip():
             blank += 1
@@ -345,12 +399,22 @@ def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation]
             raise UserError(f"{where}: 'utts' must be a list, got {type(raw_utts).__name__}")
         utterances = []
         speakers: set[str] = set()
-        for k, raw in enumerate(raw_utts):
-            speaker, utt_text, act = _utterance_fields(raw, f"{where}, utterance {k + 1}")
+        fields = [_utterance_fields(raw, f"{where}, utterance {k + 1}")
+                  for k, raw in enumerate(raw_utts)]
+        swda = [isinstance(raw, dict) for raw in raw_utts]
+        layouts.update("swda" if x else "zhao" for x in swda)
+        merged = zhao and bool(swda) and all(swda)
+        if merged:  # cleaned here, part by part
+            fields, n = merge_unfinished(fields)
+            joined += n
+            swda = [True] * len(fields)
+        for (speaker, utt_text, act), clean in zip(fields, swda):
             speakers.add(speaker)
-            layout = "swda" if isinstance(raw, dict) else "zhao"
-            layouts.add(layout)
-            tokens = tokenize_utterance(utt_text, clean=layout == "swda")
+            tokens = tokenize_utterance(utt_text, clean=clean and not merged)
+            if zhao and clean:
+                kept = collapse_repeats(tokens)
+                collapsed += len(kept) < len(tokens)
+                tokens = kept
             if tokens:
                 utterances.append(Utterance(speaker, tuple(tokens), act))
             else:
@@ -369,7 +433,8 @@ def read_conversations(path: str | os.PathLike[str]) -> tuple[list[Conversation]
                         "utterances skipped)")
     layout = "mixed" if len(layouts) > 1 else next(iter(layouts))
     stats = ReadStats(path, layout, len(conversations),
-                      sum(len(c.utterances) for c in conversations), skipped, empty, blank)
+                      sum(len(c.utterances) for c in conversations), skipped, empty, blank,
+                      joined, collapsed)
     return conversations, stats
 
 
@@ -955,7 +1020,8 @@ def prepare_dialog_data(train: str | os.PathLike[str],
                         act_labels: Sequence[str] | None = None,
                         leakage_against: Sequence[str] | None = None,
                         min_count: int = 1, use_topic: bool = False, use_caller: bool = False,
-                        topic_labels: Sequence[str] | None = None) -> DialogData:
+                        topic_labels: Sequence[str] | None = None, preparation: str = "swda"
+                        ) -> DialogData:
     """Read the training file and the evaluation files, drop from training the conversations
     that (almost) occur in an evaluation file (:func:`find_leaked`, if ``drop_leakage``;
     ``leakage_against``: the names of the evaluations to check, default all), build the
@@ -966,12 +1032,14 @@ def prepare_dialog_data(train: str | os.PathLike[str],
     ``use_topic`` / ``use_caller``: the conversation features the model conditions on
     (:func:`check_features`: every training conversation must have them, an evaluation file
     its callers; one-line :class:`UserError` naming the file otherwise); the topic labels are
-    built from the remaining training conversations unless given (``topic_labels``)."""
+    built from the remaining training conversations unless given (``topic_labels``).
+    ``preparation``: the text preparation of swda-layout files (:data:`PREPARATIONS`,
+    :func:`read_conversations`)."""
     conversations, stats = {}, {}
-    conversations["train"], stats["train"] = read_conversations(train)
+    conversations["train"], stats["train"] = read_conversations(train, preparation)
     check_features(conversations["train"], train, use_topic=use_topic, use_caller=use_caller)
     for name, path in evaluations.items():
-        conversations[name], stats[name] = read_conversations(path)
+        conversations[name], stats[name] = read_conversations(path, preparation)
         check_features(conversations[name], path, use_topic=use_topic, use_caller=use_caller,
                        training=False)
     leaked, leaked_by = 0, {}
@@ -1021,7 +1089,10 @@ class DialogDataConfig:
     whose word-set Jaccard with a conversation of the valid or test file (when that is another
     file than the training one) exceeds ``leakage_threshold``; the count is logged.
     ``run_length``: consecutive examples of a conversation batched together
-    (:class:`DialogBatcher`; 1 = independent examples).
+    (:class:`DialogBatcher`; 1 = independent examples). ``preparation``: the text of
+    swda-layout files, ``swda`` (each SwDA utterance cleaned on its own, as the 3-pass rows
+    were trained) or ``zhao`` (closer to Zhao et al.'s text: unfinished utterances joined with
+    the speaker's next one, repeated words collapsed; :func:`read_conversations`).
     """
 
     max_context: int = 9
@@ -1029,6 +1100,7 @@ class DialogDataConfig:
     drop_leakage: bool = True
     leakage_threshold: float = 0.5
     run_length: int = 5
+    preparation: str = "swda"
 
     def validate(self, prefix: str = "data.dialog") -> None:
         """Raise :class:`UserError` naming the first out-of-range field."""
@@ -1037,6 +1109,8 @@ class DialogDataConfig:
             (self.utterance_length >= 3, "utterance_length", ">= 3 (<s>, a word, </s>)"),
             (0.0 <= self.leakage_threshold < 1.0, "leakage_threshold", "in [0, 1)"),
             (self.run_length >= 1, "run_length", ">= 1"),
+            (self.preparation in PREPARATIONS, "preparation",
+             " or ".join(map(repr, PREPARATIONS))),
         ])
 
 
@@ -1055,6 +1129,7 @@ def _split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str,
             "tokens": corpus.num_tokens,
             "skipped_conversations": stats.skipped_conversations,
             "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines,
+            "joined_utterances": stats.joined, "collapsed_utterances": stats.collapsed,
             **extra}
 
 
@@ -1107,7 +1182,7 @@ def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None
         max_utterance_length=d.utterance_length, drop_leakage=d.drop_leakage,
         leakage_threshold=d.leakage_threshold, vocab=vocab, act_labels=act_labels,
         leakage_against=against, min_count=data.min_count, use_topic=use_topic,
-        use_caller=use_caller, topic_labels=topic_labels)
+        use_caller=use_caller, topic_labels=topic_labels, preparation=d.preparation)
 
     def batched(corpus: DialogCorpus) -> DialogBatcher:
         return DialogBatcher(corpus, data.batch_size, seed, run_length=d.run_length)
@@ -1142,9 +1217,9 @@ def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Seque
     from .sources import resolve_data_path
 
     path = resolve_data_path(spec, default_data_dir(data_dir or data.data_dir))
-    conversations, read = read_conversations(path)
-    check_features(conversations, path, use_caller=use_caller, training=False)
     d: DialogDataConfig = data.dialog
+    conversations, read = read_conversations(path, d.preparation)
+    check_features(conversations, path, use_caller=use_caller, training=False)
     corpus = encode_dialogs(conversations, vocab, max_context=d.max_context,
                             max_utterance_length=d.utterance_length, act_labels=act_labels,
                             topic_labels=topic_labels, callers=use_caller)
@@ -1167,17 +1242,17 @@ def training_overlap(data: Any, spec: str, *, data_dir: str | None = None
     root = default_data_dir(data_dir or data.data_dir)
     try:
         train_path = resolve_data_path(data.train, root)
-        train, _ = read_conversations(train_path)
+        train, _ = read_conversations(train_path, d.preparation)
         own = {s: resolve_data_path(p, root) for s, p in (("valid", data.valid),
                                                           ("test", data.test)) if p}
     except UserError as exc:
         return {"file": spec, "checked": False, "reason": str(exc)}
     target = resolve_data_path(spec, root)
     if d.drop_leakage:
-        others = [read_conversations(p)[0] for p in own.values()
+        others = [read_conversations(p, d.preparation)[0] for p in own.values()
                   if p.resolve() != train_path.resolve()]
         train, _ = drop_leaked(train, others, d.leakage_threshold)
-    evaluation, _ = read_conversations(target)
+    evaluation, _ = read_conversations(target, d.preparation)
     matched = {j for _, j, _ in find_leaked(train, evaluation, d.leakage_threshold)}
     return {"file": spec, "conversations": len(evaluation),
             "conversations_in_training": len(matched), "threshold": d.leakage_threshold}

@@ -17,9 +17,29 @@ import torch
 if TYPE_CHECKING:
     from ..models.base import LatentTextModel
 
-__all__ = ["iw_log_likelihood", "randn_on"]
+__all__ = ["batch_mean_perplexity", "iw_log_likelihood", "randn_on"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def batch_mean_perplexity(rec_sums: list[float], token_counts: list[int]) -> float:
+    """The mean over batches of each batch's reconstruction perplexity, exp(batch's rec nats /
+    batch's predicted tokens): the authors' reported Rec-P (``rc_ppl = exp(reduce_sum(rc_loss)
+    / reduce_sum(label_mask))`` per batch in Zhao's and Fu's ``models/cvae_cyc.py``, then
+    ``np.mean`` over the batches in ``print_loss``). Unlike exp of the token-averaged loss it
+    depends on how the examples are batched: every batch weighs the same, whatever its
+    tokens. Batches without tokens are skipped.
+
+    Args:
+        rec_sums: per batch, -log p(x|z) summed over its examples (nats).
+        token_counts: per batch, its predicted tokens (one end-of-sentence each included).
+    """
+    if len(rec_sums) != len(token_counts):
+        raise ValueError(f"{len(rec_sums)} batch losses but {len(token_counts)} token counts")
+    ppls = [math.exp(r / n) for r, n in zip(rec_sums, token_counts) if n > 0]
+    if not ppls:
+        raise ValueError("no batch with a predicted token")
+    return math.fsum(ppls) / len(ppls)
 
 
 def randn_on(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device

@@ -61,9 +61,11 @@ class CVAEConfig:
     topic embedded (``topic_dim``) into c; ``use_caller``: the two callers' metadata vectors
     (2 x 4) into c (kgCVAE's conversation features; every training conversation must have
     them). ``word_dropout``: decoder input
-    words replaced by ``<unk>`` (Zhao's ``dec_keep_prob``; 0 in the paper). ``glove``: a GloVe
-    text file whose vectors initialise the word embeddings (dimension must be ``emb_dim``;
-    applied by whoever builds a new model, :meth:`CVAE.init_embeddings_`).
+    words replaced by ``<unk>`` (Zhao's ``dec_keep_prob``; 0 in the paper). ``glove_init``: a
+    GloVe text file whose vectors initialise the word embeddings, as the authors start from
+    GloVe Twitter 200d (their ``word2vec_path``); its dimension must be ``emb_dim``; words
+    it lacks keep their random init (applied by whoever builds a new model,
+    :meth:`CVAE.init_embeddings_`).
     """
 
     emb_dim: int = 200
@@ -81,7 +83,7 @@ class CVAEConfig:
     topic_dim: int = 30
     word_dropout: float = 0.0
     init_range: float = 0.08
-    glove: str | None = None
+    glove_init: str | None = None
 
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
@@ -96,7 +98,8 @@ class CVAEConfig:
             (isinstance(self.use_caller, bool), "use_caller", "true or false"),
             (0.0 <= self.word_dropout <= 1.0, "word_dropout", "in [0, 1]"),
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
-            (self.glove is None or (isinstance(self.glove, str) and bool(self.glove)), "glove",
+            (self.glove_init is None or (isinstance(self.glove_init, str)
+                                         and bool(self.glove_init)), "glove_init",
              "null or the path of a GloVe text file"),
         ])
 

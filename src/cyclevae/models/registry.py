@@ -39,14 +39,14 @@ def build_model(config: ModelConfig, vocab_size: int, num_acts: int = 0,
 def initialise_embeddings(model: LatentTextModel, config: ModelConfig, vocab: Vocabulary
                           ) -> dict[str, Any] | None:
     """Initialise a new model's word embeddings from the GloVe file its config names
-    (``model.cvae.glove``), if any; returns ``{"file", "found", "vocab"}`` for the log (None
+    (``model.cvae.glove_init``), if any; returns ``{"file", "found", "vocab"}`` for the log (None
     without a file). An unknown or malformed file, or vectors of another dimension than the
     embeddings, is a one-line :class:`~cyclevae.errors.UserError`."""
-    path = config.cvae.glove if config.kind == "cvae" else None
+    path = config.cvae.glove_init if config.kind == "cvae" else None
     if path is None:
         return None
     from ..metrics.text import load_glove_text
 
     vectors = load_glove_text(path, words=set(vocab.tokens))
-    found = model.init_embeddings_(vectors, vocab, source=f"model.cvae.glove {path}")
+    found = model.init_embeddings_(vectors, vocab, source=f"model.cvae.glove_init {path}")
     return {"file": path, "found": found, "vocab": len(vocab)}
