@@ -12,6 +12,7 @@ as YAML scalars). Unknown keys, renamed keys and wrong types are
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -162,6 +163,24 @@ class Config:
 
 _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
+
+class _YAMLLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), also reading ``1e-3`` and ``5E4`` as floats, as YAML 1.2
+    does: YAML 1.1 floats need a dot and a signed exponent (``1.0e-3``), so the way almost
+    everyone writes a learning rate was read as the text ``'1e-3'``."""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text as configs are read (safe: plain data only; ``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_YAMLLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 # keys of earlier versions -> what replaced them (a one-line error names the new key)
 _SVI_FIELDS = tuple(f.name for f in dataclasses.fields(SVIConfig))
 _RENAMED = {f"model.svi_{name}": f"model.svi.{name}" for name in _SVI_FIELDS}
@@ -234,7 +253,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise UserError(f"{path}: config file not found (expected a YAML file)")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = read_yaml(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             detail = str(exc).replace("\n", " ")
             raise UserError(f"{path}: not valid YAML ({detail})") from None
@@ -257,7 +276,7 @@ def _apply_override(config: Config, item: str) -> None:
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text != "" else ""
+        value = read_yaml(text) if text != "" else ""
     except yaml.YAMLError:
         value = text
     _apply(config, key.strip(), value, "--set")

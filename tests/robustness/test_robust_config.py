@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from cyclevae.errors import UserError
+
 from robust_support import (  # noqa: F401 - fixtures
     finished_run,
     one_line_error,
@@ -170,3 +172,25 @@ def test_resume_without_a_checkpoint(finished_run, tmp_path, capsys):
     code, _, err = _train(capsys, run, "--resume")
     assert code == 2 and "start it again with --overwrite" in one_line_error(err)
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("where", ["--set", "yaml"])
+def test_numbers_written_as_people_write_them(where, tmp_path):
+    """``1e-3`` is a float (YAML 1.1 reads it as text; YAML 1.2 and every user as a number)."""
+    from cyclevae.config import load_config
+
+    values = {"train.lr": ("1e-3", 1e-3), "schedule.stop": ("1E0", 1.0),
+              "train.free_bits": ("+.5e1", 5.0), "train.clip": ("2.5e+0", 2.5)}
+    if where == "--set":
+        config = load_config(None, [f"{k}={text}" for k, (text, _) in values.items()])
+    else:
+        path = tmp_path / "run.yaml"
+        path.write_text("train:\n  lr: 1e-3\n  free_bits: +.5e1\n  clip: 2.5e+0\n"
+                        "schedule:\n  stop: 1E0\n")
+        config = load_config(path)
+    got = {k: getattr(getattr(config, k.split(".")[0]), k.split(".")[1]) for k in values}
+    assert got == {k: v for k, (_, v) in values.items()}
+    # an int field still refuses a float, and text stays text
+    with pytest.raises(UserError, match=r"train.epochs must be int, got 1000.0"):
+        load_config(None, ["train.epochs=1e3"])
+    assert load_config(None, ["data.train=1e3x"]).data.train == "1e3x"
