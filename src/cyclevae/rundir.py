@@ -3,8 +3,8 @@
 Layout of ``OUT/``: ``config.yaml`` (the resolved config, rewritten when ``--resume`` changes an
 evaluation setting), ``vocab.txt``, ``log.jsonl`` (one JSON record per line: ``schedule`` at
 the start, ``train`` every ``train.log_every`` steps, ``epoch``, ``skipped``, ``final``),
-``checkpoint_last.pt``, ``checkpoint_best.pt``, ``metrics.json`` and, if the ``tensorboard``
-package is installed, ``tensorboard/``.
+``checkpoint_last.pt``, ``checkpoint_best.pt``, ``metrics.json``, ``.lock`` (who trains here:
+:mod:`cyclevae.runlock`) and, if the ``tensorboard`` package is installed, ``tensorboard/``.
 
 Policy: a new run refuses a directory holding another run unless told to ``overwrite`` it (then
 the previous run's files are removed once the new run's inputs are known to be good); a resumed
@@ -26,6 +26,7 @@ from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
 from .config import RESUME_SETTABLE, Config, load_config, save_config
 from .data.vocab import Vocabulary
 from .errors import UserError
+from .runlock import RunLock
 
 __all__ = ["BEST", "LAST", "RunDirectory"]
 
@@ -45,11 +46,13 @@ class RunDirectory:
         self.is_main = is_main
         self.log_path = self.path / LOG
         self._tensorboard: Any = None
+        self.lock = RunLock(self.path)  # one training at a time (taken before any write)
 
     # ----------------------------------------------------------------- policy
     def resume_checkpoint(self) -> dict[str, Any]:
         """The checkpoint a resumed run continues from (its vocabulary file checked)."""
         last = self.path / LAST
+        self.lock.check_free()
         if not last.is_file():
             hint = ("; the run stopped before its first checkpoint: start it again with "
                     "--overwrite" if (self.path / CONFIG).is_file() else "")
@@ -63,6 +66,7 @@ class RunDirectory:
         ``overwrite``)."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path}: output path exists and is not a directory")
+        self.lock.check_free()
         holds_run = any((self.path / name).exists() for name in (LAST, CONFIG, LOG))
         if holds_run and not overwrite:
             raise UserError(
@@ -98,6 +102,8 @@ class RunDirectory:
         except OSError as exc:
             raise UserError(f"{self.path}: cannot create output directory ({exc.strerror})"
                             ) from None
+        self.lock.acquire()
+        self.check_new(overwrite)  # again under the lock: another run may have started here
         if overwrite:
             for name in (LAST, BEST, LOG, METRICS):
                 (self.path / name).unlink(missing_ok=True)
@@ -107,6 +113,7 @@ class RunDirectory:
     def write_config(self, config: Config) -> None:
         """(Re)write ``config.yaml``, e.g. with a resumed run's changed evaluation settings."""
         if self.is_main:
+            self.lock.acquire()
             save_config(config, self.path / CONFIG)
 
     def reopen(self, step: int) -> None:
@@ -115,6 +122,7 @@ class RunDirectory:
         temporaries."""
         if not self.is_main:
             return
+        self.lock.acquire()
         remove_stale_temporaries(self.path)
         if not self.log_path.is_file():
             return
@@ -182,7 +190,9 @@ class RunDirectory:
             write_json_atomic(self.path / METRICS, metrics)
 
     def close(self) -> None:
-        """Flush TensorBoard (a failure is a warning: the run's results are written)."""
+        """Flush TensorBoard (a failure is a warning: the run's results are written) and give
+        the directory's lock back."""
+        self.lock.release()
         if self._tensorboard is None:
             return
         try:
