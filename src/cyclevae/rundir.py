@@ -74,6 +74,16 @@ class RunDirectory:
                 "it or --overwrite to replace it"
             )
 
+    def last_checkpoint_note(self) -> str:
+        """Where a stopped run can continue from: the last checkpoint if one was written, else
+        a note that there is none and that replacing the directory loses nothing."""
+        if (self.path / LAST).is_file():
+            return (f"last good checkpoint kept in {self.path / LAST} (continue with "
+                    f"`cyclevae train --resume --out {self.path}`)")
+        return (f"no checkpoint was written yet (the first is written at the end of epoch 1), "
+                f"so {self.path} holds only this run's start: fix the cause and start again "
+                f"with --overwrite, which loses nothing")
+
     def stopped_before_checkpoint(self, config: Config) -> bool:
         """True when the directory holds only the start of a run of ``config`` (its
         ``config.yaml`` equal to ``config`` but for :data:`RESUME_SETTABLE` keys, and no

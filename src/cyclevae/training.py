@@ -482,7 +482,7 @@ def _stop_or_skip(trainer: Trainer, problem: str | None, beta: float) -> None:
     if bad_weight is not None:  # skipping batches cannot repair the weights
         message += f"; parameter {bad_weight} is non-finite"
     if trainer.config.train.nonfinite == "stop" or bad_weight is not None:
-        raise NonFiniteLoss(message + f"; last good checkpoint kept in {trainer.out / LAST}")
+        raise NonFiniteLoss(f"{message}; {trainer.run.last_checkpoint_note()}")
     trainer.optimizer.zero_grad(set_to_none=True)
     st.skipped += 1
     trainer.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
