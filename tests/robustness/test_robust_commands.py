@@ -59,3 +59,20 @@ def test_embed_of_a_dialog_checkpoint_is_one_line(dialog_run, tiny_data, tmp_pat
     assert code == 2 and f"{checkpoint}: a dialog model (model.kind cvae)" in message
     assert "a sentence model (vae, ae, savae, svi)" in message
     assert not (tmp_path / "codes.npy").exists()
+
+
+def test_conversations_file_given_to_a_sentence_model_is_refused(finished_run, conversations,
+                                                                 tmp_path, capsys):
+    """Was exit 0 with Rec 38,139 nats over "2 sentences" (each JSON line a sentence)."""
+    jsonl = conversations / "test.jsonl"
+    code, out, err = run_cli(capsys, "evaluate", finished_run / "checkpoint_last.pt", "--data",
+                             jsonl, "--iw-samples", "0")
+    message = one_line_error(err)
+    assert code == 2 and not out
+    assert f"{jsonl}, line 1: a JSON record, not a sentence: this looks like a conversations " \
+           "file (JSON lines), which only a dialog model (model.kind cvae) reads" in message
+    run = tmp_path / "run"  # training a sentence VAE on it: the same line, nothing written
+    code, _, err = run_cli(capsys, "train", *set_args(overrides(conversations / "train.jsonl")),
+                           "--out", run, "--no-progress")
+    assert code == 2 and "a JSON record, not a sentence" in one_line_error(err)
+    assert not run.exists()

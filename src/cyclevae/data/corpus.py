@@ -9,6 +9,7 @@ relevant, the line.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,21 @@ def _finish(path: Path, lines: int, sentences: list[list[str]], blank: int, too_
                        too_long=too_long, tokens=sum(map(len, sentences)))
 
 
+def _refuse_json_records(path: Path, lineno: int, text: str) -> None:
+    """Raise UserError if the first sentence line ``text`` is a JSON object: a conversations
+    file (JSON lines) read as sentences would be scored line by line as garbage."""
+    if not text.lstrip().startswith("{"):
+        return
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(record, dict) and record:
+        raise UserError(f"{path}, line {lineno}: a JSON record, not a sentence: this looks like "
+                        "a conversations file (JSON lines), which only a dialog model "
+                        "(model.kind cvae) reads; expected one sentence per line")
+
+
 def read_sentences(
     path: str | os.PathLike[str],
     *,
@@ -135,6 +151,8 @@ def read_sentences(
         elif not tokens:
             blank += 1
         else:
+            if not sentences:
+                _refuse_json_records(path, lines, text)
             sentences.append(tokens)
     return sentences, _finish(path, lines, sentences, blank, too_long, max_length)
 
