@@ -364,6 +364,7 @@ def validate_config(config: Config) -> None:
         m.cvae.validate("model.cvae")
         d.dialog.validate("data.dialog")
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
+    need(0 <= t.seed < 2**32, "train.seed", "in [0, 2**32 - 1] (NumPy's seed range)", t.seed)
     need(t.lr > 0, "train.lr", "> 0", t.lr)
     need(t.clip >= 0, "train.clip", ">= 0 (0 disables clipping)", t.clip)
     need(t.free_bits >= 0, "train.free_bits", ">= 0", t.free_bits)

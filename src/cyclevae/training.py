@@ -41,6 +41,7 @@ from .evaluation import (
     selection_loss,
 )
 from .losses import beta_vae_loss
+from .memory import check_parameter_memory
 from .models.registry import build_model, initialise_embeddings
 from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
@@ -212,8 +213,12 @@ class Trainer:
         if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
             raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
                             "not found (expected 'word v1 .. vd' per line)")
-        self.model = build_model(t.model, len(self.vocab), len(self.act_labels),
-                                 len(self.topic_labels)).to(self.device)
+        def make_model() -> torch.nn.Module:
+            return build_model(t.model, len(self.vocab), len(self.act_labels),
+                               len(self.topic_labels))
+
+        check_parameter_memory(make_model, self.device)  # refuse before allocating
+        self.model = make_model().to(self.device)
         embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
                       if checkpoint is None else None)
         self.optimizer = make_adam(self.model.parameters(), t.train.lr)
@@ -351,7 +356,8 @@ class Trainer:
     def _batch_seed(self, epoch: int, global_index: int) -> int:
         """Noise (dropout, z samples) of a batch depends only on the seed and the batch, so a
         resumed, accumulated or multi-process run draws exactly the same numbers."""
-        return (self.config.train.seed * 1_000_003 + epoch) * 1_000_003 + global_index
+        # modulo torch's seed range (the value itself for every seed below ~1.8e7)
+        return ((self.config.train.seed * 1_000_003 + epoch) * 1_000_003 + global_index) % 2**64
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``, evaluating and checkpointing every epoch; return and write

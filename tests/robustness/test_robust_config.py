@@ -194,3 +194,41 @@ def test_numbers_written_as_people_write_them(where, tmp_path):
     with pytest.raises(UserError, match=r"train.epochs must be int, got 1000.0"):
         load_config(None, ["train.epochs=1e3"])
     assert load_config(None, ["data.train=1e3x"]).data.train == "1e3x"
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**66), str(2**32)])
+def test_seed_out_of_range(seed, tiny_data, tmp_path, capsys):
+    """Was a NumPy traceback, exit 1."""
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *set_args(overrides(tiny_data / "train.txt")),
+                          "--set", f"train.seed={seed}")
+    assert code == 2
+    assert f"config: train.seed must be in [0, 2**32 - 1] (NumPy's seed range), got {seed}" \
+        in one_line_error(err)
+    assert not out.exists()
+
+
+def test_largest_seed_trains(tiny_data, tmp_path, capsys):
+    """The per-batch seeds derived from it stay inside torch's range."""
+    code, _, err = _train(capsys, tmp_path / "out", *set_args(overrides(tiny_data / "train.txt")),
+                          "--set", f"train.seed={2**32 - 1}")
+    assert code == 0, err
+
+
+def test_model_too_large_for_the_machine_is_refused_before_allocating(tiny_data, tmp_path,
+                                                                      capsys, monkeypatch):
+    """``model.dec_hidden=100000`` was an allocator traceback asking for 160 GB: the parameter
+    memory is estimated on the meta device first (here against a 64 GB machine)."""
+    from cyclevae import memory
+
+    monkeypatch.setattr(memory, "device_memory_bytes", lambda device: 64 * 10**9)
+    out = tmp_path / "out"
+    code, _, err = _train(capsys, out, *set_args(overrides(tiny_data / "train.txt")),
+                          "--set", "model.dec_hidden=100000")
+    message = one_line_error(err)
+    assert code == 2 and "config: the model.* sizes give " in message
+    count = int(message.split(" sizes give ")[1].split(" parameters")[0].replace(",", ""))
+    assert count > 4 * 100000 * 100000  # the decoder LSTM's 4 gates alone
+    assert f"need about {count * 16 / 1e9:,.1f} GB to train" in message
+    assert "more than this machine's 64.0 GB" in message
+    assert not out.exists()
