@@ -29,6 +29,21 @@ BAD_FILES = {
     "binary": (b"the cat sat\nthe \x00\x01\x02 dog\n", ", line 2: contains NUL bytes"),
     "invalid-utf8": (b"ok line\nsecond line\ncaf\xe9 au lait\n", ", line 3: invalid UTF-8"),
     "only-blank-lines": (b"\n   \n\t\r\n\n", ": contains only blank lines (4), expected one"),
+    # was "contains NUL bytes; this looks like a binary file"
+    "utf16-bom": ("the cat sat\nthe dog ran\n".encode("utf-16"),
+                  ": UTF-16 (little-endian, with a byte-order mark) text, expected UTF-8; "
+                  "convert it, e.g. iconv -f UTF-16 -t UTF-8 "),
+    "utf16-be-no-bom": ("the cat sat\nthe dog ran\n".encode("utf-16-be"),
+                        ": UTF-16 (big-endian) text, expected UTF-8"),
+    # was one 43,797-token "sentence" and an error blaming schedule.n_cycles
+    "cr-only-line-endings": (b"the cat sat\rthe dog ran\rprices fell\r",
+                             ", line 1: carriage return (CR) inside the line: old Mac "
+                             "(CR-only) line endings? expected LF or CRLF; convert it, e.g. tr"),
+    # was trained silently with one token per line
+    "no-spaces": ("\n".join(["我们今天下午一起去公园散步了", "天气很好所以很多人都在外面玩",
+                             "他说明天还要继续去那里看看花"] * 3 + ["the cat sat"]).encode(),
+                  ": 9 of 10 sentences are a single 'word' (median 14 characters): the text is "
+                  "not split into words by spaces"),
 }
 
 
