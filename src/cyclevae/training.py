@@ -45,6 +45,7 @@ from .memory import check_parameter_memory
 from .models.registry import build_model, initialise_embeddings
 from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
+from .reporter import Reporter
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR
@@ -185,6 +186,7 @@ class Trainer:
                  overwrite: bool = False, progress: bool | None = None,
                  resume_overrides: list[str] | None = None) -> None:
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.reporter = Reporter.for_progress(progress)  # plain lines when not a terminal
         self._stop_signal: int | None = None
         self.run = RunDirectory(out)
         self.out = self.run.path
@@ -275,7 +277,7 @@ class Trainer:
         """The metric blocks of one split (:func:`cyclevae.evaluation.evaluate_blocks`)."""
         return evaluate_blocks(self.model, corpus.batches(0, shuffle=False), name,
                                iw_samples=iw_samples, settings=self.eval_settings,
-                               device=self.device)
+                               device=self.device, progress=self.reporter)
 
     def evaluate_responses(self, split: str) -> dict[str, Any]:
         """The sampled-response metrics of a dialog model on ``split``
@@ -376,6 +378,8 @@ class Trainer:
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signum
+        if self.state.epoch >= self.config.train.epochs:  # no training step left to see it
+            self.reporter.final_evaluation_signal(signum, self.out)
 
     def _train_epoch(self) -> None:
         t, st = self.config.train, self.state
@@ -446,8 +450,8 @@ class Trainer:
         self.save(LAST)
         if any_flag(is_best, self.dist):
             self.save(BEST)
-        if self.progress and self.dist.is_main:
-            print(_summary(record, t.epochs, seconds), file=sys.stderr)
+        if self.dist.is_main:
+            self.reporter.line(_summary(record, t.epochs, seconds))
 
     def _finish(self) -> dict[str, Any]:
         t, st = self.config.train, self.state
