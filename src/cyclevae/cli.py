@@ -135,6 +135,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     summary = {k: metrics.get(k) for k in ("epochs", "seconds_per_epoch", "test")}
     print(json.dumps(summary, indent=1))
+    from .diagnose import collapse_warning
+
+    warning = collapse_warning(metrics, trainer.out)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -76,3 +76,31 @@ def test_conversations_file_given_to_a_sentence_model_is_refused(finished_run, c
                            "--out", run, "--no-progress")
     assert code == 2 and "a JSON record, not a sentence" in one_line_error(err)
     assert not run.exists()
+
+
+def test_collapsed_training_ends_with_a_warning(tiny_data, tmp_path, capsys):
+    """The tiny model ends with no active unit (KL ~0.001 nats): was said nowhere."""
+    from cyclevae.diagnose import collapse_warning
+
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *set_args(overrides(
+        tiny_data / "train.txt", data__test=tiny_data / "test.txt")), "--out", out,
+        "--no-progress")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert code == 0 and metrics["test"]["active_units"] == 0
+    assert ("cyclevae: warning: the posterior collapsed: no latent unit is active on the test "
+            f"set (KL {metrics['test']['kl']:.3g}, MI ") in err
+    assert f"`cyclevae diagnose {out / 'checkpoint_last.pt'}`" in err
+    healthy = {"test": {**metrics["test"], "active_units": 1}}
+    assert collapse_warning(healthy, out) is None
+    assert "on the valid set" in collapse_warning({"valid": metrics["test"]}, out)
+
+
+def test_diagnose_prints_its_verdict_before_the_tables(finished_run, tmp_path, capsys):
+    """Was after the per-dimension table (32 rows for a PTB model)."""
+    code, out, err = run_cli(capsys, "diagnose", finished_run / "checkpoint_last.pt", "--out",
+                             tmp_path / "diag")
+    assert code == 0, err
+    assert out.count("**Verdict:") == 1
+    assert out.index("**Verdict:") < out.index("## Latent statistics") < out.index(
+        "## Per latent dimension")
