@@ -101,8 +101,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default runs/train)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its saved config (--set may change "
-                   "train.iw_samples, train.iw_chunk and train.num_threads, and may repeat saved "
-                   "values of other keys)")
+                   "train.iw_samples, train.iw_chunk and train.num_threads, may raise "
+                   "train.epochs to train a run longer, and may repeat saved values of other "
+                   "keys)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

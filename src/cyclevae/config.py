@@ -296,10 +296,11 @@ def _value_at(config: Config, key: str) -> Any:
 
 def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
     """A resumed run's saved config with ``key=value`` overrides. Keys of
-    :data:`RESUME_SETTABLE` (evaluation and thread settings) may change; any other key may
-    only repeat its saved value (so the command that started the run can be re-run with
-    ``--resume``); a real change is a one-line UserError naming the key, the saved value and
-    the new one."""
+    :data:`RESUME_SETTABLE` (evaluation and thread settings) may change; ``train.epochs`` may
+    grow (the run is trained longer: its schedules go on as planned for the saved length, then
+    beta holds its last value and a cyclical lr keeps cycling); any other key may only repeat
+    its saved value (so the command that started the run can be re-run with ``--resume``); a
+    real change is a one-line UserError naming the key, the saved value and the new one."""
     updated = config_from_dict(config.to_dict())
     for item in overrides:
         _apply_override(updated, item)
@@ -308,10 +309,15 @@ def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
         if key in RESUME_SETTABLE:
             continue
         saved, new = _value_at(config, key), _value_at(updated, key)
+        if key == "train.epochs" and new >= saved:  # trained longer
+            continue
+        if key == "train.epochs":
+            raise UserError(f"--set {item!r}: train.epochs can only grow on --resume (the run "
+                            f"was planned for {saved}; a larger value trains it longer)")
         if saved != new:
             raise UserError(f"--set {item!r}: a resumed run keeps its saved config, which has "
                             f"{key}={saved!r}, not {new!r}; only {', '.join(RESUME_SETTABLE)} "
-                            "may change on --resume")
+                            "may change on --resume, and train.epochs may grow")
     validate_config(updated)
     return updated
 

@@ -61,6 +61,16 @@ class RunDirectory:
         check_vocabulary_file(self.path / VOCAB, checkpoint["vocab"], last)
         return checkpoint
 
+    def check_unfinished(self, checkpoint: dict[str, Any], epochs: int) -> None:
+        """Refuse to resume a finished run (its checkpoint at ``epochs`` and ``metrics.json``
+        written): there is nothing left to do but to train it longer, which a larger
+        ``train.epochs`` asks for."""
+        done = checkpoint["progress"]["epoch"]
+        if done >= epochs and (self.path / METRICS).is_file():
+            raise UserError(f"{self.path}: the run is finished ({done} of {epochs} epochs, "
+                            f"{METRICS} written); to train it longer: cyclevae train --resume "
+                            f"--out {self.path} --set train.epochs=N with N > {done}")
+
     def check_new(self, overwrite: bool) -> None:
         """Refuse a path that is a file, or a directory holding another run (unless
         ``overwrite``)."""

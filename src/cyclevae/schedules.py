@@ -238,6 +238,10 @@ class BetaScheduler:
         steps_per_unit: calls of ``step()`` per unit (>= 1).
         interpolate: use fractional positions within a unit.
         ramp: ``"span"`` or ``"offset"`` (:data:`RAMPS`).
+        hold: what happens once ``step()`` is called past the schedule's end (``total`` units):
+            False (the default, as eq. 7's ``t mod (T/M)`` gives) starts a new cycle, so the
+            schedule repeats; True holds the value of the schedule's last step (``stop`` for
+            ``ratio < 1``), e.g. for training a finished run longer.
     """
 
     def __init__(
@@ -252,6 +256,7 @@ class BetaScheduler:
         steps_per_unit: int = 1,
         interpolate: bool = True,
         ramp: str = "span",
+        hold: bool = False,
     ) -> None:
         _check_ramp(ramp)
         if isinstance(steps_per_unit, bool) or not isinstance(steps_per_unit, (int, np.integer)):
@@ -274,6 +279,7 @@ class BetaScheduler:
         self.steps_per_unit = int(steps_per_unit)
         self.interpolate = bool(interpolate)
         self.ramp = ramp
+        self.hold = bool(hold)
         self.last_step = 0
 
     @property
@@ -285,10 +291,15 @@ class BetaScheduler:
 
     @property
     def value(self) -> float:
-        """Beta in force for the current step."""
+        """Beta in force for the current step (past the end: see ``hold``)."""
+        position = self.position
+        if self.hold and position >= self.total:  # the schedule's last step
+            last = math.ceil(self.total * self.steps_per_unit) - 1
+            position = (last / self.steps_per_unit if self.interpolate
+                        else float(last // self.steps_per_unit))
         return float(
             _beta_array(
-                np.asarray(self.position),
+                np.asarray(position),
                 self.total,
                 self.n_cycles,
                 self.ratio,
@@ -327,6 +338,7 @@ class BetaScheduler:
             "steps_per_unit": self.steps_per_unit,
             "interpolate": self.interpolate,
             "ramp": self.ramp,
+            "hold": self.hold,
             "last_step": self.last_step,
         }
 
@@ -341,6 +353,7 @@ class BetaScheduler:
                     "interpolate", "last_step"):
             setattr(self, key, state[key])
         self.ramp = state.get("ramp", "span")  # states of earlier versions: eq. 6
+        self.hold = bool(state.get("hold", self.hold))  # earlier versions: as constructed
         _check_ramp(self.ramp)
         self.continuous = continuous
 

@@ -129,7 +129,10 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
     try:
         beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
                              start=s.start, stop=s.stop, steps_per_unit=per_unit,
-                             interpolate=s.interpolate, ramp=s.ramp)
+                             interpolate=s.interpolate, ramp=s.ramp,
+                             # a run trained longer (--resume, larger train.epochs) holds the
+                             # last beta; cycles of cycle_epochs repeat by design
+                             hold=s.cycle_epochs is None)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
     info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
@@ -159,6 +162,7 @@ def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrit
         checkpoint = run.resume_checkpoint()
         saved = config_from_dict(checkpoint["config"])
         updated = apply_resume_overrides(saved, overrides or [])
+        run.check_unfinished(checkpoint, updated.train.epochs)
         return updated, checkpoint, updated.to_dict() != saved.to_dict()
     if overrides:
         raise UserError("resume_overrides are for resumed runs; put them in the config")

@@ -103,7 +103,7 @@ def test_resume_with_overwrite_is_refused(finished_run, tmp_path, capsys):
     before = snapshot(run)
     code, _, err = _train(capsys, run, "--resume", "--overwrite")
     assert code == 2 and "--resume and --overwrite contradict each other" in one_line_error(err)
-    code, _, err = _train(capsys, run, "--resume", "--set", "train.epochs=3")
+    code, _, err = _train(capsys, run, "--resume", "--set", "train.lr=0.5")
     assert code == 2 and "a resumed run keeps its saved config" in one_line_error(err)
     code, _, err = _train(capsys, run, "--resume", "--config", str(run / "config.yaml"))
     assert code == 2 and "--resume continues the saved config" in one_line_error(err)
@@ -232,3 +232,37 @@ def test_model_too_large_for_the_machine_is_refused_before_allocating(tiny_data,
     assert f"need about {count * 16 / 1e9:,.1f} GB to train" in message
     assert "more than this machine's 64.0 GB" in message
     assert not out.exists()
+
+
+def test_finished_run_says_so_on_resume_and_trains_longer_with_more_epochs(
+        finished_run, tmp_path, capsys):
+    """``--resume`` of a finished run re-evaluated it silently (exit 0); a larger
+    ``train.epochs`` was refused. Now: the first is refused saying the run is finished, the
+    second trains it longer (beta held at its last value, every epoch logged once)."""
+    import json
+
+    from robust_support import log_records
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    code, _, err = _train(capsys, run, "--resume")
+    assert code == 2 and one_line_error(err).endswith(
+        f"{run}: the run is finished (1 of 1 epochs, metrics.json written); to train it "
+        f"longer: cyclevae train --resume --out {run} --set train.epochs=N with N > 1")
+    code, _, err = _train(capsys, run, "--resume", "--set", "train.epochs=0")
+    assert code == 2 and "train.epochs can only grow on --resume" in one_line_error(err)
+    assert snapshot(run) == before
+    code, _, err = _train(capsys, run, "--resume", "--set", "train.epochs=3")
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["config"]["train"]["epochs"] == 3
+    assert "epochs: 3" in (run / "config.yaml").read_text()
+    records = log_records(run)
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    # one cycle planned over 1 epoch (ratio 0.5): its last step's beta 1.0 is held, not a new
+    # cycle from 0
+    betas = [r["beta"] for r in records if r["kind"] == "train" and r["epoch"] > 1]
+    assert betas and all(b == 1.0 for b in betas)
+    assert [r["kind"] for r in records].count("final") == 1
