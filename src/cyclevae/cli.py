@@ -582,6 +582,37 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="every config key with its meaning (YAML to stdout)",
+                       description="Print the default config, a run's (a run directory) or a "
+                       "config file's (or a shipped one's, e.g. ptb/vae-cyclical), with "
+                       "--set overrides applied, as YAML with each key's meaning as a comment; "
+                       "the output is itself a config file.")
+    p.add_argument("source", nargs="?", type=Path, metavar="RUN_DIR_OR_CONFIG",
+                   help="a run directory, a YAML config file or a shipped config's name "
+                   "(default: the defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.set_defaults(func=_cmd_config)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .config_docs import commented_yaml
+
+    source = args.source
+    if source is not None and source.is_dir():
+        if not (source / "config.yaml").is_file():
+            raise UserError(f"{source}: not a run directory (no config.yaml)")
+        source = source / "config.yaml"
+    config = load_config(resolve_config_path(source), args.overrides)
+    what = "the default config" if source is None else f"the config of {args.source}"
+    sys.stdout.write(commented_yaml(config, title=f"cyclevae {__version__}: {what}, every key "
+                                    "with its meaning (set keys in a YAML file given to "
+                                    "--config, or with --set key=value)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclevae",
@@ -592,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
                 _add_reproduce_parser, _add_schedule_parser, _add_data_parser,
-                _add_diagnose_parser, _add_runs_parser, _add_embed_parser, _add_probe_parser):
+                _add_diagnose_parser, _add_runs_parser, _add_embed_parser, _add_probe_parser,
+                _add_config_parser):
         add(sub)
     return parser
 

@@ -38,13 +38,21 @@ MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
 class DataConfig:
     """Corpus files: a path or a known data set ``NAME:SPLIT`` (e.g. ``ptb:train``)."""
 
+    #: the training corpus: a file (one sentence per line; LABEL<TAB>SENTENCE for .tsv;
+    #: conversations as JSON lines for model.kind cvae) or NAME:SPLIT
     train: str = ""
+    #: the validation corpus (selects checkpoint_best.pt; null: none)
     valid: str | None = None
+    #: the test corpus, evaluated every eval_every epochs and with IW-NLL at the end (null:
+    #: none)
     test: str | None = None
+    #: where known data sets (NAME:SPLIT) live (null: $CYCLEVAE_DATA or ~/.cache/cyclevae/data)
     data_dir: str | None = None
     max_length: int | None = None  # sentences with more tokens are dropped (and counted)
     max_vocab: int | None = None  # None: every word of the training split
+    #: words seen fewer times in the training split become <unk>
     min_count: int = 1
+    #: sentences per batch (batches hold sentences of one length)
     batch_size: int = 32
     #: ``auto`` (``.tsv`` files are ``LABEL<TAB>SENTENCE``, others one sentence per line),
     #: ``text`` or ``labelled``; training ignores the labels
@@ -68,8 +76,12 @@ class ModelConfig(VAEConfig):
     the sentence-model sizes above are then unused.
     """
 
+    #: vae, ae (the deterministic autoencoder baseline), savae (semi-amortized VAE), svi (SVI
+    #: from the prior, no encoder) or cvae (the dialog CVAE)
     kind: str = "vae"
+    #: the SVI refinement of savae and svi
     svi: SVIConfig = field(default_factory=SVIConfig)
+    #: the sizes of the dialog CVAE (model.kind cvae; the sentence-model sizes are then unused)
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
 
 
@@ -82,10 +94,15 @@ class ScheduleConfig:
     (the authors' PTB scripts: the slope of a rise from 0 to ``stop``, started at ``start``, so
     with start 0.1 beta reaches 1 after 4.5 of a cycle's 5 rising epochs)."""
 
+    #: M, the number of cycles over the schedule (1: monotonic annealing)
     n_cycles: int = 4
+    #: R, the proportion of each cycle in which beta rises (then it stays at stop)
     ratio: float = 0.5
+    #: how beta rises: linear, sigmoid or cosine
     shape: str = "linear"
+    #: beta at the start of each cycle
     start: float = 0.0
+    #: beta at the top of each cycle
     stop: float = 1.0
     #: a monotonic schedule whose rise lasts this many optimizer steps whatever the run's
     #: length (beta = min(step / ramp_steps, 1) from start to stop, then stop; Zhao's and Fu's
@@ -109,12 +126,15 @@ class LRScheduleConfig:
     ``interpolate: false`` changes the lr only at unit boundaries (set once per epoch, as the
     authors' PTB script does; its lowest value is then 0.0245 x ``train.lr``, not ~0)."""
 
+    #: constant or cyclical
     kind: str = "constant"
+    #: cycles of a cyclical learning rate over the run
     n_cycles: int = 4
     #: cycles of this many epochs each (e.g. 0.75), as ``schedule.cycle_epochs``; n_cycles
     #: and unit are then not used
     cycle_epochs: float | None = None
     unit: str = "epoch"
+    #: false: change the lr only at unit boundaries
     interpolate: bool = True
 
 
@@ -122,16 +142,22 @@ class LRScheduleConfig:
 class TrainConfig:
     """Optimisation and run settings."""
 
+    #: passes over the training data
     epochs: int = 40
+    #: one seed for Python, NumPy and PyTorch (data order, initialisation, noise)
     seed: int = 0
+    #: Adam's learning rate (the base of a cyclical lr)
     lr: float = 1e-3
+    #: gradient-norm clipping threshold (0 disables)
     clip: float = 5.0
+    #: free bits: nats per latent dimension below which the KL is not penalised (0: off)
     free_bits: float = 0.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 (bf16: only where the hardware has it natively)
+    #: intra-op CPU threads (null: PyTorch's default)
     num_threads: int | None = None
     iw_samples: int = 500  # importance samples for the final test IW-NLL; 0 disables
-    iw_chunk: int = 50
+    iw_chunk: int = 50  # importance samples per decoder pass (memory ~ iw_chunk x batch)
     eval_every: int = 1  # epochs between valid/test ELBO evaluations
     nonfinite: str = "stop"  # stop | skip: what to do on a NaN/Inf loss or gradient
     log_every: int = 50  # optimizer steps between JSONL train records
