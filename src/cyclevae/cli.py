@@ -36,7 +36,13 @@ def _add_schedule_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="figure file (PNG, PDF or SVG)")
     p.add_argument("--csv", type=Path, help="write step,cyclical,monotonic values as CSV "
                    "('-' for stdout)")
+    p.add_argument("--stride", type=int, help="every N-th step only (default 1, or what keeps "
+                   f"a schedule to {_MAX_ROWS:,} rows)")
     p.set_defaults(func=_cmd_schedule)
+
+
+#: ``schedule``: rows written (and points drawn) without --stride, at most
+_MAX_ROWS = 1_000_000
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
@@ -44,7 +50,13 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
     if args.out is None and args.csv is None:
         raise UserError("schedule: give --out FILE (figure) and/or --csv FILE (values)")
-    keywords = dict(shape=args.shape, start=args.start, stop=args.stop)
+    if args.stride is not None and args.stride < 1:
+        raise UserError(f"--stride must be >= 1, got {args.stride}")
+    stride = args.stride or max(1, -(-args.total_steps // _MAX_ROWS))
+    if args.stride is None and stride > 1:
+        print(f"cyclevae: {args.total_steps:,} steps: every {stride}th step is written "
+              "(--stride 1 for all)", file=sys.stderr)
+    keywords = dict(shape=args.shape, start=args.start, stop=args.stop, stride=stride)
     try:
         cyclical = beta_schedule(args.total_steps, n_cycles=args.n_cycles, ratio=args.ratio,
                                  **keywords)
@@ -56,8 +68,8 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["step", "cyclical", "monotonic"])
-        for step, (c, m) in enumerate(zip(cyclical, monotonic)):
-            writer.writerow([step, repr(float(c)), repr(float(m))])
+        for i, (c, m) in enumerate(zip(cyclical, monotonic)):
+            writer.writerow([i * stride, repr(float(c)), repr(float(m))])
         if str(args.csv) == "-":
             sys.stdout.write(buffer.getvalue())
         else:
@@ -70,7 +82,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         plot_beta_schedules(
             {f"cyclical (M={args.n_cycles}, R={args.ratio})": cyclical,
              f"monotonic (R={args.monotonic_ratio})": monotonic},
-            args.out,
+            args.out, stride=stride,
         )
         print(f"wrote {args.out}", file=sys.stderr)
     return 0

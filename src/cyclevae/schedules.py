@@ -186,14 +186,18 @@ def beta_schedule(
     start: float = 0.0,
     stop: float = 1.0,
     ramp: str = "span",
+    stride: int = 1,
 ) -> np.ndarray:
     """All betas of a schedule: float64 array of shape ``[total_steps]``, equal to
-    ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``."""
+    ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``; with ``stride``
+    those of every ``stride``-th step only (``range(0, total_steps, stride)``)."""
     validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
     _check_ramp(ramp)
     if int(total_steps) != total_steps:
         raise ValueError(f"total_steps must be an integer for beta_schedule, got {total_steps!r}")
-    steps = np.arange(int(total_steps), dtype=np.float64)
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    steps = np.arange(0, int(total_steps), int(stride), dtype=np.float64)
     return _beta_array(steps, total_steps, n_cycles, ratio, shape, start, stop, ramp=ramp)
 
 

@@ -104,3 +104,75 @@ def test_diagnose_prints_its_verdict_before_the_tables(finished_run, tmp_path, c
     assert out.count("**Verdict:") == 1
     assert out.index("**Verdict:") < out.index("## Latent statistics") < out.index(
         "## Per latent dimension")
+
+
+def test_missing_best_checkpoint_points_at_the_last_one(finished_run, capsys):
+    """A run without data.valid keeps no checkpoint_best.pt; the README's generate command on
+    it failed without a word about checkpoint_last.pt."""
+    best = finished_run / "checkpoint_best.pt"
+    code, _, err = run_cli(capsys, "generate", best, "--prior", "2")
+    assert code == 2 and one_line_error(err).endswith(
+        f"{best}: checkpoint not found; {finished_run} holds checkpoint_last.pt (a run without "
+        "a validation split, data.valid, keeps no best checkpoint)")
+
+
+def test_words_outside_the_vocabulary_are_named(finished_run, tmp_path, capsys):
+    """``generate --interpolate/--reconstruct``: unknown words became <unk> silently."""
+    last = finished_run / "checkpoint_last.pt"
+    code, out, err = run_cli(capsys, "generate", last, "--interpolate", "the zzyzx of",
+                             "of qqq the zzyzx", "--steps", "2")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert ("cyclevae: warning: --interpolate: 2 word(s) not in the model's vocabulary, read "
+            "as <unk>: 'zzyzx', 'qqq'") in err
+    lines = tmp_path / "lines.txt"
+    lines.write_text("the of\nblorp the\n")
+    code, out, err = run_cli(capsys, "generate", last, "--reconstruct", lines)
+    assert code == 0 and f"warning: {lines}: 1 word(s) not in the model's vocabulary, read " \
+        "as <unk>: 'blorp'" in err
+    code, _, err = run_cli(capsys, "generate", last, "--reconstruct", tiny_lines(tmp_path))
+    assert code == 0 and "warning" not in err  # known words only: nothing said
+
+
+def tiny_lines(tmp_path: Path) -> Path:
+    path = tmp_path / "known.txt"
+    path.write_text("the\n")
+    return path
+
+
+def test_runs_table_shows_the_settings_in_which_runs_differ(tmp_path, capsys):
+    """Runs differing in free bits or dropout had the same schedule column and nothing else."""
+    import yaml
+
+    from cyclevae.config import load_config
+
+    dirs = []
+    for name, extra in (("a", []), ("b", ["train.free_bits=0.5", "model.dropout=0.3"])):
+        run = tmp_path / name
+        run.mkdir()
+        config = load_config(None, ["data.train=x.txt", *extra])
+        (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+        dirs.append(run)
+    code, out, _ = run_cli(capsys, "runs", *dirs)
+    assert code == 0
+    header, _, row_a, row_b = out.splitlines()[:4]
+    assert "| settings |" in header
+    assert "| model.dropout=0.5, train.free_bits=0 |" in row_a
+    assert "| model.dropout=0.3, train.free_bits=0.5 |" in row_b
+    code, out, _ = run_cli(capsys, "runs", dirs[0])
+    assert "settings" not in out  # one run: nothing differs
+
+
+def test_schedule_csv_of_a_huge_run_is_strided(tmp_path, capsys, monkeypatch):
+    """``--csv`` of 10^8 steps wrote 2.2 GB: rows are capped unless --stride says otherwise."""
+    from cyclevae import cli
+
+    monkeypatch.setattr(cli, "_MAX_ROWS", 100)
+    out = tmp_path / "beta.csv"
+    code, _, err = run_cli(capsys, "schedule", "--total-steps", 1000, "--csv", out)
+    rows = out.read_text().splitlines()
+    assert code == 0 and len(rows) == 101 and rows[2].startswith("10,")
+    assert "every 10th step is written (--stride 1 for all)" in err
+    code, _, err = run_cli(capsys, "schedule", "--total-steps", 1000, "--stride", 1, "--csv", out)
+    assert code == 0 and len(out.read_text().splitlines()) == 1001 and err == ""
+    code, _, err = run_cli(capsys, "schedule", "--total-steps", 1000, "--stride", 0, "--csv", out)
+    assert code == 2 and "--stride must be >= 1, got 0" in one_line_error(err)

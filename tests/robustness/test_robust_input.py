@@ -181,3 +181,15 @@ def test_tsv_missing_label(tmp_path):
 def test_tsv_empty_sentence(tmp_path):
     message = _labelled_error(tmp_path, "1\tgood\r\n0\tbad\r\npositive\t \r\n")
     assert ", line 3: the sentence after the tab is empty" in message
+
+
+def test_tsv_file_with_a_bad_line_through_train(tiny_data, tmp_path, capsys):
+    """``train`` reads ``.tsv`` files as LABEL<TAB>SENTENCE (the labels are not used)."""
+    bad = tmp_path / "train.tsv"
+    bad.write_text("positive\tthe food was good\nno tab here\n")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "train", *set_args(overrides(bad)), "--out", out,
+                           "--no-progress")
+    assert code == 2
+    assert f"{bad}, line 2: expected LABEL<TAB>SENTENCE, found no tab" in one_line_error(err)
+    assert not out.exists()
