@@ -352,6 +352,8 @@ def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
                             progress=False if args.no_progress else None)
     rows = {name: m["final"] for name, m in metrics.items() if name not in ("settings", "claims")}
     print(json.dumps(rows, indent=1))
+    for claim in metrics.get("claims", []):  # the paper's findings, judged (report.md says how)
+        print(f"{'PASS' if claim['pass'] else 'FAIL'}: {claim['claim']}", file=sys.stderr)
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0
 

@@ -305,7 +305,8 @@ def monte_carlo_elbo(model: LatentTextModel, batch: Any, n_samples: int,
     """True ELBO (beta = 1) per example with Rec averaged over ``n_samples`` z per example
     (``eps [B, n_samples, D]`` from ``generator``), in eval mode, with the reported q.
 
-    Returns ``({"elbo", "rec", "kl"}, (mu, logvar))``.
+    Returns ``({"elbo", "rec", "kl", "rec_se"}, (mu, logvar))``, ``rec_se`` the Monte Carlo
+    standard error of ``rec`` (None for one sample).
     """
     with _eval_mode(model):
         mu, logvar = model.posterior(batch)
@@ -315,4 +316,10 @@ def monte_carlo_elbo(model: LatentTextModel, batch: Any, n_samples: int,
         rec = model.reconstruction_loss(batch.repeat_each(n_samples), z)
         rec_mean = rec.double().mean().item()
         kl_mean = model.kl_to_prior(batch, mu.double(), logvar.double()).sum(-1).mean().item()
-    return {"elbo": -(rec_mean + kl_mean), "rec": rec_mean, "kl": kl_mean}, (mu, logvar)
+        # the examples are fixed, the z samples random: sd of the mean over B examples of
+        # n-sample means is sqrt(sum_b var_b / n) / B
+        per = rec.double().view(mu.shape[0], n_samples)
+        rec_se = ((per.var(dim=1).sum() / n_samples).sqrt().item() / mu.shape[0]
+                  if n_samples > 1 else None)
+    return ({"elbo": -(rec_mean + kl_mean), "rec": rec_mean, "kl": kl_mean, "rec_se": rec_se},
+            (mu, logvar))
