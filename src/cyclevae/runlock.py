@@ -1,17 +1,17 @@
 """One training per run directory: an advisory lock on ``OUT/.lock`` naming its holder.
 
 Two trainings started into the same directory would otherwise both run, leaving one's config
-beside the other's metrics and every epoch logged twice. A training holds a POSIX record lock
-(``fcntl.lockf``) on ``OUT/.lock`` from the moment it writes into the directory until it ends,
-and writes its pid, host and command line into the file so that the refused one can say who
-holds it. The kernel releases the lock when the process dies, however it dies (``kill -9``
-too), so a stale file never blocks a ``--resume``; the pid left in it is then only text.
+beside the other's metrics and every epoch logged twice. A training holds an exclusive
+``flock`` on ``OUT/.lock`` from the moment it writes into the directory until it ends, and
+writes its pid, host and command line into the file so that a refused one can say who holds
+it. The kernel releases the lock when the process dies, however it dies (``kill -9`` too), so a
+stale file never blocks a ``--resume``; the pid left in it is then only text.
 
-POSIX record locks belong to the process: a second lock taken by the same process succeeds
-(several :class:`~cyclevae.training.Trainer` objects built in one Python session are not
-refused), and closing any descriptor of the file releases them, which is why the holder's
-description is read only after a lock was refused. Where ``fcntl`` does not exist (Windows)
-no lock is taken.
+The lock is taken on a read-only descriptor (the pid is written through another one, closed at
+once), so a running training keeps no file open for writing between its writes: the volume
+can still be remounted read-only under it. A process does not exclude itself: a lock held by
+this process (several :class:`~cyclevae.training.Trainer` objects built in one Python
+session) is not refused. Where ``fcntl`` does not exist (Windows) no lock is taken.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ LOCK = ".lock"
 
 
 def _try_lock(handle: IO[str]) -> bool:
-    """Take the exclusive lock on ``handle`` without waiting; False if another process has it."""
+    """Take the exclusive lock on ``handle`` without waiting; False if another open file
+    description (another process, or another RunLock here) has it."""
     try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # EACCES or EAGAIN: held by another process
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # EWOULDBLOCK: held
         return False
     return True
 
@@ -50,6 +51,11 @@ def _holder(path: Path) -> str:
     except OSError:
         text = ""
     return text or "a process that has not yet written its pid"
+
+
+def _held_here(path: Path) -> bool:
+    """Whether the holder named in the file is this process (a lock a process holds twice)."""
+    return _holder(path).startswith(f"pid {os.getpid()} on {socket.gethostname()}:")
 
 
 def _busy(directory: Path, lock: Path) -> UserError:
@@ -72,14 +78,14 @@ class RunLock:
         if fcntl is None or self._handle is not None or not self.path.is_file():
             return
         try:
-            handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+            handle = open(self.path, encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError:
-            return  # unwritable: the real acquire will say so
+            return  # unreadable: the real acquire will say so
         try:
             free = _try_lock(handle)
         finally:
             handle.close()  # closing gives the probe's lock back
-        if not free:
+        if not free and not _held_here(self.path):
             raise _busy(self.directory, self.path)
 
     def acquire(self) -> None:
@@ -88,18 +94,23 @@ class RunLock:
         if fcntl is None or self._handle is not None:
             return
         try:
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open
+            self.path.touch(exist_ok=True)
+            handle = open(self.path, encoding="utf-8")  # noqa: SIM115 - kept open
         except OSError as exc:
             raise UserError(f"{self.path}: cannot create the run's lock file "
                             f"({exc.strerror or exc})") from None
         if not _try_lock(handle):
             handle.close()
+            if _held_here(self.path):
+                return  # this process holds it already (another RunLock of this directory)
             raise _busy(self.directory, self.path)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}: "
-                     f"{' '.join(sys.argv) or 'python'}\n")
-        handle.flush()
+        try:
+            self.path.write_text(f"pid {os.getpid()} on {socket.gethostname()}: "
+                                 f"{' '.join(sys.argv) or 'python'}\n", encoding="utf-8")
+        except OSError as exc:
+            handle.close()
+            raise UserError(f"{self.path}: cannot write the run's lock file "
+                            f"({exc.strerror or exc})") from None
         self._handle = handle
 
     def release(self) -> None:

@@ -219,6 +219,7 @@ class Trainer:
         if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
             raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
                             "not found (expected 'word v1 .. vd' per line)")
+
         def make_model() -> torch.nn.Module:
             return build_model(t.model, len(self.vocab), len(self.act_labels),
                                len(self.topic_labels))

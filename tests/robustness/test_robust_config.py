@@ -7,7 +7,6 @@ import shutil
 import pytest
 
 from cyclevae.errors import UserError
-
 from robust_support import (  # noqa: F401 - fixtures
     finished_run,
     one_line_error,
