@@ -277,3 +277,23 @@ def test_per_epoch_lr_needs_whole_cycles() -> None:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match="interpolate=False"):
         CyclicalLR(opt, 3, n_cycles=4, steps_per_unit=10, interpolate=False)
+
+
+@pytest.mark.parametrize("interpolate, steps_per_unit", [(True, 1), (True, 5), (False, 5)])
+def test_beta_scheduler_past_its_end_repeats_or_holds(interpolate, steps_per_unit):
+    """Past ``total`` eq. 7's modulo starts a new cycle (documented); ``hold=True`` keeps the
+    value of the schedule's last step instead (a run trained longer)."""
+    kwargs = dict(n_cycles=2, ratio=0.5, steps_per_unit=steps_per_unit, interpolate=interpolate)
+    repeat, hold = BetaScheduler(4, **kwargs), BetaScheduler(4, hold=True, **kwargs)
+    within = [(repeat.step(), hold.step()) for _ in range(4 * steps_per_unit - 1)]
+    assert all(a == b for a, b in within)  # identical inside the schedule
+    last = hold.value
+    assert last == 1.0
+    past_repeat = [repeat.step() for _ in range(2 * steps_per_unit)]
+    past_hold = [hold.step() for _ in range(2 * steps_per_unit)]
+    assert past_repeat[0] == 0.0  # a new cycle from start
+    assert past_hold == [last] * len(past_hold)
+    state = hold.state_dict()
+    again = BetaScheduler(4, **kwargs)
+    again.load_state_dict(state)
+    assert again.hold and again.value == last

@@ -76,7 +76,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint written by :func:`save_checkpoint`; a clear error if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        others = sorted(p.name for p in path.parent.glob("checkpoint_*.pt") if p != path)
+        hint = ""
+        if others:  # e.g. no checkpoint_best.pt: the run had no validation split to choose it
+            hint = (f"; {path.parent} holds {', '.join(others)}" +
+                    (" (a run without a validation split, data.valid, keeps no best "
+                     "checkpoint)" if path.name == "checkpoint_best.pt" else ""))
+        raise UserError(f"{path}: checkpoint not found{hint}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"

@@ -36,7 +36,13 @@ def _add_schedule_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="figure file (PNG, PDF or SVG)")
     p.add_argument("--csv", type=Path, help="write step,cyclical,monotonic values as CSV "
                    "('-' for stdout)")
+    p.add_argument("--stride", type=int, help="every N-th step only (default 1, or what keeps "
+                   f"a schedule to {_MAX_ROWS:,} rows)")
     p.set_defaults(func=_cmd_schedule)
+
+
+#: ``schedule``: rows written (and points drawn) without --stride, at most
+_MAX_ROWS = 1_000_000
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
@@ -44,7 +50,13 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
     if args.out is None and args.csv is None:
         raise UserError("schedule: give --out FILE (figure) and/or --csv FILE (values)")
-    keywords = dict(shape=args.shape, start=args.start, stop=args.stop)
+    if args.stride is not None and args.stride < 1:
+        raise UserError(f"--stride must be >= 1, got {args.stride}")
+    stride = args.stride or max(1, -(-args.total_steps // _MAX_ROWS))
+    if args.stride is None and stride > 1:
+        print(f"cyclevae: {args.total_steps:,} steps: every {stride}th step is written "
+              "(--stride 1 for all)", file=sys.stderr)
+    keywords = dict(shape=args.shape, start=args.start, stop=args.stop, stride=stride)
     try:
         cyclical = beta_schedule(args.total_steps, n_cycles=args.n_cycles, ratio=args.ratio,
                                  **keywords)
@@ -56,8 +68,8 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["step", "cyclical", "monotonic"])
-        for step, (c, m) in enumerate(zip(cyclical, monotonic)):
-            writer.writerow([step, repr(float(c)), repr(float(m))])
+        for i, (c, m) in enumerate(zip(cyclical, monotonic)):
+            writer.writerow([i * stride, repr(float(c)), repr(float(m))])
         if str(args.csv) == "-":
             sys.stdout.write(buffer.getvalue())
         else:
@@ -70,7 +82,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         plot_beta_schedules(
             {f"cyclical (M={args.n_cycles}, R={args.ratio})": cyclical,
              f"monotonic (R={args.monotonic_ratio})": monotonic},
-            args.out,
+            args.out, stride=stride,
         )
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -101,8 +113,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default runs/train)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its saved config (--set may change "
-                   "train.iw_samples, train.iw_chunk and train.num_threads, and may repeat saved "
-                   "values of other keys)")
+                   "train.iw_samples, train.iw_chunk and train.num_threads, may raise "
+                   "train.epochs to train a run longer, and may repeat saved values of other "
+                   "keys)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -135,6 +148,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     summary = {k: metrics.get(k) for k in ("epochs", "seconds_per_epoch", "test")}
     print(json.dumps(summary, indent=1))
+    from .diagnose import collapse_warning
+
+    warning = collapse_warning(metrics, trainer.out)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -335,6 +353,8 @@ def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
                             progress=False if args.no_progress else None)
     rows = {name: m["final"] for name, m in metrics.items() if name not in ("settings", "claims")}
     print(json.dumps(rows, indent=1))
+    for claim in metrics.get("claims", []):  # the paper's findings, judged (report.md says how)
+        print(f"{'PASS' if claim['pass'] else 'FAIL'}: {claim['claim']}", file=sys.stderr)
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0
 
@@ -598,6 +618,37 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="every config key with its meaning (YAML to stdout)",
+                       description="Print the default config, a run's (a run directory) or a "
+                       "config file's (or a shipped one's, e.g. ptb/vae-cyclical), with "
+                       "--set overrides applied, as YAML with each key's meaning as a comment; "
+                       "the output is itself a config file.")
+    p.add_argument("source", nargs="?", type=Path, metavar="RUN_DIR_OR_CONFIG",
+                   help="a run directory, a YAML config file or a shipped config's name "
+                   "(default: the defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.set_defaults(func=_cmd_config)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .config_docs import commented_yaml
+
+    source = args.source
+    if source is not None and source.is_dir():
+        if not (source / "config.yaml").is_file():
+            raise UserError(f"{source}: not a run directory (no config.yaml)")
+        source = source / "config.yaml"
+    config = load_config(resolve_config_path(source), args.overrides)
+    what = "the default config" if source is None else f"the config of {args.source}"
+    sys.stdout.write(commented_yaml(config, title=f"cyclevae {__version__}: {what}, every key "
+                                    "with its meaning (set keys in a YAML file given to "
+                                    "--config, or with --set key=value)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclevae",
@@ -608,7 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_parser, _add_evaluate_parser, _add_generate_parser,
                 _add_reproduce_parser, _add_schedule_parser, _add_data_parser,
-                _add_diagnose_parser, _add_runs_parser, _add_embed_parser, _add_probe_parser):
+                _add_diagnose_parser, _add_runs_parser, _add_embed_parser, _add_probe_parser,
+                _add_config_parser):
         add(sub)
     return parser
 

@@ -12,6 +12,7 @@ as YAML scalars). Unknown keys, renamed keys and wrong types are
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -39,13 +40,21 @@ MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
 class DataConfig:
     """Corpus files: a path or a known data set ``NAME:SPLIT`` (e.g. ``ptb:train``)."""
 
+    #: the training corpus: a file (one sentence per line; LABEL<TAB>SENTENCE for .tsv;
+    #: conversations as JSON lines for model.kind cvae) or NAME:SPLIT
     train: str = ""
+    #: the validation corpus (selects checkpoint_best.pt; null: none)
     valid: str | None = None
+    #: the test corpus, evaluated every eval_every epochs and with IW-NLL at the end (null:
+    #: none)
     test: str | None = None
+    #: where known data sets (NAME:SPLIT) live (null: $CYCLEVAE_DATA or ~/.cache/cyclevae/data)
     data_dir: str | None = None
     max_length: int | None = None  # sentences with more tokens are dropped (and counted)
     max_vocab: int | None = None  # None: every word of the training split
+    #: words seen fewer times in the training split become <unk>
     min_count: int = 1
+    #: sentences per batch (batches hold sentences of one length)
     batch_size: int = 32
     #: ``auto`` (``.tsv`` files are ``LABEL<TAB>SENTENCE``, others one sentence per line),
     #: ``text`` or ``labelled``; training ignores the labels
@@ -69,8 +78,12 @@ class ModelConfig(VAEConfig):
     the sentence-model sizes above are then unused.
     """
 
+    #: vae, ae (the deterministic autoencoder baseline), savae (semi-amortized VAE), svi (SVI
+    #: from the prior, no encoder) or cvae (the dialog CVAE)
     kind: str = "vae"
+    #: the SVI refinement of savae and svi
     svi: SVIConfig = field(default_factory=SVIConfig)
+    #: the sizes of the dialog CVAE (model.kind cvae; the sentence-model sizes are then unused)
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
 
 
@@ -83,10 +96,15 @@ class ScheduleConfig:
     (the authors' PTB scripts: the slope of a rise from 0 to ``stop``, started at ``start``, so
     with start 0.1 beta reaches 1 after 4.5 of a cycle's 5 rising epochs)."""
 
+    #: M, the number of cycles over the schedule (1: monotonic annealing)
     n_cycles: int = 4
+    #: R, the proportion of each cycle in which beta rises (then it stays at stop)
     ratio: float = 0.5
+    #: how beta rises: linear, sigmoid or cosine
     shape: str = "linear"
+    #: beta at the start of each cycle
     start: float = 0.0
+    #: beta at the top of each cycle
     stop: float = 1.0
     #: a monotonic schedule whose rise lasts this many optimizer steps whatever the run's
     #: length (beta = min(step / ramp_steps, 1) from start to stop, then stop; Zhao's and Fu's
@@ -113,12 +131,15 @@ class LRScheduleConfig:
     0.0245 x ``train.lr``, not ~0; for ``exponential``: only at each whole
     ``decay_epochs``)."""
 
+    #: constant or cyclical
     kind: str = "constant"
+    #: cycles of a cyclical learning rate over the run
     n_cycles: int = 4
     #: cycles of this many epochs each (e.g. 0.75), as ``schedule.cycle_epochs``; n_cycles
     #: and unit are then not used
     cycle_epochs: float | None = None
     unit: str = "epoch"
+    #: false: change the lr only at unit boundaries
     interpolate: bool = True
     #: ``exponential``: the factor applied every ``decay_epochs`` epochs
     decay_rate: float = 0.99
@@ -129,16 +150,22 @@ class LRScheduleConfig:
 class TrainConfig:
     """Optimisation and run settings."""
 
+    #: passes over the training data
     epochs: int = 40
+    #: one seed for Python, NumPy and PyTorch (data order, initialisation, noise)
     seed: int = 0
+    #: Adam's learning rate (the base of a cyclical lr)
     lr: float = 1e-3
+    #: gradient-norm clipping threshold (0 disables)
     clip: float = 5.0
+    #: free bits: nats per latent dimension below which the KL is not penalised (0: off)
     free_bits: float = 0.0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 (bf16: only where the hardware has it natively)
+    #: intra-op CPU threads (null: PyTorch's default)
     num_threads: int | None = None
     iw_samples: int = 500  # importance samples for the final test IW-NLL; 0 disables
-    iw_chunk: int = 50
+    iw_chunk: int = 50  # importance samples per decoder pass (memory ~ iw_chunk x batch)
     eval_every: int = 1  # epochs between valid/test ELBO evaluations
     nonfinite: str = "stop"  # stop | skip: what to do on a NaN/Inf loss or gradient
     log_every: int = 50  # optimizer steps between JSONL train records
@@ -172,6 +199,24 @@ class Config:
 
 
 _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), also reading ``1e-3`` and ``5E4`` as floats, as YAML 1.2
+    does: YAML 1.1 floats need a dot and a signed exponent (``1.0e-3``), so the way almost
+    everyone writes a learning rate was read as the text ``'1e-3'``."""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text as configs are read (safe: plain data only; ``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_YAMLLoader)  # noqa: S506 (a SafeLoader subclass)
+
 
 # keys of earlier versions -> what replaced them (a one-line error names the new key)
 _SVI_FIELDS = tuple(f.name for f in dataclasses.fields(SVIConfig))
@@ -246,7 +291,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise UserError(f"{path}: config file not found (expected a YAML file)")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = read_yaml(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             detail = str(exc).replace("\n", " ")
             raise UserError(f"{path}: not valid YAML ({detail})") from None
@@ -269,7 +314,7 @@ def _apply_override(config: Config, item: str) -> None:
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text != "" else ""
+        value = read_yaml(text) if text != "" else ""
     except yaml.YAMLError:
         value = text
     _apply(config, key.strip(), value, "--set")
@@ -289,10 +334,11 @@ def _value_at(config: Config, key: str) -> Any:
 
 def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
     """A resumed run's saved config with ``key=value`` overrides. Keys of
-    :data:`RESUME_SETTABLE` (evaluation and thread settings) may change; any other key may
-    only repeat its saved value (so the command that started the run can be re-run with
-    ``--resume``); a real change is a one-line UserError naming the key, the saved value and
-    the new one."""
+    :data:`RESUME_SETTABLE` (evaluation and thread settings) may change; ``train.epochs`` may
+    grow (the run is trained longer: its schedules go on as planned for the saved length, then
+    beta holds its last value and a cyclical lr keeps cycling); any other key may only repeat
+    its saved value (so the command that started the run can be re-run with ``--resume``); a
+    real change is a one-line UserError naming the key, the saved value and the new one."""
     updated = config_from_dict(config.to_dict())
     for item in overrides:
         _apply_override(updated, item)
@@ -301,10 +347,15 @@ def apply_resume_overrides(config: Config, overrides: list[str]) -> Config:
         if key in RESUME_SETTABLE:
             continue
         saved, new = _value_at(config, key), _value_at(updated, key)
+        if key == "train.epochs" and new >= saved:  # trained longer
+            continue
+        if key == "train.epochs":
+            raise UserError(f"--set {item!r}: train.epochs can only grow on --resume (the run "
+                            f"was planned for {saved}; a larger value trains it longer)")
         if saved != new:
             raise UserError(f"--set {item!r}: a resumed run keeps its saved config, which has "
                             f"{key}={saved!r}, not {new!r}; only {', '.join(RESUME_SETTABLE)} "
-                            "may change on --resume")
+                            "may change on --resume, and train.epochs may grow")
     validate_config(updated)
     return updated
 
@@ -364,6 +415,7 @@ def validate_config(config: Config) -> None:
         m.cvae.validate("model.cvae")
         d.dialog.validate("data.dialog")
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
+    need(0 <= t.seed < 2**32, "train.seed", "in [0, 2**32 - 1] (NumPy's seed range)", t.seed)
     need(t.lr > 0, "train.lr", "> 0", t.lr)
     need(t.clip >= 0, "train.clip", ">= 0 (0 disables clipping)", t.clip)
     need(t.free_bits >= 0, "train.free_bits", ">= 0", t.free_bits)

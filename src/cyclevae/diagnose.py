@@ -260,7 +260,8 @@ def diagnosis_markdown(d: Diagnosis, *, figure: str | None = None) -> str:
         lines += [f"- {key}: {value}" for key, value in src.items()] + [""]
     kind = "stochastic q(z|x)" if d.stochastic else "deterministic code (no KL, no MI)"
     lines += [(f"{d.sentences} sentences, {d.tokens} predicted tokens, {d.latent_dim} latent "
-               f"dimensions, {kind}."), "", "## Latent statistics (nats)", ""]
+               f"dimensions, {kind}."), "", d.verdict_line, "",  # first: the answer asked for
+              "## Latent statistics (nats)", ""]
     mi_max = f" (at most log N = {format_number(math.log(d.sentences))})"
     lines.append(markdown_table(["quantity", "value"], [
         ["KL(q || p) per sentence", _cell(d.kl)],
@@ -288,8 +289,25 @@ def diagnosis_markdown(d: Diagnosis, *, figure: str | None = None) -> str:
           f"{d.swap_gap:+.3g}", format_number(d.rec_swap * per), f"{d.swap_gap * per:+.3g}"],
          [d.prior_label, format_number(d.rec_prior), f"{d.prior_gap:+.3g}",
           format_number(d.rec_prior * per), f"{d.prior_gap * per:+.3g}"]], fmt=str))
-    lines += [d.verdict_line, ""]
     return "\n".join(lines)
+
+
+def collapse_warning(metrics: dict[str, Any], out: str | Path) -> str | None:
+    """One line for the end of a training whose final evaluation (``metrics``, as in
+    ``metrics.json``: the ``test`` block, else ``valid``) has no active latent unit: the
+    posterior means do not vary across sentences, so z carries next to nothing about x (He et
+    al. 2019's active-unit count); None otherwise."""
+    split = "test" if metrics.get("test") else "valid"
+    block = metrics.get(split) or {}
+    if block.get("active_units") != 0:
+        return None
+    numbers = ", ".join(f"{name} {block[key]:.3g}" for name, key in (("KL", "kl"), ("MI", "mi"))
+                        if block.get(key) is not None)
+    return (f"cyclevae: warning: the posterior collapsed: no latent unit is active on the "
+            f"{split} set" + (f" ({numbers} nats per sentence)" if numbers else "") +
+            f"; `cyclevae diagnose {Path(out) / 'checkpoint_last.pt'}` shows how much the "
+            "decoder uses z (remedies: the cyclical schedule, train.free_bits, "
+            "model.word_dropout)")
 
 
 def diagnosis_figure(d: Diagnosis) -> Figure:

@@ -29,6 +29,7 @@ import torch
 from .metrics.latent import active_units, latent_decomposition
 from .metrics.likelihood import batch_mean_perplexity, iw_log_likelihood, randn_on
 from .models.base import Gaussian, LatentTextModel
+from .reporter import Reporter
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -78,6 +79,7 @@ def evaluate_model(
     latent_samples: int = 1,
     seed: int = 0,
     device: torch.device | str | None = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """The metrics of one split with q(z|x) given by ``posterior`` (default
     ``model.posterior``). Pure (module docstring); uses the precision in force.
@@ -91,6 +93,7 @@ def evaluate_model(
         latent_samples: Monte Carlo samples per sentence for MI and marginal KL.
         seed: seeds the reconstruction, importance and latent samples (separate streams).
         device: where to compute; default the model's parameters' device.
+        on_batch: called after each batch (progress reports, :mod:`cyclevae.reporter`).
     Returns:
         Per-sentence averages (nats): ``rec`` (-log p(x|z), one z ~ q(z|x) per sentence),
         ``kl`` (closed form), ``nll_bound`` = rec + kl, ``elbo`` = -(rec + kl),
@@ -134,6 +137,8 @@ def evaluate_model(
                 n_sentences += batch.num_examples
                 n_tokens += batch.num_tokens
                 mus.append(mu.double())
+                if on_batch is not None:
+                    on_batch()
                 continue
             z = mu + (0.5 * logvar).exp() * randn_on(tuple(mu.shape), rec_gen, mu.device)
             batch_recs.append(model.reconstruction_loss(batch, z).double().sum().item())
@@ -148,6 +153,8 @@ def evaluate_model(
             n_tokens += batch.num_tokens
             mus.append(mu.double())
             logvars.append(logvar.double())
+            if on_batch is not None:
+                on_batch()
     finally:
         model.train(was_training)
     if n_sentences == 0 or n_tokens == 0:
@@ -233,6 +240,7 @@ def evaluate(
     settings: EvalSettings = EvalSettings(),
     device: torch.device | str | None = None,
     amortized: bool = False,
+    on_batch: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every metric of SPEC section 3 on one split (:func:`evaluate_model`), with the model's
     reported q, or its amortized q if ``amortized``. Products in ``settings.precision``."""
@@ -243,7 +251,8 @@ def evaluate(
         return evaluate_model(
             model, batches, posterior=posterior_fn(model, settings.seed, amortized=amortized),
             iw_samples=iw_samples, iw_chunk=settings.iw_chunk,
-            latent_samples=settings.latent_samples, seed=settings.seed, device=device)
+            latent_samples=settings.latent_samples, seed=settings.seed, device=device,
+            on_batch=on_batch)
 
 
 def reports_amortized_block(model: LatentTextModel) -> bool:
@@ -261,15 +270,20 @@ def evaluate_blocks(
     iw_samples: int = 0,
     settings: EvalSettings = EvalSettings(),
     device: torch.device | str | None = None,
+    progress: Reporter | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{name: reported q (IW-NLL with iw_samples), name + "_amortized": amortized q (no
-    IW-NLL)}``, the second only where :func:`reports_amortized_block`."""
+    IW-NLL)}``, the second only where :func:`reports_amortized_block`. ``progress``: where
+    each phase reports its batches (an IW-NLL phase is announced when it starts)."""
     batches = list(batches)
+    label = f"{name} IW-NLL K={iw_samples}" if iw_samples > 0 else name
+    tick = progress.phase(label, len(batches), announce=iw_samples > 0) if progress else None
     blocks = {name: evaluate(model, batches, iw_samples=iw_samples, settings=settings,
-                             device=device)}
+                             device=device, on_batch=tick)}
     if reports_amortized_block(model):
+        tick = progress.phase(f"{name}_amortized", len(batches)) if progress else None
         blocks[f"{name}_amortized"] = evaluate(model, batches, settings=settings, device=device,
-                                               amortized=True)
+                                               amortized=True, on_batch=tick)
     return blocks
 
 
@@ -301,7 +315,8 @@ def monte_carlo_elbo(model: LatentTextModel, batch: Any, n_samples: int,
     """True ELBO (beta = 1) per example with Rec averaged over ``n_samples`` z per example
     (``eps [B, n_samples, D]`` from ``generator``), in eval mode, with the reported q.
 
-    Returns ``({"elbo", "rec", "kl"}, (mu, logvar))``.
+    Returns ``({"elbo", "rec", "kl", "rec_se"}, (mu, logvar))``, ``rec_se`` the Monte Carlo
+    standard error of ``rec`` (None for one sample).
     """
     with _eval_mode(model):
         mu, logvar = model.posterior(batch)
@@ -311,4 +326,10 @@ def monte_carlo_elbo(model: LatentTextModel, batch: Any, n_samples: int,
         rec = model.reconstruction_loss(batch.repeat_each(n_samples), z)
         rec_mean = rec.double().mean().item()
         kl_mean = model.kl_to_prior(batch, mu.double(), logvar.double()).sum(-1).mean().item()
-    return {"elbo": -(rec_mean + kl_mean), "rec": rec_mean, "kl": kl_mean}, (mu, logvar)
+        # the examples are fixed, the z samples random: sd of the mean over B examples of
+        # n-sample means is sqrt(sum_b var_b / n) / B
+        per = rec.double().view(mu.shape[0], n_samples)
+        rec_se = ((per.var(dim=1).sum() / n_samples).sqrt().item() / mu.shape[0]
+                  if n_samples > 1 else None)
+    return ({"elbo": -(rec_mean + kl_mean), "rec": rec_mean, "kl": kl_mean, "rec_se": rec_se},
+            (mu, logvar))

@@ -176,6 +176,19 @@ def _respond(model: Any, vocab: Vocabulary, config: Config, path: Path, *, n: in
     return [" ".join(vocab.decode(words)) for words in out[0]]
 
 
+def warn_unknown_words(vocab: Vocabulary, sentences: list[list[str]], source: str) -> list[str]:
+    """Say on stderr which words of ``sentences`` the model's vocabulary lacks (they are read
+    as ``<unk>``), the first ten by first occurrence; returns them all."""
+    import sys
+
+    unknown = list(dict.fromkeys(w for words in sentences for w in words if w not in vocab))
+    if unknown:
+        shown = ", ".join(repr(w) for w in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        print(f"cyclevae: warning: {source}: {len(unknown)} word(s) not in the model's "
+              f"vocabulary, read as <unk>: {shown}", file=sys.stderr)
+    return unknown
+
+
 def _posterior_means(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]],
                      seed: int) -> torch.Tensor:
     """Means ``[N, D]`` of the reported q(z|x) of tokenised sentences (any lengths), seeded as
@@ -268,12 +281,14 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
             return text(torch.randn(prior, model.latent_dim, generator=generator))
         if reconstruct is not None:
             sentences, _ = read_sentences(reconstruct)
+            warn_unknown_words(vocab, sentences, str(reconstruct))
             outputs = text(_posterior_means(model, vocab, sentences, seed))
             return [f"{' '.join(src)}\t{out}" for src, out in zip(sentences, outputs)]
         assert interpolate is not None
         sentences = [s.split() for s in interpolate]
         if any(not s for s in sentences):
             raise UserError("--interpolate: both sentences must contain at least one word")
+        warn_unknown_words(vocab, sentences, "--interpolate")
         ends = _posterior_means(model, vocab, sentences, seed)
         weights = torch.linspace(0, 1, steps).unsqueeze(1)
         outputs = text((1 - weights) * ends[0] + weights * ends[1])

@@ -190,6 +190,7 @@ def plot_beta_schedules(
     *,
     xlabel: str = "iteration",
     title: str = "beta schedules",
+    stride: int = 1,
 ) -> None:
     """Plot beta schedules one above the other (the paper's Figure 2) and save the figure.
 
@@ -197,13 +198,14 @@ def plot_beta_schedules(
         schedules: label -> beta per step (a ``[T]`` sequence, e.g. from
             :func:`cyclevae.schedules.beta_schedule`); one panel each, sharing the step axis.
         path: output file; the format comes from the suffix (``.png``, ``.pdf``, ``.svg``).
+        stride: the values are those of every ``stride``-th step.
     """
     if not schedules:
         raise ValueError("no schedule to plot")
     fig, axes = new_figure(len(schedules), 1, figsize=(6.4, 1.9 * len(schedules)),
                            sharex=True)
     for ax, (label, values) in zip(axes[:, 0], schedules.items()):
-        ax.plot(range(len(values)), list(values), linewidth=1.4)
+        ax.plot(range(0, len(values) * stride, stride), list(values), linewidth=1.4)
         ax.set_ylabel("beta")
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)

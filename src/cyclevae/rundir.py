@@ -3,8 +3,8 @@
 Layout of ``OUT/``: ``config.yaml`` (the resolved config, rewritten when ``--resume`` changes an
 evaluation setting), ``vocab.txt``, ``log.jsonl`` (one JSON record per line: ``schedule`` at
 the start, ``train`` every ``train.log_every`` steps, ``epoch``, ``skipped``, ``final``),
-``checkpoint_last.pt``, ``checkpoint_best.pt``, ``metrics.json`` and, if the ``tensorboard``
-package is installed, ``tensorboard/``.
+``checkpoint_last.pt``, ``checkpoint_best.pt``, ``metrics.json``, ``.lock`` (who trains here:
+:mod:`cyclevae.runlock`) and, if the ``tensorboard`` package is installed, ``tensorboard/``.
 
 Policy: a new run refuses a directory holding another run unless told to ``overwrite`` it (then
 the previous run's files are removed once the new run's inputs are known to be good); a resumed
@@ -26,6 +26,7 @@ from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
 from .config import RESUME_SETTABLE, Config, load_config, save_config
 from .data.vocab import Vocabulary
 from .errors import UserError
+from .runlock import RunLock
 
 __all__ = ["BEST", "LAST", "RunDirectory"]
 
@@ -45,11 +46,13 @@ class RunDirectory:
         self.is_main = is_main
         self.log_path = self.path / LOG
         self._tensorboard: Any = None
+        self.lock = RunLock(self.path)  # one training at a time (taken before any write)
 
     # ----------------------------------------------------------------- policy
     def resume_checkpoint(self) -> dict[str, Any]:
         """The checkpoint a resumed run continues from (its vocabulary file checked)."""
         last = self.path / LAST
+        self.lock.check_free()
         if not last.is_file():
             hint = ("; the run stopped before its first checkpoint: start it again with "
                     "--overwrite" if (self.path / CONFIG).is_file() else "")
@@ -58,17 +61,38 @@ class RunDirectory:
         check_vocabulary_file(self.path / VOCAB, checkpoint["vocab"], last)
         return checkpoint
 
+    def check_unfinished(self, checkpoint: dict[str, Any], epochs: int) -> None:
+        """Refuse to resume a finished run (its checkpoint at ``epochs`` and ``metrics.json``
+        written): there is nothing left to do but to train it longer, which a larger
+        ``train.epochs`` asks for."""
+        done = checkpoint["progress"]["epoch"]
+        if done >= epochs and (self.path / METRICS).is_file():
+            raise UserError(f"{self.path}: the run is finished ({done} of {epochs} epochs, "
+                            f"{METRICS} written); to train it longer: cyclevae train --resume "
+                            f"--out {self.path} --set train.epochs=N with N > {done}")
+
     def check_new(self, overwrite: bool) -> None:
         """Refuse a path that is a file, or a directory holding another run (unless
         ``overwrite``)."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path}: output path exists and is not a directory")
+        self.lock.check_free()
         holds_run = any((self.path / name).exists() for name in (LAST, CONFIG, LOG))
         if holds_run and not overwrite:
             raise UserError(
                 f"{self.path}: output directory holds another run; pass --resume to continue "
                 "it or --overwrite to replace it"
             )
+
+    def last_checkpoint_note(self) -> str:
+        """Where a stopped run can continue from: the last checkpoint if one was written, else
+        a note that there is none and that replacing the directory loses nothing."""
+        if (self.path / LAST).is_file():
+            return (f"last good checkpoint kept in {self.path / LAST} (continue with "
+                    f"`cyclevae train --resume --out {self.path}`)")
+        return (f"no checkpoint was written yet (the first is written at the end of epoch 1), "
+                f"so {self.path} holds only this run's start: fix the cause and start again "
+                f"with --overwrite, which loses nothing")
 
     def stopped_before_checkpoint(self, config: Config) -> bool:
         """True when the directory holds only the start of a run of ``config`` (its
@@ -98,6 +122,8 @@ class RunDirectory:
         except OSError as exc:
             raise UserError(f"{self.path}: cannot create output directory ({exc.strerror})"
                             ) from None
+        self.lock.acquire()
+        self.check_new(overwrite)  # again under the lock: another run may have started here
         if overwrite:
             for name in (LAST, BEST, LOG, METRICS):
                 (self.path / name).unlink(missing_ok=True)
@@ -107,6 +133,7 @@ class RunDirectory:
     def write_config(self, config: Config) -> None:
         """(Re)write ``config.yaml``, e.g. with a resumed run's changed evaluation settings."""
         if self.is_main:
+            self.lock.acquire()
             save_config(config, self.path / CONFIG)
 
     def reopen(self, step: int) -> None:
@@ -115,6 +142,7 @@ class RunDirectory:
         temporaries."""
         if not self.is_main:
             return
+        self.lock.acquire()
         remove_stale_temporaries(self.path)
         if not self.log_path.is_file():
             return
@@ -182,7 +210,9 @@ class RunDirectory:
             write_json_atomic(self.path / METRICS, metrics)
 
     def close(self) -> None:
-        """Flush TensorBoard (a failure is a warning: the run's results are written)."""
+        """Flush TensorBoard (a failure is a warning: the run's results are written) and give
+        the directory's lock back."""
+        self.lock.release()
         if self._tensorboard is None:
             return
         try:

@@ -34,8 +34,8 @@ from .report import markdown_table, plot_curves
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DEFAULT_METRICS", "RunSummary", "curves_figure", "describe_schedule", "load_run",
-           "load_runs", "runs_table"]
+__all__ = ["DEFAULT_METRICS", "RunSummary", "curves_figure", "describe_schedule",
+           "differing_settings", "load_run", "load_runs", "runs_table"]
 
 #: metric columns shown by default (those no run reports are left out)
 DEFAULT_METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "active_units")
@@ -74,6 +74,7 @@ class RunSummary:
     total_epochs: int | None
     metrics: dict[str, Any]
     curve: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # flattened: "train.lr" -> 0.001
 
     @property
     def status(self) -> str:
@@ -189,7 +190,32 @@ def load_run(path: str | Path, *, block: str = "test", name: str | None = None) 
         path=run, name=name or run.name, kind=(config.get("model") or {}).get("kind"),
         schedule=describe_schedule(config) if config else "", finished=metrics is not None,
         epoch=epoch, total_epochs=(config.get("train") or {}).get("epochs"),
-        metrics=dict(values), curve=curve)
+        metrics=dict(values), curve=curve, config=_flatten(config))
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+#: config keys the table shows in their own columns (kind, schedule, status)
+_SHOWN = ("model.kind", "schedule.", "lr_schedule.")
+
+
+def differing_settings(runs: Sequence[RunSummary]) -> list[str]:
+    """The config keys (``section.field``) whose values differ between ``runs``, other than
+    those the kind and schedule columns show; none for a single run."""
+    if len(runs) < 2:
+        return []
+    keys = sorted({k for run in runs for k in run.config})
+    missing = object()
+    return [k for k in keys if not k.startswith(_SHOWN)
+            and len({repr(run.config.get(k, missing)) for run in runs}) > 1]
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -224,24 +250,31 @@ def _columns(runs: Sequence[RunSummary], metrics: Sequence[str] | None) -> list[
 
 def runs_table(runs: Sequence[RunSummary], *, fmt: str = "md",
                metrics: Sequence[str] | None = None) -> str:
-    """One row per run: name, kind, schedule, status, epoch, then the metrics (default
-    :data:`DEFAULT_METRICS` that some run reports). ``fmt``: ``md`` (4 significant digits)
-    or ``csv`` (full precision, metric keys as column names, empty cells for missing)."""
+    """One row per run: name, kind, schedule, the other settings in which the runs differ
+    (:func:`differing_settings`, ``key=value``; the column is left out when there are none),
+    status, epoch, then the metrics (default :data:`DEFAULT_METRICS` that some run reports).
+    ``fmt``: ``md`` (4 significant digits) or ``csv`` (full precision, metric keys as column
+    names, empty cells for missing)."""
     columns = _columns(runs, metrics)
-    rows = [[r.name, r.kind, r.schedule, r.status, r.epoch, *[r.metrics.get(k) for k in columns]]
-            for r in runs]
+    differ = differing_settings(runs)
+    settings = [[", ".join(f"{k}={_number(r.config[k])}" for k in differ if k in r.config)]
+                if differ else [] for r in runs]
+    rows = [[r.name, r.kind, r.schedule, *extra, r.status, r.epoch,
+             *[r.metrics.get(k) for k in columns]] for r, extra in zip(runs, settings)]
+    fixed = ["run", "kind", "schedule", *(["settings"] if differ else []), "status", "epoch"]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["run", "kind", "schedule", "status", "epoch", *columns])
+        writer.writerow([*fixed, *columns])
         for row in rows:
             writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
                              for v in row])
         return buffer.getvalue()
     if fmt != "md":
         raise ValueError(f"fmt must be 'md' or 'csv', got {fmt!r}")
-    headers = ["run", "kind", "schedule", "status", "epoch", *[_TITLES.get(k, k) for k in columns]]
-    return markdown_table(headers, rows, align=["l", "l", "l", "l", *["r"] * (len(headers) - 4)])
+    headers = [*fixed, *[_TITLES.get(k, k) for k in columns]]
+    left = len(fixed) - 1  # the epoch and the metrics are right-aligned
+    return markdown_table(headers, rows, align=["l"] * left + ["r"] * (len(headers) - left))
 
 
 def curves_figure(runs: Sequence[RunSummary]) -> Figure:

@@ -187,14 +187,18 @@ def beta_schedule(
     start: float = 0.0,
     stop: float = 1.0,
     ramp: str = "span",
+    stride: int = 1,
 ) -> np.ndarray:
     """All betas of a schedule: float64 array of shape ``[total_steps]``, equal to
-    ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``."""
+    ``[cyclical_beta(s, total_steps, ...) for s in range(total_steps)]``; with ``stride``
+    those of every ``stride``-th step only (``range(0, total_steps, stride)``)."""
     validate_schedule(total_steps, n_cycles, ratio, shape, start, stop)
     _check_ramp(ramp)
     if int(total_steps) != total_steps:
         raise ValueError(f"total_steps must be an integer for beta_schedule, got {total_steps!r}")
-    steps = np.arange(int(total_steps), dtype=np.float64)
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    steps = np.arange(0, int(total_steps), int(stride), dtype=np.float64)
     return _beta_array(steps, total_steps, n_cycles, ratio, shape, start, stop, ramp=ramp)
 
 
@@ -239,6 +243,10 @@ class BetaScheduler:
         steps_per_unit: calls of ``step()`` per unit (>= 1).
         interpolate: use fractional positions within a unit.
         ramp: ``"span"`` or ``"offset"`` (:data:`RAMPS`).
+        hold: what happens once ``step()`` is called past the schedule's end (``total`` units):
+            False (the default, as eq. 7's ``t mod (T/M)`` gives) starts a new cycle, so the
+            schedule repeats; True holds the value of the schedule's last step (``stop`` for
+            ``ratio < 1``), e.g. for training a finished run longer.
     """
 
     def __init__(
@@ -253,6 +261,7 @@ class BetaScheduler:
         steps_per_unit: int = 1,
         interpolate: bool = True,
         ramp: str = "span",
+        hold: bool = False,
     ) -> None:
         _check_ramp(ramp)
         if isinstance(steps_per_unit, bool) or not isinstance(steps_per_unit, (int, np.integer)):
@@ -275,6 +284,7 @@ class BetaScheduler:
         self.steps_per_unit = int(steps_per_unit)
         self.interpolate = bool(interpolate)
         self.ramp = ramp
+        self.hold = bool(hold)
         self.last_step = 0
 
     @property
@@ -286,10 +296,15 @@ class BetaScheduler:
 
     @property
     def value(self) -> float:
-        """Beta in force for the current step."""
+        """Beta in force for the current step (past the end: see ``hold``)."""
+        position = self.position
+        if self.hold and position >= self.total:  # the schedule's last step
+            last = math.ceil(self.total * self.steps_per_unit) - 1
+            position = (last / self.steps_per_unit if self.interpolate
+                        else float(last // self.steps_per_unit))
         return float(
             _beta_array(
-                np.asarray(self.position),
+                np.asarray(position),
                 self.total,
                 self.n_cycles,
                 self.ratio,
@@ -328,6 +343,7 @@ class BetaScheduler:
             "steps_per_unit": self.steps_per_unit,
             "interpolate": self.interpolate,
             "ramp": self.ramp,
+            "hold": self.hold,
             "last_step": self.last_step,
         }
 
@@ -342,6 +358,7 @@ class BetaScheduler:
                     "interpolate", "last_step"):
             setattr(self, key, state[key])
         self.ramp = state.get("ramp", "span")  # states of earlier versions: eq. 6
+        self.hold = bool(state.get("hold", self.hold))  # earlier versions: as constructed
         _check_ramp(self.ramp)
         self.continuous = continuous
 

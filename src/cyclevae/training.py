@@ -42,9 +42,11 @@ from .evaluation import (
     selection_loss,
 )
 from .losses import beta_vae_loss
+from .memory import check_parameter_memory
 from .models.registry import build_model, initialise_embeddings
 from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
+from .reporter import Reporter
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR, ExponentialDecayLR
@@ -129,7 +131,10 @@ def make_schedules(config: Config, optimizer: torch.optim.Optimizer, steps_per_e
     try:
         beta = BetaScheduler(total, n_cycles=s.n_cycles, ratio=s.ratio, shape=s.shape,
                              start=s.start, stop=s.stop, steps_per_unit=per_unit,
-                             interpolate=s.interpolate, ramp=s.ramp)
+                             interpolate=s.interpolate, ramp=s.ramp,
+                             # a run trained longer (--resume, larger train.epochs) holds the
+                             # last beta; cycles of cycle_epochs repeat by design
+                             hold=s.cycle_epochs is None)
     except ValueError as exc:
         raise UserError(f"config: schedule.{exc}") from None
     info: dict[str, Any] = {"kind": "schedule", "step": 0, "steps_per_epoch": steps_per_epoch,
@@ -163,6 +168,7 @@ def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrit
         checkpoint = run.resume_checkpoint()
         saved = config_from_dict(checkpoint["config"])
         updated = apply_resume_overrides(saved, overrides or [])
+        run.check_unfinished(checkpoint, updated.train.epochs)
         return updated, checkpoint, updated.to_dict() != saved.to_dict()
     if overrides:
         raise UserError("resume_overrides are for resumed runs; put them in the config")
@@ -190,6 +196,7 @@ class Trainer:
                  overwrite: bool = False, progress: bool | None = None,
                  resume_overrides: list[str] | None = None) -> None:
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.reporter = Reporter.for_progress(progress)  # plain lines when not a terminal
         self._stop_signal: int | None = None
         self.run = RunDirectory(out)
         self.out = self.run.path
@@ -218,8 +225,13 @@ class Trainer:
         if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
             raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
                             "not found (expected 'word v1 .. vd' per line)")
-        self.model = build_model(t.model, len(self.vocab), len(self.act_labels),
-                                 len(self.topic_labels)).to(self.device)
+
+        def make_model() -> torch.nn.Module:
+            return build_model(t.model, len(self.vocab), len(self.act_labels),
+                               len(self.topic_labels))
+
+        check_parameter_memory(make_model, self.device)  # refuse before allocating
+        self.model = make_model().to(self.device)
         embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
                       if checkpoint is None else None)
         self.optimizer = make_adam(self.model.parameters(), t.train.lr)
@@ -291,7 +303,7 @@ class Trainer:
         """The metric blocks of one split (:func:`cyclevae.evaluation.evaluate_blocks`)."""
         return evaluate_blocks(self.model, corpus.batches(0, shuffle=False), name,
                                iw_samples=iw_samples, settings=self.eval_settings,
-                               device=self.device)
+                               device=self.device, progress=self.reporter)
 
     def evaluate_responses(self, split: str) -> dict[str, Any]:
         """The sampled-response metrics of a dialog model on ``split``
@@ -372,7 +384,8 @@ class Trainer:
     def _batch_seed(self, epoch: int, global_index: int) -> int:
         """Noise (dropout, z samples) of a batch depends only on the seed and the batch, so a
         resumed, accumulated or multi-process run draws exactly the same numbers."""
-        return (self.config.train.seed * 1_000_003 + epoch) * 1_000_003 + global_index
+        # modulo torch's seed range (the value itself for every seed below ~1.8e7)
+        return ((self.config.train.seed * 1_000_003 + epoch) * 1_000_003 + global_index) % 2**64
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``, evaluating and checkpointing every epoch; return and write
@@ -392,6 +405,8 @@ class Trainer:
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signum
+        if self.state.epoch >= self.config.train.epochs:  # no training step left to see it
+            self.reporter.final_evaluation_signal(signum, self.out)
 
     def _train_epoch(self) -> None:
         t, st = self.config.train, self.state
@@ -469,8 +484,8 @@ class Trainer:
         self.save(LAST)
         if any_flag(is_best, self.dist):
             self.save(BEST)
-        if self.progress and self.dist.is_main:
-            print(_summary(record, t.epochs, seconds), file=sys.stderr)
+        if self.dist.is_main:
+            self.reporter.line(_summary(record, t.epochs, seconds))
 
     def _stopping_round(self, record: dict[str, Any]) -> bool:
         """Count one round of the stopping rule on ``record``'s valid loss (rank 0 evaluates
@@ -543,7 +558,7 @@ def _stop_or_skip(trainer: Trainer, problem: str | None, beta: float) -> None:
     if bad_weight is not None:  # skipping batches cannot repair the weights
         message += f"; parameter {bad_weight} is non-finite"
     if trainer.config.train.nonfinite == "stop" or bad_weight is not None:
-        raise NonFiniteLoss(message + f"; last good checkpoint kept in {trainer.out / LAST}")
+        raise NonFiniteLoss(f"{message}; {trainer.run.last_checkpoint_note()}")
     trainer.optimizer.zero_grad(set_to_none=True)
     st.skipped += 1
     trainer.log({"kind": "skipped", "step": st.global_step + 1, "message": message})

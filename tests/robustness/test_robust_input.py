@@ -29,6 +29,21 @@ BAD_FILES = {
     "binary": (b"the cat sat\nthe \x00\x01\x02 dog\n", ", line 2: contains NUL bytes"),
     "invalid-utf8": (b"ok line\nsecond line\ncaf\xe9 au lait\n", ", line 3: invalid UTF-8"),
     "only-blank-lines": (b"\n   \n\t\r\n\n", ": contains only blank lines (4), expected one"),
+    # was "contains NUL bytes; this looks like a binary file"
+    "utf16-bom": ("the cat sat\nthe dog ran\n".encode("utf-16"),
+                  ": UTF-16 (little-endian, with a byte-order mark) text, expected UTF-8; "
+                  "convert it, e.g. iconv -f UTF-16 -t UTF-8 "),
+    "utf16-be-no-bom": ("the cat sat\nthe dog ran\n".encode("utf-16-be"),
+                        ": UTF-16 (big-endian) text, expected UTF-8"),
+    # was one 43,797-token "sentence" and an error blaming schedule.n_cycles
+    "cr-only-line-endings": (b"the cat sat\rthe dog ran\rprices fell\r",
+                             ", line 1: carriage return (CR) inside the line: old Mac "
+                             "(CR-only) line endings? expected LF or CRLF; convert it, e.g. tr"),
+    # was trained silently with one token per line
+    "no-spaces": ("\n".join(["我们今天下午一起去公园散步了", "天气很好所以很多人都在外面玩",
+                             "他说明天还要继续去那里看看花"] * 3 + ["the cat sat"]).encode(),
+                  ": 9 of 10 sentences are a single 'word' (median 14 characters): the text is "
+                  "not split into words by spaces"),
 }
 
 
@@ -166,3 +181,15 @@ def test_tsv_missing_label(tmp_path):
 def test_tsv_empty_sentence(tmp_path):
     message = _labelled_error(tmp_path, "1\tgood\r\n0\tbad\r\npositive\t \r\n")
     assert ", line 3: the sentence after the tab is empty" in message
+
+
+def test_tsv_file_with_a_bad_line_through_train(tiny_data, tmp_path, capsys):
+    """``train`` reads ``.tsv`` files as LABEL<TAB>SENTENCE (the labels are not used)."""
+    bad = tmp_path / "train.tsv"
+    bad.write_text("positive\tthe food was good\nno tab here\n")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "train", *set_args(overrides(bad)), "--out", out,
+                           "--no-progress")
+    assert code == 2
+    assert f"{bad}, line 2: expected LABEL<TAB>SENTENCE, found no tab" in one_line_error(err)
+    assert not out.exists()

@@ -9,6 +9,7 @@ import json
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from cyclevae.training import LAST
 from robust_support import (  # noqa: F401 - fixtures
     digest,
     log_records,
+    one_line_error,
     overrides,
     python_cyclevae,
     reference_args,
@@ -186,3 +188,55 @@ def test_sigkill_at_random_moments_then_resume_matches(many_epochs, tmp_path, ca
     code, _, err = run_cli(capsys, "train", "--resume", "--out", out, "--no-progress")
     assert code == 0, (moments, err)
     assert_same_result(out, reference)
+
+
+# --------------------------------------------------------------------------- one run per directory
+def test_directory_in_use_is_refused_and_a_killed_holder_does_not_block_resume(
+        tiny_data, tmp_path, capsys):
+    """Two trainings into one --out (issue: seeds 0 and 1 both ran and mixed their files): the
+    second is refused at once, naming the first's pid; after ``kill -9`` of the first, its lock
+    (released by the kernel) does not block ``--resume``."""
+    args = set_args(overrides(tiny_data / "train.txt", train__epochs=10, train__log_every=1))
+    out = tmp_path / "run"
+    proc = python_cyclevae("train", *args, "--out", out, "--no-progress", cwd=tmp_path)
+    try:
+        _wait(lambda: (out / LAST).is_file(), proc)  # trained an epoch: there is a run here
+        for second in (set_args(overrides(tiny_data / "train.txt", train__seed=1)),
+                       ["--resume"], ["--overwrite", *args]):
+            code, _, err = run_cli(capsys, "train", *second, "--out", out, "--no-progress")
+            message = one_line_error(err)
+            assert code == 2, second
+            assert f"{out}: in use by another training (pid {proc.pid} on " in message, message
+        assert proc.poll() is None, "the refused commands must not disturb the running one"
+    finally:
+        proc.kill()  # SIGKILL: the lock file stays, the lock itself is gone
+        proc.communicate(timeout=30)
+    assert (out / ".lock").read_text().startswith(f"pid {proc.pid} on ")
+    code, _, err = run_cli(capsys, "train", "--resume", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert [r["epoch"] for r in log_records(out) if r["kind"] == "epoch"] == list(range(1, 11))
+
+
+def test_directory_taken_between_check_and_start_is_refused(tiny_data, tmp_path, capsys,
+                                                            monkeypatch):
+    """The race the early check cannot see (both runs found the directory free): the lock
+    taken before the first write refuses the second."""
+    from cyclevae.runlock import RunLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from cyclevae.runlock import RunLock; "
+         "lock = RunLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(RunLock, "check_free", lambda self: None)  # as if not yet taken
+        code, _, err = run_cli(capsys, "train", *set_args(overrides(tiny_data / "train.txt")),
+                               "--out", out, "--no-progress")
+        assert code == 2 and f"in use by another training (pid {holder.pid} " in \
+            one_line_error(err)
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)

@@ -148,3 +148,22 @@ def test_skip_mode_stops_on_non_finite_weights(inject, tiny_data, tmp_path, caps
     code, _, err = _train(capsys, tiny_data, out, train__nonfinite="skip")
     message = _assert_stopped(code, err, out, fault, 30, "loss is nan")
     assert fault.poisoned and f"parameter {fault.poisoned} is non-finite" in message
+
+
+def test_stop_before_the_first_checkpoint_says_there_is_none(tiny_data, tmp_path, capsys):
+    """``train.lr=.inf`` breaks the weights at step 1: the message must not name a checkpoint
+    that was never written, and must say how to start again."""
+    out = tmp_path / "run"
+    code, _, err = _train(capsys, tiny_data, out, train__lr=".inf")
+    message = one_line_error(err)
+    assert code == 1 and "non-finite value at step 2 (epoch 1" in message
+    assert not (out / training.LAST).exists()
+    assert "checkpoint kept" not in message
+    assert (f"no checkpoint was written yet (the first is written at the end of epoch 1), so "
+            f"{out} holds only this run's start") in message
+    assert "start again with --overwrite, which loses nothing" in message
+    code, _, err = _train(capsys, tiny_data, out, train__lr="0.001")
+    assert code == 2  # the directory holds the stopped run's start ...
+    code, _, err = run_cli(capsys, "train", *set_args(overrides(tiny_data / "train.txt")),
+                           "--out", out, "--no-progress", "--overwrite")
+    assert code == 0, err  # ... which --overwrite replaces

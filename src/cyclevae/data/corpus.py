@@ -9,6 +9,7 @@ relevant, the line.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,14 +56,48 @@ def _open_checked(path: Path) -> None:
         raise UserError(f"{path}: file is empty, expected one sentence per line")
 
 
+def _utf16(head: bytes) -> str | None:
+    """``"UTF-16"`` plus its byte order if the file's first bytes ``head`` are UTF-16 text (a
+    byte-order mark, or ASCII-range text with every other byte NUL), else None."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 (with a byte-order mark)"
+    if head.startswith(b"\xff\xfe"):
+        return "UTF-16 (little-endian, with a byte-order mark)"
+    if head.startswith(b"\xfe\xff"):
+        return "UTF-16 (big-endian, with a byte-order mark)"
+    pairs = len(head) // 2
+    if pairs >= 4:
+        even = sum(b == 0 for b in head[0:2 * pairs:2])
+        odd = sum(b == 0 for b in head[1:2 * pairs:2])
+        if odd >= 0.9 * pairs and even == 0:
+            return "UTF-16 (little-endian)"
+        if even >= 0.9 * pairs and odd == 0:
+            return "UTF-16 (big-endian)"
+    return None
+
+
+def _interior_cr(raw: bytes) -> bool:
+    """Whether a line read up to ``\\n`` holds a carriage return other than a CRLF ending."""
+    body = raw[:-2] if raw.endswith(b"\r\n") else raw.rstrip(b"\n")
+    return b"\r" in body
+
+
 def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for every line, decoded from UTF-8, newline removed.
 
-    Raises UserError on NUL bytes (binary content) and invalid UTF-8, with the line number.
+    Raises UserError on UTF-16/32 text (with how to convert it), NUL bytes (binary content),
+    carriage returns inside a line (old Mac CR-only line endings) and invalid UTF-8, with the
+    line number.
     """
     _open_checked(path)
     try:
         with path.open("rb") as f:
+            encoding = _utf16(f.read(4096))
+            if encoding is not None:
+                raise UserError(f"{path}: {encoding} text, expected UTF-8; convert it, e.g. "
+                                f"iconv -f {encoding.split()[0]} -t UTF-8 {path} > "
+                                f"{path.with_name(path.stem + '.utf8' + path.suffix)}")
+            f.seek(0)
             for lineno, raw in enumerate(f, start=1):
                 if b"\x00" in raw:
                     raise UserError(f"{path}, line {lineno}: contains NUL bytes; this looks "
@@ -73,6 +108,11 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                     raise UserError(f"{path}, line {lineno}: invalid UTF-8 (byte "
                                     f"0x{raw[e.start]:02x} at byte offset {e.start} of the "
                                     "line), expected UTF-8 text") from None
+                if _interior_cr(raw):
+                    raise UserError(f"{path}, line {lineno}: carriage return (CR) inside the "
+                                    "line: old Mac (CR-only) line endings? expected LF or CRLF; "
+                                    f"convert it, e.g. tr '\\r' '\\n' < {path} > "
+                                    f"{path.with_name(path.stem + '.lf' + path.suffix)}")
                 if lineno == 1 and text.startswith("\ufeff"):
                     text = text[1:]  # UTF-8 byte-order mark
                 yield lineno, text
@@ -99,6 +139,27 @@ def _check_max_length(max_length: int | None) -> None:
         raise ValueError(f"max_length must be >= 1 or None, got {max_length}")
 
 
+#: a corpus is refused as not split into words when at least this share of its sentences is
+#: one token and those tokens' median length is at least :data:`UNSEGMENTED_CHARS` characters
+UNSEGMENTED_SHARE = 0.9
+UNSEGMENTED_CHARS = 12
+
+
+def _refuse_unsegmented(path: Path, sentences: list[list[str]]) -> None:
+    """Raise UserError for text not split into words by spaces (Chinese, Japanese, Thai ...):
+    read by whitespace it gives one long "word" per line, a vocabulary of whole sentences."""
+    single = sorted(len(words[0]) for words in sentences if len(words) == 1)
+    if not single or len(single) < UNSEGMENTED_SHARE * len(sentences):
+        return
+    median = single[len(single) // 2]
+    if median >= UNSEGMENTED_CHARS:
+        raise UserError(f"{path}: {len(single)} of {len(sentences)} sentences are a single "
+                        f"'word' (median {median} characters): the text is not split into "
+                        "words by spaces (e.g. Chinese, Japanese or Thai); expected tokens "
+                        "separated by spaces: segment it first (e.g. jieba, MeCab) or put a "
+                        "space between characters")
+
+
 def _finish(path: Path, lines: int, sentences: list[list[str]], blank: int, too_long: int,
             max_length: int | None) -> CorpusStats:
     if not sentences:
@@ -107,8 +168,24 @@ def _finish(path: Path, lines: int, sentences: list[list[str]], blank: int, too_
                             f"({too_long} longer ones dropped)")
         raise UserError(f"{path}: contains only blank lines ({blank}), expected one sentence "
                         "per line")
+    _refuse_unsegmented(path, sentences)
     return CorpusStats(path=path, lines=lines, sentences=len(sentences), blank=blank,
                        too_long=too_long, tokens=sum(map(len, sentences)))
+
+
+def _refuse_json_records(path: Path, lineno: int, text: str) -> None:
+    """Raise UserError if the first sentence line ``text`` is a JSON object: a conversations
+    file (JSON lines) read as sentences would be scored line by line as garbage."""
+    if not text.lstrip().startswith("{"):
+        return
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(record, dict) and record:
+        raise UserError(f"{path}, line {lineno}: a JSON record, not a sentence: this looks like "
+                        "a conversations file (JSON lines), which only a dialog model "
+                        "(model.kind cvae) reads; expected one sentence per line")
 
 
 def read_sentences(
@@ -135,6 +212,8 @@ def read_sentences(
         elif not tokens:
             blank += 1
         else:
+            if not sentences:
+                _refuse_json_records(path, lines, text)
             sentences.append(tokens)
     return sentences, _finish(path, lines, sentences, blank, too_long, max_length)
 

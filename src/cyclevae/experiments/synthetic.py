@@ -68,7 +68,7 @@ from ..losses import beta_vae_loss
 from ..metrics.latent import active_units, latent_decomposition
 from ..models import TextVAE, VAEConfig
 from ..report import markdown_table, new_figure, plot_curves, save_figure_atomic
-from ..runtime import make_adam
+from ..runtime import cpu_name, make_adam
 from ..schedules import BetaScheduler
 
 __all__ = [
@@ -416,6 +416,7 @@ def run_synthetic(
         "workers": workers,
         "threads_per_worker": 1,
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_name(),  # results differ across CPU kinds (floating-point order)
         "torch": torch.__version__,
         "cyclevae": __version__,
         "python": platform.python_version(),
@@ -480,12 +481,52 @@ def check_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         steps = metrics["settings"]["steps"] if "settings" in metrics else None
         ends, source = _cycle_end_points(metrics["cyclical"], steps)
         if len(ends) >= 2:
-            recs = [p["rec"] for p in ends]
-            ok = all(b < a for a, b in zip(recs, recs[1:]))
-            listed = ", ".join(f"{p['step']}: {p['rec']:.4f}" for p in ends)
-            claims.append({"claim": "cyclical Rec improves cycle by cycle (at each cycle's end)",
-                           "pass": ok, "detail": f"Rec at cycle ends ({source}) {listed}"})
+            claims.append(_cycle_by_cycle_claim(ends, source))
     return claims
+
+
+#: standard errors of a difference within which two cycle-end Recs count as equal
+TOLERANCE_SE = 3.0
+
+
+def _cycle_by_cycle_claim(ends: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    """Section 4 of the paper: under the cyclical schedule the reconstruction improves
+    progressively, cycle after cycle (Figure 3's Rec curve steps down at every restart).
+
+    Judged on the Rec at each cycle's end, a Monte Carlo estimate: two estimates differ by
+    noise alone with standard error sqrt(se_a^2 + se_b^2), so a difference within
+    :data:`TOLERANCE_SE` of those (a 3-sigma band: 0.3% two-sided false alarms per comparison)
+    is no evidence either way. The claim passes when no cycle ends worse than the one before
+    by more than that band (a plateau once the reconstruction is as good as it gets is not a
+    failure) and the last cycle ends below the first by more than it (the cycles did improve
+    the reconstruction). Results without standard errors (earlier versions) are compared
+    strictly."""
+    recs = [p["rec"] for p in ends]
+    ses = [p.get("rec_se") for p in ends]
+    known = all(se is not None for se in ses)
+
+    def band(i: int, j: int) -> float:
+        return TOLERANCE_SE * math.hypot(ses[i], ses[j]) if known else 0.0
+
+    worse = [(i, recs[i + 1] - recs[i]) for i in range(len(recs) - 1)
+             if recs[i + 1] - recs[i] > band(i, i + 1)]
+    improved = recs[0] - recs[-1] > band(0, len(recs) - 1)
+    listed = ", ".join(f"{p['step']}: {p['rec']:.4f}" + (f" (se {p['rec_se']:.4f})" if known
+                                                         else "") for p in ends)
+    rule = (f"each cycle may end at most {TOLERANCE_SE:g} standard errors of the difference "
+            "above the previous one, and the last must end that far below the first"
+            if known else "no standard errors recorded: each cycle must end strictly below "
+            "the previous one")
+    why = ("" if not worse and improved else
+           "; " + "; ".join([f"cycle {i + 2} ends {d:+.4f} above cycle {i + 1} (band "
+                             f"{band(i, i + 1):.4f})" for i, d in worse] +
+                            ([] if improved else [f"the last cycle ends only "
+                                                  f"{recs[0] - recs[-1]:+.4f} below the first "
+                                                  f"(band {band(0, len(recs) - 1):.4f})"])))
+    return {"claim": "cyclical Rec improves cycle by cycle (at each cycle's end, within "
+                     "Monte Carlo error)",
+            "pass": not worse and improved,
+            "detail": f"Rec at cycle ends ({source}) {listed}; {rule}{why}"}
 
 
 def _cycle_end_points(
@@ -528,7 +569,8 @@ def render_report(metrics: dict[str, Any]) -> str:
              for n in names],
         ),
         f"Wall time {s['wall_seconds']:.1f} s with {s['workers']} worker process(es), one thread "
-        f"each, on {s['cpu_count']} CPU(s); torch {s['torch']}, cyclevae {s['cyclevae']}.",
+        f"each, on {s['cpu_count']} CPU(s)" + (f" ({s['cpu']})" if s.get("cpu") else "") +
+        f"; torch {s['torch']}, cyclevae {s['cyclevae']}.",
         "",
         "## Final values (iteration T)",
         "",

@@ -68,10 +68,15 @@ class CVAEConfig:
     :meth:`CVAE.init_embeddings_`).
     """
 
+    #: word embedding size
     emb_dim: int = 200
+    #: utterance encoder (bidirectional GRU) hidden size
     utt_hidden: int = 300
+    #: context encoder (GRU) hidden size
     ctx_hidden: int = 600
+    #: dimension of z
     latent_dim: int = 200
+    #: response decoder (GRU) hidden size
     dec_hidden: int = 400
     prior_hidden: int = 400
     bow: bool = False
@@ -82,6 +87,7 @@ class CVAEConfig:
     use_caller: bool = False
     topic_dim: int = 30
     word_dropout: float = 0.0
+    #: parameters initialised uniform in [-init_range, init_range] (0: PyTorch's default)
     init_range: float = 0.08
     glove_init: str | None = None
 

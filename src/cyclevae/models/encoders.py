@@ -82,10 +82,15 @@ class CNNConfig:
     whole sentence) or ``drop`` (removed when the data is read, and counted).
     """
 
+    #: filters of the first convolution
     conv1: int = 300
+    #: filters of the second convolution
     conv2: int = 600
+    #: filters of the third convolution
     conv3: int = 900
+    #: width of the convolution filters
     width: int = 5
+    #: stride of the convolutions
     stride: int = 2
     input_length: int = 20
     long_inputs: str = "cut"

@@ -82,8 +82,11 @@ class SVIConfig:
     """
 
     steps: int = 10
+    #: learning rate of the SVI steps
     lr: float = 1.0
+    #: momentum of the SVI steps
     momentum: float = 0.5
+    #: gradient-norm clipping of each SVI step (0 disables)
     max_grad_norm: float = 5.0
     grad: str = "fd"
     decoder_grad: bool = False

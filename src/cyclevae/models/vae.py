@@ -29,14 +29,23 @@ class VAEConfig:
     ``data.min_count``) and is passed to the model's constructor.
     """
 
+    #: word embedding size
     emb_dim: int = 256
+    #: LSTM encoder hidden size
     enc_hidden: int = 256
+    #: LSTM decoder hidden size
     dec_hidden: int = 256
+    #: LSTM encoder layers
     enc_layers: int = 1
+    #: LSTM decoder layers
     dec_layers: int = 1
+    #: dimension of z
     latent_dim: int = 32
+    #: dropout in the decoder
     dropout: float = 0.5
+    #: decoder input words replaced by <unk> with this probability (0: off)
     word_dropout: float = 0.0
+    #: parameters initialised uniform in [-init_range, init_range] (0: PyTorch's default)
     init_range: float = 0.1
     #: ``lstm`` (the PTB encoder), ``cnn`` (the Yelp encoder, sized by ``cnn``) or
     #: ``transformer`` (sized by ``transformer``)
