@@ -58,23 +58,25 @@ _INIT_STD = 0.02
 
 @dataclass
 class TransformerConfig:
-    """Sizes of the Transformer encoder and decoder (``model.transformer.*``).
+    """Sizes of the Transformer encoder and decoder (``model.transformer.*``)."""
 
-    d_model: width of every position; n_heads: attention heads (``d_model`` divisible by it);
-    n_layers: blocks in the encoder and in the decoder each; d_ff: feed-forward width;
-    dropout: on attention weights, residual branches and the embeddings; max_length: the most
-    positions a row may have (the encoder reads ``<s> w_1 .. </s>``, the decoder
-    ``<s> w_1 .. w_n``); positions: ``learned`` (GPT-2) or ``sinusoidal`` (Vaswani et al.
-    2017, section 3.5); z_injection: how z enters the decoder (module docstring).
-    """
-
+    #: width of every position
     d_model: int = 256
+    #: attention heads (``d_model`` divisible by it)
     n_heads: int = 4
+    #: blocks in the encoder and in the decoder each
     n_layers: int = 2
+    #: feed-forward width
     d_ff: int = 1024
+    #: dropout on attention weights, residual branches and the embeddings
     dropout: float = 0.1
+    #: the most positions a row may have (the encoder reads ``<s> w_1 .. </s>``, the decoder
+    #: ``<s> w_1 .. w_n``)
     max_length: int = 512
+    #: ``learned`` (GPT-2) or ``sinusoidal`` (Vaswani et al. 2017, section 3.5)
     positions: str = "learned"
+    #: how z enters the decoder (Optimus): ``memory`` (one extra key/value position in every
+    #: layer), ``embedding`` (added to every input embedding) or ``both``
     z_injection: str = "both"
 
     def validate(self, prefix: str = "model.transformer") -> None:
