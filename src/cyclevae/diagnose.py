@@ -358,7 +358,7 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     test split), batched and seeded as its run evaluates. ``max_sentences``: a seeded sample
     of whole batches instead of every sentence."""
     from .data.splits import encoder_limit, load_split, split_spec
-    from .inference import load_model
+    from .checkpoint import load_model
     from .runtime import check_precision
 
     if max_sentences is not None and max_sentences < 2:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import check_vocabulary_file, load_checkpoint
-from .config import Config, config_from_dict
+from .checkpoint import load_model
+from .config import Config
 from .data.batching import TextBatch, encode_corpus
 from .data.corpus import read_sentences
 from .data.splits import encoder_limit, load_split, split_spec
@@ -24,29 +24,10 @@ from .evaluation import (EvalSettings, evaluate_blocks, posterior_fn, posterior_
                          precision_context)
 from .models.base import LatentTextModel
 from .models.generation import DecodingConfig, resolve_decoding
-from .models.registry import build_model
 from .runtime import check_precision
 
 __all__ = ["decoding_from_options", "evaluate_checkpoint", "generate_from_checkpoint",
            "load_model"]
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu"
-               ) -> tuple[LatentTextModel, Vocabulary, Config, dict[str, Any]]:
-    """Model (in eval mode), vocabulary, config and raw checkpoint from a checkpoint file."""
-    ckpt = load_checkpoint(path, map_location=device)
-    config = config_from_dict(ckpt["config"])
-    vocab = Vocabulary(ckpt["vocab"][len(Vocabulary.SPECIALS):])
-    check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
-    model = build_model(config.model, len(vocab), len(ckpt.get("act_labels") or []),
-                        len(ckpt.get("topic_labels") or [])).to(device)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path}: weights do not match the saved config/vocabulary ({first})") from None
-    model.eval()
-    return model, vocab, config, ckpt
 
 
 def load_checkpoint_dialogs(config: Config, ckpt: dict[str, Any], vocab: Vocabulary, spec: str,

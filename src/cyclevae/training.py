@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .checkpoint import load_checkpoint, rng_state, set_rng_state
+from .checkpoint import load_checkpoint, restore_training_state, training_state
 from .config import Config, apply_resume_overrides, config_from_dict
 from .data.splits import load_run_data
 from .data.vocab import Vocabulary
@@ -234,7 +233,9 @@ class Trainer:
         self.eval_settings = EvalSettings.from_train_config(t.train)
         self.state = Progress()
         if checkpoint is not None:
-            _restore(self, checkpoint)
+            self.state = Progress(**restore_training_state(
+                checkpoint, model=self.model, optimizer=self.optimizer, beta=self.beta,
+                lr_schedule=self.lr_schedule))
             if config_changed:
                 self.run.write_config(t)  # the changed evaluation settings are what will run
             self.run.reopen(self.state.global_step)
@@ -260,7 +261,11 @@ class Trainer:
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
         if self.dist.is_main:
-            self.run.save_checkpoint(checkpoint_state(self), name)
+            self.run.save_checkpoint(training_state(
+                model=self.model, optimizer=self.optimizer, beta=self.beta,
+                lr_schedule=self.lr_schedule, progress=vars(self.state), config=self.config,
+                vocab=self.vocab, act_labels=self.act_labels, topic_labels=self.topic_labels),
+                name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -486,30 +491,6 @@ def _stop_or_skip(trainer: Trainer, problem: str | None, beta: float) -> None:
     trainer.optimizer.zero_grad(set_to_none=True)
     st.skipped += 1
     trainer.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
-
-
-def _restore(trainer: Trainer, ckpt: dict[str, Any]) -> None:
-    """Load what :func:`checkpoint_state` saved into ``trainer``."""
-    trainer.model.load_state_dict(ckpt["model"])
-    trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    trainer.beta.load_state_dict(ckpt["beta_scheduler"])
-    if trainer.lr_schedule is not None and ckpt.get("lr_scheduler") is not None:
-        trainer.lr_schedule.load_state_dict(ckpt["lr_scheduler"])
-    trainer.state = Progress(**ckpt["progress"])
-    set_rng_state(ckpt["rng"])
-
-
-def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
-    """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters."""
-    return {
-        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-        "beta_scheduler": trainer.beta.state_dict(),
-        "lr_scheduler": trainer.lr_schedule.state_dict() if trainer.lr_schedule else None,
-        "rng": rng_state(), "progress": vars(trainer.state).copy(),
-        "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
-        "act_labels": trainer.act_labels, "topic_labels": trainer.topic_labels,
-        "version": __version__,
-    }
 
 
 def _checkpoint_and_raise(trainer: Trainer, sums: dict[str, float]) -> None:
