@@ -30,7 +30,7 @@ from .atomic import atomic_open
 from .config import Config, config_from_dict
 from .data.vocab import Vocabulary
 from .errors import UserError
-from .models.registry import build_model
+from .families import Labels, family_of
 from .models.base import LatentTextModel
 from .schedules import BetaScheduler, CyclicalLR
 
@@ -80,7 +80,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    beta: BetaScheduler, lr_schedule: CyclicalLR | None,
                    progress: Mapping[str, Any], config: Config, vocab: Vocabulary,
-                   act_labels: list[str], topic_labels: list[str]) -> dict[str, Any]:
+                   labels: Labels) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters
     (``progress``), config, vocabulary and label sets, and the package version."""
     return {
@@ -89,7 +89,7 @@ def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         "lr_scheduler": lr_schedule.state_dict() if lr_schedule else None,
         "rng": rng_state(), "progress": dict(progress),
         "config": config.to_dict(), "vocab": vocab.tokens,
-        "act_labels": list(act_labels), "topic_labels": list(topic_labels),
+        "act_labels": list(labels.acts), "topic_labels": list(labels.topics),
         "version": __version__,
     }
 
@@ -185,13 +185,15 @@ def load_weights(model: torch.nn.Module, path: str | Path,
 def load_model(path: str | Path, device: str | torch.device = "cpu"
                ) -> tuple[LatentTextModel, Vocabulary, Config, dict[str, Any]]:
     """Model (in eval mode), vocabulary, config and raw checkpoint from a checkpoint file: the
-    model built from the saved config, vocabulary and label sets, with the saved weights."""
+    model built by its family (:func:`cyclevae.families.family_of`) from the saved config,
+    vocabulary and label sets, with the saved weights."""
     checkpoint = load_checkpoint(path, map_location=device)
     config = config_from_dict(checkpoint["config"])
     vocab = Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
     check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
-    model = build_model(config.model, len(vocab), len(checkpoint.get("act_labels") or []),
-                        len(checkpoint.get("topic_labels") or [])).to(device)
+    family = family_of(config)
+    model = family.build_model(config.model, len(vocab),
+                               Labels.from_checkpoint(checkpoint)).to(device)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:

@@ -27,7 +27,7 @@ import torch
 
 from .checkpoint import load_checkpoint, restore_training_state, training_state
 from .config import Config, apply_resume_overrides, config_from_dict
-from .data.splits import load_run_data
+from .data.batching import Batch, BatchSource
 from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
@@ -39,16 +39,17 @@ from .evaluation import (
     reports_amortized_block,
     selection_loss,
 )
+from .families import Family, Labels, RunData, RunEvaluator, family_of
 from .losses import beta_vae_loss
-from .models.registry import build_model, initialise_embeddings
+from .models.base import LatentTextModel
 from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
 from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR
 
-__all__ = ["BEST", "LAST", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "make_schedules",
-           "resolve_device", "run_training", "seed_everything"]
+__all__ = ["BEST", "LAST", "NonFiniteLoss", "Run", "Trainer", "TrainingInterrupted", "build_run",
+           "make_schedules", "resolve_device", "run_training", "seed_everything"]
 
 
 class TrainingInterrupted(Exception):
@@ -165,8 +166,96 @@ def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrit
     return config, None, False
 
 
+@dataclass
+class Run:
+    """Everything one training run works with (:func:`build_run`)."""
+
+    config: Config
+    directory: RunDirectory
+    family: Family
+    data: RunData
+    model: LatentTextModel
+    optimizer: torch.optim.Optimizer
+    beta: BetaScheduler
+    lr_schedule: CyclicalLR | None
+    device: torch.device
+    dist: DistContext
+    ddp: torch.nn.Module | None
+    batches_per_step: int
+    steps_per_epoch: int
+    state: Progress
+    #: the family's own evaluation of the test split at the end (the dialog responses)
+    evaluator: RunEvaluator | None
+    #: records for a new run's log: schedules, embeddings, leakage ([] when resumed)
+    records: list[dict[str, Any]]
+
+
+def build_run(config: Config | None, out: str | Path, *, resume: bool = False,
+              overwrite: bool = False, resume_overrides: list[str] | None = None) -> Run:
+    """A run from its config (or, on ``resume``, from the checkpoint in ``out``): device and
+    processes, seeds, the family's data and model, optimizer, schedules, the output directory
+    created (or reopened, the checkpoint's state restored). Arguments as :class:`Trainer`."""
+    directory = RunDirectory(out)
+    t, checkpoint, config_changed = _run_config(directory, config, resume, overwrite,
+                                                resume_overrides)
+    family = family_of(t)
+    device = resolve_device(t.train.device)
+    check_precision(t.train.precision, device)
+    dist: DistContext = init_distributed(device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    directory.is_main = dist.is_main
+    seed_everything(t.train.seed)
+    vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+             if checkpoint is not None else None)
+    data = family.load_data(t, vocab=vocab, labels=None if checkpoint is None
+                            else Labels.from_checkpoint(checkpoint))
+    if len(data.train) == 0:
+        raise UserError(f"{t.data.train}: no sentences left to train on")
+    if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
+        raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
+                        "not found (expected 'word v1 .. vd' per line)")
+    model = family.build_model(t.model, len(data.vocab), data.labels).to(device)
+    embeddings = family.initialise(model, t.model, data.vocab) if checkpoint is None else None
+    optimizer = make_adam(model.parameters(), t.train.lr)
+    batches_per_step = dist.world_size * t.train.accumulate
+    steps_per_epoch = len(data.train) // batches_per_step
+    if steps_per_epoch < 1:
+        raise UserError(
+            f"{t.data.train}: {len(data.train)} batches per epoch is fewer than "
+            f"the {batches_per_step} needed for one step (processes x train.accumulate)")
+    ddp: torch.nn.Module | None = None
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    beta, lr_schedule, schedule_info = make_schedules(t, optimizer, steps_per_epoch)
+    state = Progress()
+    records: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        state = Progress(**restore_training_state(checkpoint, model=model, optimizer=optimizer,
+                                                  beta=beta, lr_schedule=lr_schedule))
+        if config_changed:
+            directory.write_config(t)  # the changed evaluation settings are what will run
+        directory.reopen(state.global_step)
+    else:
+        directory.create(t, data.vocab, overwrite=overwrite)
+        records.append(schedule_info)
+        if embeddings is not None:
+            records.append({"kind": "embeddings", "step": 0, **embeddings})
+        leakage = data.stats.get("leakage")
+        if leakage is not None:
+            records.append({"kind": "leakage", "step": 0, **leakage})
+    barrier(dist)
+    return Run(t, directory, family, data, model, optimizer, beta, lr_schedule, device, dist,
+               ddp, batches_per_step, steps_per_epoch, state, family.run_evaluator(t, data.vocab),
+               records)
+
+
 class Trainer:
-    """Trains one model on one corpus as its config says, writing everything into ``out``.
+    """Trains one model on one corpus as its config says, writing everything into ``out``:
+    the loop over a :class:`Run` (:func:`build_run`).
 
     Args:
         config: the resolved run config (ignored on ``resume``: the saved one is used).
@@ -184,79 +273,26 @@ class Trainer:
                  resume_overrides: list[str] | None = None) -> None:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop_signal: int | None = None
-        self.run = RunDirectory(out)
-        self.out = self.run.path
-        t, checkpoint, config_changed = _run_config(self.run, config, resume, overwrite,
-                                                    resume_overrides)
-        self.config = t
-        self.device = resolve_device(t.train.device)
-        check_precision(t.train.precision, self.device)
-        self.dist: DistContext = init_distributed(self.device)
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-        self.run.is_main = self.dist.is_main
-        seed_everything(t.train.seed)
-        vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
-                 if checkpoint is not None else None)
-        # sentence corpora, or conversations for a dialog model (model.kind cvae)
-        self.data = load_run_data(t, vocab=vocab, act_labels=None if checkpoint is None
-                                  else checkpoint.get("act_labels"),
-                                  topic_labels=None if checkpoint is None
-                                  else checkpoint.get("topic_labels"))
-        self.vocab = self.data.vocab
-        self.act_labels: list[str] = list(getattr(self.data, "act_labels", []))
-        self.topic_labels: list[str] = list(getattr(self.data, "topic_labels", []))
-        if len(self.data.train) == 0:
-            raise UserError(f"{t.data.train}: no sentences left to train on")
-        if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
-            raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
-                            "not found (expected 'word v1 .. vd' per line)")
-        self.model = build_model(t.model, len(self.vocab), len(self.act_labels),
-                                 len(self.topic_labels)).to(self.device)
-        embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
-                      if checkpoint is None else None)
-        self.optimizer = make_adam(self.model.parameters(), t.train.lr)
-        self.batches_per_step = self.dist.world_size * t.train.accumulate
-        self.steps_per_epoch = len(self.data.train) // self.batches_per_step
-        if self.steps_per_epoch < 1:
-            raise UserError(
-                f"{t.data.train}: {len(self.data.train)} batches per epoch is fewer than "
-                f"the {self.batches_per_step} needed for one step (processes x train.accumulate)")
-        self.ddp: torch.nn.Module | None = None
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.beta, self.lr_schedule, schedule_info = make_schedules(t, self.optimizer,
-                                                                    self.steps_per_epoch)
-        self.eval_settings = EvalSettings.from_train_config(t.train)
-        self.state = Progress()
-        if checkpoint is not None:
-            self.state = Progress(**restore_training_state(
-                checkpoint, model=self.model, optimizer=self.optimizer, beta=self.beta,
-                lr_schedule=self.lr_schedule))
-            if config_changed:
-                self.run.write_config(t)  # the changed evaluation settings are what will run
-            self.run.reopen(self.state.global_step)
-        else:
-            self.run.create(t, self.vocab, overwrite=overwrite)
-        barrier(self.dist)
+        r = build_run(config, out, resume=resume, overwrite=overwrite,
+                      resume_overrides=resume_overrides)
+        self.config, self.run, self.out = r.config, r.directory, r.directory.path
+        self.family, self.data, self.vocab = r.family, r.data, r.data.vocab
+        self.model, self.optimizer, self.beta, self.lr_schedule = (r.model, r.optimizer, r.beta,
+                                                                   r.lr_schedule)
+        self.device, self.dist, self.ddp = r.device, r.dist, r.ddp
+        self.batches_per_step, self.steps_per_epoch = r.batches_per_step, r.steps_per_epoch
+        self.state, self.evaluator = r.state, r.evaluator
+        self.eval_settings = EvalSettings.from_train_config(self.config.train)
         self.git_commit = git_commit()  # the code of this process's start, not of the run's end
         self.run.open_tensorboard()
-        if checkpoint is None:
-            self.run.log(schedule_info, 0)
-            if embeddings is not None:
-                self.run.log({"kind": "embeddings", "step": 0, **embeddings}, 0)
-            leakage = self.data.stats.get("leakage")
-            if leakage is not None:
-                self.run.log({"kind": "leakage", "step": 0, **leakage}, 0)
-                if leakage["dropped"] and self.dist.is_main:
-                    print(f"cyclevae: {leakage['dropped']} of "
-                          f"{leakage['training_conversations_read']} training conversations "
-                          f"also occur in {', '.join(leakage['against'].values())} (word-set "
-                          f"Jaccard > {leakage['threshold']}): dropped from training",
-                          file=sys.stderr)
+        for record in r.records:
+            self.run.log(record, 0)
+            if record["kind"] == "leakage" and record["dropped"] and self.dist.is_main:
+                print(f"cyclevae: {record['dropped']} of "
+                      f"{record['training_conversations_read']} training conversations "
+                      f"also occur in {', '.join(record['against'].values())} (word-set "
+                      f"Jaccard > {record['threshold']}): dropped from training",
+                      file=sys.stderr)
 
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
@@ -264,42 +300,28 @@ class Trainer:
             self.run.save_checkpoint(training_state(
                 model=self.model, optimizer=self.optimizer, beta=self.beta,
                 lr_schedule=self.lr_schedule, progress=vars(self.state), config=self.config,
-                vocab=self.vocab, act_labels=self.act_labels, topic_labels=self.topic_labels),
-                name)
+                vocab=self.vocab, labels=self.data.labels), name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
         self.run.log(record, self.state.global_step)
 
-    def evaluate(self, corpus: Any, name: str, iw_samples: int = 0) -> dict[str, dict[str, Any]]:
+    def evaluate(self, corpus: BatchSource, name: str, iw_samples: int = 0
+                 ) -> dict[str, dict[str, Any]]:
         """The metric blocks of one split (:func:`cyclevae.evaluation.evaluate_blocks`)."""
         return evaluate_blocks(self.model, corpus.batches(0, shuffle=False), name,
                                iw_samples=iw_samples, settings=self.eval_settings,
                                device=self.device)
 
-    def evaluate_responses(self, split: str) -> dict[str, Any]:
-        """The sampled-response metrics of a dialog model on ``split``
-        (:func:`cyclevae.metrics.text.evaluate_responses` with ``train.response_samples``,
-        ``response_contexts`` and ``response_glove``); ``{}`` for a sentence model, a split
-        the run has not, or ``response_samples`` 0."""
-        t = self.config.train
-        corpora = getattr(self.data, "corpora", None)
-        if (t.response_samples == 0 or corpora is None or split not in corpora
-                or not hasattr(self.model, "respond")):
+    def _family_metrics(self) -> dict[str, Any]:
+        """The family's own metrics of the test split (the dialog CVAE's sampled responses:
+        BLEU, A/E-bow, distinct-n); ``{}`` where it has none."""
+        if self.evaluator is None or self.data.test is None:
             return {}
-        from .metrics.text import evaluate_responses, resolve_word_vectors
-
-        if getattr(self, "_word_vectors", None) is None:
-            self._word_vectors = resolve_word_vectors(t.response_glove, set(self.vocab.tokens))
-        vectors, source = self._word_vectors
-        with precision_context(t.precision, self.device):
-            return evaluate_responses(self.model, corpora[split], self.vocab,
-                                      samples=t.response_samples, contexts=t.response_contexts,
-                                      vectors=vectors, vectors_source=source, seed=t.seed,
-                                      batch_size=self.config.data.batch_size, device=self.device)
+        return self.evaluator(self.model, self.data.test, self.device)
 
     # ----------------------------------------------------------------- the loop
-    def train_step(self, batches: list[Any], beta: float, seeds: list[int] | None = None
+    def train_step(self, batches: list[Batch], beta: float, seeds: list[int] | None = None
                    ) -> dict[str, float] | None:
         """One optimisation step on a list of batches (gradient accumulation: the step follows
         the mean of the batches' losses). ``seeds``, one per batch, fix the noise of each
@@ -346,7 +368,7 @@ class Trainer:
         self.optimizer.step()
         return totals
 
-    def _epoch_batches(self, epoch: int) -> list[Any]:
+    def _epoch_batches(self, epoch: int) -> list[Batch]:
         """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
         (processes x accumulate), global batch i going to process i % processes."""
         every = self.data.train.batches(epoch, shuffle=True, drop_last=False)
@@ -429,7 +451,7 @@ class Trainer:
             "kind": "epoch", "epoch": st.epoch + 1, "step": st.global_step,
             "beta": beta, "lr": lr, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
             "train": ({"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n}
-                      if getattr(self.model, "stochastic", True)
+                      if self.model.stochastic
                       else {"rec": rec / n, "kl": None, "elbo": None}),
         }
         if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs):
@@ -457,15 +479,14 @@ class Trainer:
         metrics = _run_summary(self, last)
         if self.data.test is not None:  # IW-NLL only with the reported q
             metrics.update(self.evaluate(self.data.test, "test", iw_samples=t.iw_samples))
-            responses = self.evaluate_responses("test")  # dialog: BLEU, A/E-bow, distinct
+            responses = self._family_metrics()  # dialog: BLEU, A/E-bow, distinct
             metrics["test"].update(responses)
             best = self.out / BEST
             if best.is_file():
                 metrics["best"] = _best_checkpoint_metrics(self, best, last)
                 if responses and "test" in metrics["best"]:
                     if metrics["best"]["epoch"] != st.epoch:  # other weights than the last
-                        responses = _with_weights(self, best,
-                                                  lambda: self.evaluate_responses("test"))
+                        responses = _with_weights(self, best, self._family_metrics)
                     metrics["best"]["test"] = {**metrics["best"]["test"], **responses}
         metrics["processes"] = self.dist.world_size
         self.run.write_metrics(metrics)

@@ -13,9 +13,16 @@ beta-weighted objective is applied elsewhere, once (:func:`cyclevae.losses.objec
 - ``amortized_posterior(batch) -> (mu, logvar)``: the encoder's q, where the model has an
   encoder (:attr:`has_amortized_posterior`).
 - ``reconstruction_loss(batch, z) -> [B]``, ``kl_to_prior(batch, mu, logvar) -> [B, D]`` and
-  ``log_prior(batch, z)``: the pieces the metrics reuse (the prior is N(0, I) unless a model
-  says otherwise).
-- ``generate(z, ...)``: decoding, for models that generate text from z.
+  ``log_prior(batch, z)``: the pieces the metrics reuse; ``prior_params(batch)``: the prior of
+  each example, N(0, I) unless the model has a learned conditional prior
+  (:attr:`conditional_prior`).
+- ``generate(z, ...)``: decoding, for models that generate text from z; ``respond(batch, n)``:
+  responses to each example's context, for models that answer one (:attr:`can_respond`).
+
+What a caller would otherwise probe for, a model declares as class attributes:
+:attr:`~LatentTextModel.posterior_kind`, :attr:`~LatentTextModel.has_amortized_posterior`,
+:attr:`~LatentTextModel.stochastic`, :attr:`~LatentTextModel.conditional_prior`,
+:attr:`~LatentTextModel.can_respond`.
 """
 
 from __future__ import annotations
@@ -77,6 +84,12 @@ class LatentTextModel(nn.Module, ABC):
     #: whether q(z|x) is a distribution; False for a deterministic autoencoder, whose KL,
     #: ELBO and mutual information are not defined (the evaluation reports them as null)
     stochastic: bool = True
+    #: whether the prior is a learned p(z|c) (the dialog CVAE) rather than N(0, I): then
+    #: :meth:`prior_params` varies by example, and eq. 8's MI / marginal KL against one fixed
+    #: p(z) are not defined
+    conditional_prior: bool = False
+    #: whether :meth:`respond` answers a context (the dialog CVAE)
+    can_respond: bool = False
 
     @abstractmethod
     def forward(self, batch: Any, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
@@ -102,6 +115,12 @@ class LatentTextModel(nn.Module, ABC):
         """log p(z) summed over the last dimension (``z [..., D] -> [...]``); p(z) = N(0, I)."""
         return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
 
+    def prior_params(self, batch: Any) -> Gaussian:
+        """The prior of every example as ``(mu, logvar)``, each ``[B, D]``: N(0, I) (zeros)
+        unless :attr:`conditional_prior`."""
+        zeros = torch.zeros(batch.num_examples, self.latent_dim, device=batch.device)
+        return zeros, torch.zeros_like(zeros)
+
     def generate(self, z: torch.Tensor, *, decoding: DecodingConfig | None = None,
                  max_length: int | None = None, greedy: bool | None = None,
                  temperature: float | None = None, generator: torch.Generator | None = None
@@ -113,6 +132,13 @@ class LatentTextModel(nn.Module, ABC):
         (:func:`~cyclevae.models.generation.resolve_decoding`). ``generator``: a CPU
         generator for sampling."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from z alone")
+
+    def respond(self, batch: Any, n: int = 5, *, max_length: int = 40,
+                generator: torch.Generator | None = None,
+                decoding: DecodingConfig | None = None) -> list[list[list[int]]]:
+        """``n`` responses to each example's context (``out[i][k]``: word ids), for a model
+        that :attr:`can_respond`."""
+        raise NotImplementedError(f"{type(self).__name__} does not respond to a context")
 
     def output(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
                ) -> ModelOutput:
