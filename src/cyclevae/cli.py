@@ -247,6 +247,12 @@ def _add_experiment_options(p: argparse.ArgumentParser, name: str, report_from: 
     p.add_argument("--no-progress", action="store_true")
 
 
+def _check_experiment_options(args: argparse.Namespace) -> None:
+    """The checks of :func:`_add_experiment_options`' values (one-line :class:`UserError`)."""
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+
+
 def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="reproduce an experiment of the paper")
     exp = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
@@ -339,6 +345,8 @@ def _int_list(text: str) -> list[int]:
 
 def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
     from .experiments import ptb
+
+    _check_experiment_options(args)
     rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                       if r.strip()]
     seeds = args.seeds
@@ -357,6 +365,7 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
     from .experiments import yelp
     from .probe import parse_fractions
 
+    _check_experiment_options(args)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
@@ -390,6 +399,7 @@ def _contexts_option(text: str) -> int | str | None:
 def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
     from .experiments import dialog
 
+    _check_experiment_options(args)
     rows = list(dialog.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                          if r.strip()]
     eval_sets = ([s.strip() for s in args.eval_data.split(",") if s.strip()]
