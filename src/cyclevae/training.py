@@ -48,8 +48,8 @@ from .rundir import BEST, LAST, RunDirectory
 from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR
 
-__all__ = ["BEST", "LAST", "NonFiniteLoss", "Run", "Trainer", "TrainingInterrupted", "build_run",
-           "make_schedules", "resolve_device", "run_training", "seed_everything"]
+__all__ = ["BEST", "LAST", "NonFiniteLoss", "Run", "StepTotals", "Trainer", "TrainingInterrupted",
+           "build_run", "make_schedules", "resolve_device", "run_training", "seed_everything"]
 
 
 class TrainingInterrupted(Exception):
@@ -72,6 +72,23 @@ class Progress:
     seconds: float = 0.0  # training wall time so far (excluding evaluation)
     epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StepTotals:
+    """One optimizer step's sums, float64 tensors on the device until :meth:`read`: ``loss``,
+    ``rec``, ``kl`` (and auxiliary losses) as means per example over the step's batches,
+    ``rec_sum``/``kl_sum`` summed over its examples; ``tokens``, its predicted tokens."""
+
+    sums: dict[str, torch.Tensor]
+    tokens: int
+
+    def read(self) -> dict[str, float]:
+        """The values on the host (one transfer), with ``rec_ppl``, the step's Rec-P:
+        exp(reconstruction nats per predicted token)."""
+        values = dict(zip(self.sums, torch.stack(list(self.sums.values())).tolist()))
+        values["rec_ppl"] = math.exp(min(values["rec_sum"] / max(self.tokens, 1), 700.0))
+        return values
 
 
 def seed_everything(seed: int) -> None:
@@ -322,51 +339,56 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def train_step(self, batches: list[Batch], beta: float, seeds: list[int] | None = None
-                   ) -> dict[str, float] | None:
+                   ) -> StepTotals | None:
         """One optimisation step on a list of batches (gradient accumulation: the step follows
         the mean of the batches' losses). ``seeds``, one per batch, fix the noise of each
-        batch. Returns batch means, or None if the step was skipped for a non-finite value."""
+        batch. Returns the step's sums, left on the device (:meth:`StepTotals.read` brings
+        them to the host), or None if the step was skipped for a non-finite value; the one
+        host read of every step is the finiteness check of the loss and gradient norm."""
         t = self.config.train
         model = self.ddp if self.ddp is not None else self.model
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
-        bad_loss = None
+        n = len(batches)
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        # float64 sums in the order of the batches (as Python floats would add them)
+        totals = {"loss": zero, "rec": zero, "kl": zero, "rec_sum": zero, "kl_sum": zero}
+        losses = []
         tokens = 0
         for i, batch in enumerate(batches):
             if seeds is not None:
                 torch.manual_seed(seeds[i])
-            sync = self.ddp is None or i == len(batches) - 1
+            sync = self.ddp is None or i == n - 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():  # type: ignore[union-attr]
                 with precision_context(t.precision, self.device):
                     out = model(batch, beta=beta)
                 loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
                                      free_bits=t.free_bits, aux=out.aux)
                 # backward even on a non-finite loss: under DDP every process must take part
-                (loss / len(batches)).backward()
-            value = loss.item()
-            if not math.isfinite(value):
-                bad_loss = value
-            rec_sum, kl_sum = out.rec.detach().sum().item(), out.kl.detach().sum().item()
-            totals["loss"] += value / len(batches)
-            totals["rec_sum"] += rec_sum
-            totals["kl_sum"] += kl_sum
-            totals["rec"] += rec_sum / batch.num_examples / len(batches)
-            totals["kl"] += kl_sum / batch.num_examples / len(batches)
+                (loss / n).backward()
+            losses.append(loss.detach())
+            rec_sum = out.rec.detach().sum().double()
+            kl_sum = out.kl.detach().sum().double()
+            totals["loss"] = totals["loss"] + loss.detach().double() / n
+            totals["rec_sum"] = totals["rec_sum"] + rec_sum
+            totals["kl_sum"] = totals["kl_sum"] + kl_sum
+            totals["rec"] = totals["rec"] + rec_sum / batch.num_examples / n
+            totals["kl"] = totals["kl"] + kl_sum / batch.num_examples / n
             tokens += batch.num_tokens
             for name, value in out.aux.items():  # e.g. the dialog CVAE's bag-of-words loss
-                totals[name] = (totals.get(name, 0.0) + value.detach().sum().item()
-                                / batch.num_examples / len(batches))
-        # Rec-P of the step: exp(reconstruction nats per predicted token)
-        totals["rec_ppl"] = math.exp(min(totals["rec_sum"] / max(tokens, 1), 700.0))
+                totals[name] = (totals.get(name, zero)
+                                + value.detach().sum().double() / batch.num_examples / n)
         norm = clip_grad_norm_(list(self.model.parameters()), t.clip if t.clip > 0 else math.inf)
-        problem = (f"loss is {bad_loss}" if bad_loss is not None else
-                   None if torch.isfinite(norm) else f"gradient norm is {norm.item()}")
+        finite = bool((torch.isfinite(torch.stack(losses)).all() & torch.isfinite(norm)).item())
+        problem = None
+        if not finite:
+            bad = [v for v in torch.stack(losses).tolist() if not math.isfinite(v)]
+            problem = f"loss is {bad[-1]}" if bad else f"gradient norm is {norm.item()}"
         if any_flag(problem is not None, self.dist):
             _stop_or_skip(self, problem, beta)
             return None
         self.optimizer.step()
-        return totals
+        return StepTotals(totals, tokens)
 
     def _epoch_batches(self, epoch: int) -> list[Batch]:
         """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
@@ -410,6 +432,9 @@ class Trainer:
         sums = st.epoch_sums = st.epoch_sums or {"rec": 0.0, "kl": 0.0, "sentences": 0,
                                                  "tokens": 0}
         resumed_tokens = sums["tokens"]
+        # the epoch's running sums of Rec and KL stay on the device (float64, added step by
+        # step) and are read back when a checkpoint or the epoch record needs them
+        running = torch.tensor([sums["rec"], sums["kl"]], dtype=torch.float64, device=self.device)
         started = time.perf_counter()
         # the epoch record carries the beta and lr in force during the epoch's last step (the
         # schedulers have already moved on to the next epoch's first step when it is written)
@@ -417,6 +442,7 @@ class Trainer:
         for step in range(st.batch, self.steps_per_epoch):
             if any_flag(self._stop_signal is not None, self.dist):
                 st.seconds += time.perf_counter() - started
+                sums["rec"], sums["kl"] = running.tolist()
                 _checkpoint_and_raise(self, sums)
             local = range(step * t.accumulate, (step + 1) * t.accumulate)
             micro = [batches[j].to(self.device, non_blocking=True) for j in local]
@@ -429,8 +455,7 @@ class Trainer:
                 self.lr_schedule.step()
             st.batch, st.global_step = step + 1, st.global_step + 1
             if result is not None:
-                sums["rec"] += result.pop("rec_sum")
-                sums["kl"] += result.pop("kl_sum")
+                running = running + torch.stack([result.sums["rec_sum"], result.sums["kl_sum"]])
                 sums["sentences"] += sum(b.num_examples for b in micro)
             sums["tokens"] += sum(b.num_tokens for b in micro)
             if bar is not None:
@@ -438,10 +463,13 @@ class Trainer:
                 rate = (sums["tokens"] - resumed_tokens) / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(beta=f"{beta:.3f}", tok_s=f"{rate * self.dist.world_size:.0f}")
             if result is not None and st.global_step % t.log_every == 0:
+                values = result.read()  # the step's numbers come to the host only here
+                del values["rec_sum"], values["kl_sum"]
                 self.log({"kind": "train", "epoch": st.epoch + 1, "step": st.global_step,
-                          "beta": beta, "lr": lr, **result})
+                          "beta": beta, "lr": lr, **values})
         if bar is not None:
             bar.close()
+        sums["rec"], sums["kl"] = running.tolist()
         seconds = time.perf_counter() - started
         st.seconds += seconds
         rec, kl, n, tokens = sum_floats([sums["rec"], sums["kl"], sums["sentences"],
