@@ -18,6 +18,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, restore_training_state, training_state
+from .checkpoint import load_checkpoint, load_weights, restore_training_state, training_state
 from .config import Config, apply_resume_overrides, config_from_dict
 from .data.batching import Batch, BatchSource
 from .data.vocab import Vocabulary
@@ -606,12 +607,12 @@ def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
     return out
 
 
-def _with_weights(trainer: Trainer, path: Path, fn: Any) -> Any:
+def _with_weights(trainer: Trainer, path: Path, fn: Callable[[], dict[str, Any]]
+                  ) -> dict[str, Any]:
     """``fn()`` with the weights of the checkpoint ``path`` loaded, the current ones restored
     afterwards."""
-    ckpt = load_checkpoint(path, map_location=trainer.device)
     current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(ckpt["model"])
+    load_weights(trainer.model, path, map_location=trainer.device)
     try:
         return fn()
     finally:

@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
+from ..data.batching import Batch
 from ..losses import gaussian_kl_per_dim
 from .generation import DecodingConfig
 
@@ -92,30 +92,30 @@ class LatentTextModel(nn.Module, ABC):
     can_respond: bool = False
 
     @abstractmethod
-    def forward(self, batch: Any, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
+    def forward(self, batch: Batch, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
         """One training pass with one z per example (the posterior mean if not ``sample``)."""
 
     @abstractmethod
-    def posterior(self, batch: Any, *, generator: torch.Generator | None = None) -> Gaussian:
+    def posterior(self, batch: Batch, *, generator: torch.Generator | None = None) -> Gaussian:
         """The reported q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
 
-    def amortized_posterior(self, batch: Any) -> Gaussian:
+    def amortized_posterior(self, batch: Batch) -> Gaussian:
         """The encoder's q(z|x); only where :attr:`has_amortized_posterior`."""
         raise NotImplementedError(f"{type(self).__name__} has no amortized posterior")
 
     @abstractmethod
-    def reconstruction_loss(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per example, ``[B]`` nats, for ``z [B, D]`` (the batch's rows in order)."""
 
-    def kl_to_prior(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def kl_to_prior(self, batch: Batch, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """KL(q || p(z)) per dimension, ``[B, D]`` nats; p(z) = N(0, I)."""
         return gaussian_kl_per_dim(mu, logvar)
 
-    def log_prior(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+    def log_prior(self, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         """log p(z) summed over the last dimension (``z [..., D] -> [...]``); p(z) = N(0, I)."""
         return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
 
-    def prior_params(self, batch: Any) -> Gaussian:
+    def prior_params(self, batch: Batch) -> Gaussian:
         """The prior of every example as ``(mu, logvar)``, each ``[B, D]``: N(0, I) (zeros)
         unless :attr:`conditional_prior`."""
         zeros = torch.zeros(batch.num_examples, self.latent_dim, device=batch.device)
@@ -133,14 +133,14 @@ class LatentTextModel(nn.Module, ABC):
         generator for sampling."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from z alone")
 
-    def respond(self, batch: Any, n: int = 5, *, max_length: int = 40,
+    def respond(self, batch: Batch, n: int = 5, *, max_length: int = 40,
                 generator: torch.Generator | None = None,
                 decoding: DecodingConfig | None = None) -> list[list[list[int]]]:
         """``n`` responses to each example's context (``out[i][k]``: word ids), for a model
         that :attr:`can_respond`."""
         raise NotImplementedError(f"{type(self).__name__} does not respond to a context")
 
-    def output(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
+    def output(self, batch: Batch, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
                ) -> ModelOutput:
         """Decode one z per example from q = (mu, logvar) and assemble the
         :class:`ModelOutput` (KL in float32 at least)."""
