@@ -17,7 +17,7 @@ from cyclevae.config import load_config
 from cyclevae.data.batching import TextBatch
 from cyclevae.data.vocab import Vocabulary
 from cyclevae.errors import UserError
-from cyclevae.models.registry import build_model
+from cyclevae.families import build_model, family_of
 from cyclevae.schedules import ExponentialDecayLR
 from cyclevae.training import Trainer, make_schedules
 
@@ -141,7 +141,7 @@ def test_loss_pad_length_counts_the_pads_after_the_sentence() -> None:
     assert torch.equal(rec_padded, by_hand) and (rec_padded > rec).all()
     assert torch.equal(long_padded, long_rec)  # 11 targets already exceed 8: nothing added
     with pytest.raises(UserError, match="model.loss_pad_length must be null unless"):
-        load_config(None, ["model.kind=savae", "model.loss_pad_length=24"])
+        family_of(load_config(None, ["model.kind=savae", "model.loss_pad_length=24"]))
     with pytest.raises(UserError, match="model.loss_pad_length must be >= 1 or null"):
         load_config(None, ["model.loss_pad_length=0"])
 

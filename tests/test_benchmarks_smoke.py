@@ -31,6 +31,7 @@ def run_benchmark(script: str, data: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow
 def test_yelp_speed_small(shared_data):
     records = run_benchmark("yelp_speed.py", shared_data, "--small", "--threads", "1",
                             "--profile", "--modes", "fp32,bf16")
@@ -73,6 +74,7 @@ def test_yelp_speed_small(shared_data):
         assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_savae_speed_small(shared_data):
     records = run_benchmark("savae_speed.py", shared_data, "--small", "--threads", "1")
     by_mode = {r["mode"]: r for r in records}
@@ -124,6 +126,7 @@ def test_savae_reference_trains_the_encoder_through_the_steps(monkeypatch):
     assert all(p.requires_grad for p in decoder)  # unfrozen after the steps
 
 
+@pytest.mark.slow
 def test_train_speed_small(shared_data):
     """benchmarks/train_speed.py (the PTB VAE at the paper's sizes, two batches) prints every
     mode with the interface's fields, a skipped line for bf16 where it cannot run, floors from

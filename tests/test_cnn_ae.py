@@ -14,7 +14,7 @@ from cyclevae.errors import UserError
 from cyclevae.evaluation import evaluate
 from cyclevae.models.autoencoder import TextAutoencoder
 from cyclevae.models.encoders import CNNConfig, CNNEncoder, cnn_min_input_length
-from cyclevae.models.registry import build_model
+from cyclevae.families import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from cyclevae.config import config_from_dict, load_config
+from cyclevae.config import config_from_dict, load_config, save_config
 from cyclevae.errors import UserError
+from cyclevae.families import family_of
 
 
 def test_defaults_and_overrides_parse_yaml_scalars():
@@ -18,12 +19,23 @@ def test_defaults_and_overrides_parse_yaml_scalars():
     assert isinstance(load_config(None, ["train.lr=1"]).train.lr, float)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "ptb").glob("*.yaml")),
-                         ids=lambda p: p.stem)
-def test_shipped_configs_load_and_round_trip(path):
+SHIPPED = sorted((REPO / "src" / "cyclevae" / "configs").glob("*/*.yaml"))
+TRAIN_SET = {"ptb": "ptb:train", "yelp": "yelp:train", "dialog": "swda:train"}
+
+
+def test_every_experiment_ships_configs():
+    assert {p.parent.name for p in SHIPPED} == set(TRAIN_SET)
+    assert len(SHIPPED) >= 17
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_shipped_configs_load_validate_and_round_trip(path, tmp_path):
     c = load_config(path)
-    assert c.data.train == "ptb:train" and c.train.epochs == 40
+    family_of(c)  # a known kind, its family's own checks passed
+    assert c.data.train == TRAIN_SET[path.parent.name]
     assert config_from_dict(c.to_dict()) == c
+    save_config(c, tmp_path / "config.yaml")  # as a run writes it beside its outputs
+    assert load_config(tmp_path / "config.yaml") == c
 
 
 @pytest.mark.parametrize(

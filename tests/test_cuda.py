@@ -129,7 +129,7 @@ def test_checkpoint_of_a_cuda_run_resumes_on_cpu(ptb_slice, tmp_path):
     stop_after_step(trainer, 3)  # mid-epoch 1
     with pytest.raises(TrainingInterrupted):
         trainer.fit()
-    saved = torch.load(out / LAST, map_location="cpu", weights_only=False)
+    saved = torch.load(out / LAST, map_location="cpu", weights_only=True)  # tensors and plain data
     assert 0 < saved["progress"]["global_step"] < trainer.steps_per_epoch  # mid-epoch 1
     run([sys.executable, "-m", "cyclevae", "train", "--resume", "--out", str(out),
          "--no-progress"], {"CUDA_VISIBLE_DEVICES": ""})
@@ -359,7 +359,7 @@ def test_yelp_cnn_models_forward_backward_on_cuda_equal_cpu(full_fp32, kind):
     products: float32 rounding only."""
     from cyclevae.config import ModelConfig
     from cyclevae.models.encoders import CNNConfig
-    from cyclevae.models.registry import build_model
+    from cyclevae.families import build_model
 
     config = ModelConfig(kind=kind, emb_dim=32, enc_hidden=32, dec_hidden=32, latent_dim=8,
                          dropout=0.0, encoder="cnn", tie_embeddings=True,
@@ -435,7 +435,7 @@ def test_savae_training_step_on_cuda(grad):
     latter a double backward through the LSTM, which cuDNN lacks) on CUDA: finite loss and
     gradients, the encoder trained through the steps."""
     from cyclevae.config import ModelConfig
-    from cyclevae.models.registry import build_model
+    from cyclevae.families import build_model
 
     config = ModelConfig(kind="savae", emb_dim=16, enc_hidden=16, dec_hidden=16, latent_dim=4)
     config.svi.grad = grad

@@ -15,7 +15,7 @@ from conftest import small_overrides
 from torch import nn
 
 from cyclevae.cli import main
-from cyclevae.config import MODEL_KINDS, load_config
+from cyclevae.config import load_config
 from cyclevae.data.batching import TextBatch
 from cyclevae.diagnose import (
     COLLAPSED_BELOW,
@@ -25,6 +25,7 @@ from cyclevae.diagnose import (
     diagnose_checkpoint,
     diagnosis_markdown,
 )
+from cyclevae.families import MODEL_KINDS
 from cyclevae.losses import gaussian_kl_per_dim
 from cyclevae.models.base import LatentTextModel, ModelOutput
 from cyclevae.training import Trainer
@@ -69,21 +70,14 @@ class _Deterministic(_Toy):
 
 
 class _LearnedPrior(_Toy):
-    """The toy with p(z) = N(m, I), m = (0, 0.2, .., 2.2), offered through ``prior_mean``."""
+    """The toy with p(z) = N(m, I), m = (0, 0.2, .., 2.2): a learned prior, declared as the
+    CVAE declares its p(z|c) (``conditional_prior``, ``prior_params``)."""
 
     MEAN = torch.linspace(0.0, 2.2, V)
+    conditional_prior = True
 
     def kl_to_prior(self, batch, mu, logvar):
         return gaussian_kl_per_dim(mu - self.MEAN, logvar)
-
-    def prior_mean(self, batch):
-        return self.MEAN.expand(batch.num_examples, V)
-
-
-class _LearnedPriorParams(_LearnedPrior):
-    """The same prior offered as ``prior_params(batch) -> (mu, logvar)`` (the CVAE's way)."""
-
-    prior_mean = None
 
     def prior_params(self, batch):
         mu = self.MEAN.expand(batch.num_examples, V)
@@ -147,11 +141,9 @@ def test_deterministic_model_has_no_kl_or_mi_but_is_swap_tested():
     assert "not defined" in text and "deterministic" in text
 
 
-@pytest.mark.parametrize("cls,hook", [(_LearnedPrior, "prior_mean"),
-                                       (_LearnedPriorParams, "prior_params")])
-def test_learned_prior_is_used_for_kl_and_prior_mean(cls, hook):
+def test_learned_prior_is_used_for_kl_and_prior_mean():
     batches = _batches()
-    model = cls(scale=5.0)
+    model = _LearnedPrior(scale=5.0)
     d = diagnose(model, batches)
     plain = diagnose(_Toy(scale=5.0), batches)
     expected = torch.stack([model.kl_to_prior(b, *model.posterior(b)).sum(0)
@@ -162,7 +154,8 @@ def test_learned_prior_is_used_for_kl_and_prior_mean(cls, hook):
                   for b in batches[:-1])
     assert d.rec_prior == pytest.approx(at_mean.item() / (32 * 6), rel=1e-6)
     assert d.rec_prior != pytest.approx(plain.rec_prior)
-    assert f"model.{hook}" in d.prior_label
+    assert "model.prior_params" in d.prior_label
+    assert "z = 0" in plain.prior_label
 
 
 @pytest.mark.parametrize("gap,verdict", [(0.0, "collapsed"), (COLLAPSED_BELOW / 2, "collapsed"),

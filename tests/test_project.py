@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO
+from cyclevae import __version__
 from cyclevae.cli import build_parser, main
+from cyclevae.config import RESUME_SETTABLE
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -21,15 +24,38 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert commands[1] in ci.splitlines()
 
 
-def test_version_and_every_subcommand_has_help(capsys):
+def test_version_and_every_subcommand_is_documented(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
-    assert "cyclevae" in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == f"cyclevae {__version__}"
+    readme = (REPO / "README.md").read_text()
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    for name, subparser in sub.choices.items():
-        assert subparser.format_help().strip(), name
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {action.dest: action.help for action in sub._choices_actions}
+    for name in sub.choices:
+        assert listed.get(name), f"{name}: no one-line help in `cyclevae --help`"
+        assert f"`cyclevae {name}" in readme, f"{name}: not in README's commands"
+
+
+def test_resume_help_names_every_resume_settable_key():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train_help = " ".join(sub.choices["train"].format_help().split())
+    for key in RESUME_SETTABLE:
+        assert key in train_help
+
+
+@pytest.mark.parametrize("experiment", ["ptb", "yelp", "dialog"])
+def test_reproduce_experiments_share_their_options(experiment):
+    parser = build_parser()
+    args = parser.parse_args(["reproduce", experiment, "--jobs", "3", "--set", "train.seed=1",
+                              "--report-only", "--no-progress"])
+    assert (args.jobs, args.overrides, args.report_only, args.no_progress) == (
+        3, ["train.seed=1"], True, True)
+    assert str(args.out) == f"runs/{experiment}"
+    with pytest.raises(SystemExit):  # an integer option refuses a non-integer at parse time
+        parser.parse_args(["reproduce", experiment, "--jobs", "two"])
 
 
 def test_module_entry_point_runs():

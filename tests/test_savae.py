@@ -13,8 +13,9 @@ from cyclevae.config import load_config
 from cyclevae.data.batching import TextBatch
 from cyclevae.errors import UserError
 from cyclevae.evaluation import evaluate_model
+from cyclevae.families import build_model, family_of
 from cyclevae.losses import beta_vae_loss
-from cyclevae.models import SemiAmortizedVAE, SVIConfig, SVIModel, TextVAE, VAEConfig, build_model
+from cyclevae.models import SemiAmortizedVAE, SVIConfig, SVIModel, TextVAE, VAEConfig
 from cyclevae.ops import linear_cross_entropy
 from cyclevae.training import Trainer
 
@@ -214,8 +215,7 @@ def test_config_kinds_and_build_model():
     svi = build_model(load_config(None, ["model.kind=svi", "model.svi.steps=3"]).model, 20)
     assert type(svi) is SVIModel and svi.svi.steps == 3
     assert type(build_model(load_config(None, []).model, 20)) is TextVAE
-    for override, fragment in [("model.kind=iwae", "'vae' or 'ae' or 'savae' or 'svi'"),
-                               ("model.svi.grad=adjoint", "model.svi.grad"),
+    for override, fragment in [("model.svi.grad=adjoint", "model.svi.grad"),
                                ("model.svi.steps=-1", "model.svi.steps"),
                                ("model.svi.momentum=1.0", "model.svi.momentum"),
                                ("model.svi_steps=3", "renamed: use 'model.svi.steps'"),
@@ -225,8 +225,12 @@ def test_config_kinds_and_build_model():
         with pytest.raises(UserError) as exc:
             load_config(None, [override])
         assert fragment in str(exc.value)
-    with pytest.raises(UserError, match="model.svi.steps"):
-        load_config(None, ["model.kind=svi", "model.svi.steps=0"])
+    # the kind and a family's own rules are the registry's: checked before anything is built
+    with pytest.raises(UserError) as exc:
+        family_of(load_config(None, ["model.kind=iwae"]))
+    assert "config: model.kind must be 'vae' or 'ae' or 'savae' or 'svi'" in str(exc.value)
+    with pytest.raises(UserError, match="model.svi.steps must be >= 1"):
+        family_of(load_config(None, ["model.kind=svi", "model.svi.steps=0"]))
 
 
 def test_trainer_reports_refined_and_amortized_blocks(ptb_slice, tmp_path):

@@ -23,27 +23,37 @@ def train(root: Path, out: Path, **extra: object) -> dict:
     return Trainer(config, out, progress=False).fit()
 
 
-def test_run_writes_metrics_and_logs(ptb_slice, tmp_path):
-    metrics = train(ptb_slice, tmp_path / "run")
+@pytest.fixture(scope="module")
+def reference(ptb_slice, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted 2-epoch run of the small config, shared by the tests that read a
+    finished run and the resume test that must reproduce it."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    return out, train(ptb_slice, out)
+
+
+def test_run_writes_metrics_and_logs(reference):
+    run, metrics = reference
     assert metrics["epochs"] == 2 and metrics["seconds_per_epoch"] > 0
     assert TEST_KEYS <= set(metrics["test"])
     assert all(math.isfinite(metrics["test"][k]) for k in TEST_KEYS)
     assert metrics["test"]["iw_nll"] <= metrics["test"]["rec"] + metrics["test"]["kl"] + 1.0
-    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    on_disk = json.loads((run / "metrics.json").read_text())
     assert on_disk["test"] == metrics["test"]
     assert on_disk["config"]["train"]["epochs"] == 2
-    records = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert {"train", "valid", "test"} <= set(epochs[0])
     # the beta logged rises within the first cycle (epoch 1 of 2, ratio 0.5)
     betas = [r["beta"] for r in records if r["kind"] == "train" and r["epoch"] == 1]
     assert betas == sorted(betas) and betas[0] < 1.0
-    assert (tmp_path / "run" / "vocab.txt").is_file() and (tmp_path / "run" / LAST).is_file()
+    assert (run / "vocab.txt").is_file() and (run / LAST).is_file()
 
 
-def test_resume_after_interrupt_matches_uninterrupted(ptb_slice, tmp_path):
-    reference = train(ptb_slice, tmp_path / "full")
+def test_resume_after_interrupt_matches_uninterrupted(reference, ptb_slice, tmp_path):
+    """(Determinism of a fresh run with the same seed: tests/robustness/
+    test_robust_determinism.py, which compares every logged number and the weights.)"""
+    _, reference = reference
     config = load_config(None, small_overrides(ptb_slice))
     trainer = Trainer(config, tmp_path / "cut", progress=False)
     stop_after_step(trainer, 3)  # mid-epoch 1
@@ -88,12 +98,6 @@ def test_cycles_shorter_than_an_epoch_with_step_units(ptb_slice, tmp_path):
     restarts = [i for i in range(1, len(steps)) if betas[i] < betas[i - 1]]
     assert len(restarts) == 1  # two cycles in one epoch
     assert lrs[restarts[0]] > lrs[restarts[0] - 1]  # the lr restarts with it
-
-
-def test_same_seed_same_numbers(ptb_slice, tmp_path):
-    a = train(ptb_slice, tmp_path / "a", **{"train.epochs": 1, "schedule.n_cycles": 1})
-    b = train(ptb_slice, tmp_path / "b", **{"train.epochs": 1, "schedule.n_cycles": 1})
-    assert a["test"] == b["test"]
 
 
 def test_output_directory_of_another_run_is_refused(ptb_slice, tmp_path):

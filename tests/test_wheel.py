@@ -25,7 +25,7 @@ from conftest import REPO
 
 import cyclevae
 
-pytestmark = [pytest.mark.wheel, pytest.mark.usefixtures("one_thread")]
+pytestmark = [pytest.mark.wheel, pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 CONFIGS = sorted(p.relative_to(REPO / "src").as_posix()
                  for p in (REPO / "src" / "cyclevae" / "configs").glob("*/*.yaml"))

@@ -1,28 +1,61 @@
-"""Checkpoints: model, optimizer, schedulers, RNG states, counters, config and vocabulary.
+"""Checkpoints: what they hold, how they are written and how they are read back.
+
+A checkpoint is a dict of tensors and plain data (numbers, strings, lists, dicts): the model's
+and the optimizer's state dicts, the schedulers', the RNG states, the progress counters, the
+config, the vocabulary and the label sets (:func:`training_state`). It is read with
+``torch.load(weights_only=True)``, so a file from outside never runs code: a pickle holding
+anything else is refused without being unpickled (:func:`load_checkpoint`). Checkpoints of
+earlier versions, whose NumPy RNG state is a NumPy array, load too (those three NumPy types are
+allowed and nothing else).
 
 Written through the one atomic writer (:mod:`cyclevae.atomic`: temp file in the same
 directory, fsync, ``os.replace``), so a run killed at any moment, even during a write, leaves
-the previous complete checkpoint loadable.
+the previous complete checkpoint loadable. This module is also the one place that turns a
+checkpoint file back into a model (:func:`load_model`).
 """
 
 from __future__ import annotations
 
+import pickle
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import __version__
 from .atomic import atomic_open
+from .config import Config, config_from_dict
+from .data.vocab import Vocabulary
 from .errors import UserError
+from .families import Labels, family_of
+from .models.base import LatentTextModel
+from .schedules import BetaScheduler, CyclicalLR
+
+__all__ = ["check_vocabulary_file", "load_checkpoint", "load_model", "load_weights",
+           "restore_training_state", "rng_state", "save_checkpoint", "set_rng_state",
+           "training_state"]
+
+
+def _legacy_numpy_globals() -> list[Any]:
+    """The NumPy types of a NumPy RNG state (a uint32 array) in checkpoints of earlier
+    versions: allowed to unpickle so that those checkpoints still load."""
+    from numpy._core.multiarray import _reconstruct  # numpy >= 2
+
+    return [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray,
+            np.dtype, type(np.dtype(np.uint32))]
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of every random generator a run uses (Python, NumPy, PyTorch CPU and CUDA)."""
+    """The state of every random generator a run uses (Python, NumPy, PyTorch CPU and CUDA),
+    as tensors and plain data."""
+    _, key, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -30,13 +63,52 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured (also the NumPy tuple of earlier versions)."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, Mapping):
+        numpy_state = ("MT19937", numpy_state["key"].numpy().astype(np.uint32),
+                       numpy_state["pos"], numpy_state["has_gauss"],
+                       numpy_state["cached_gaussian"])
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   beta: BetaScheduler, lr_schedule: CyclicalLR | None,
+                   progress: Mapping[str, Any], config: Config, vocab: Vocabulary,
+                   labels: Labels, early_stopping: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters
+    (``progress``), config, vocabulary and label sets, the stopping rule's state (plain
+    numbers; None when the rule is off), and the package version."""
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "beta_scheduler": beta.state_dict(),
+        "lr_scheduler": lr_schedule.state_dict() if lr_schedule else None,
+        "rng": rng_state(), "progress": dict(progress),
+        "config": config.to_dict(), "vocab": vocab.tokens,
+        "act_labels": list(labels.acts), "topic_labels": list(labels.topics),
+        "early_stopping": dict(early_stopping) if early_stopping is not None else None,
+        "version": __version__,
+    }
+
+
+def restore_training_state(checkpoint: Mapping[str, Any], *, model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer, beta: BetaScheduler,
+                           lr_schedule: CyclicalLR | None) -> dict[str, Any]:
+    """Load what :func:`training_state` saved into the run's objects and the RNGs; returns
+    the saved progress counters."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    beta.load_state_dict(checkpoint["beta_scheduler"])
+    if lr_schedule is not None and checkpoint.get("lr_scheduler") is not None:
+        lr_schedule.load_state_dict(checkpoint["lr_scheduler"])
+    set_rng_state(checkpoint["rng"])
+    return dict(checkpoint["progress"])
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -55,8 +127,6 @@ def check_vocabulary_file(vocab_path: str | Path, tokens: list[str],
     checkpoint's own vocabulary (``tokens``, specials first): the file, the first line that
     differs and what was expected. A missing file is not an error (the checkpoint holds the
     vocabulary); an unreadable or malformed one is."""
-    from .data.vocab import Vocabulary
-
     vocab_path = Path(vocab_path)
     if not vocab_path.exists():
         return
@@ -72,8 +142,18 @@ def check_vocabulary_file(vocab_path: str | Path, tokens: list[str],
                     f"has {len(tokens)}; the file belongs to another run")
 
 
+def _unsafe_globals(path: Path) -> list[str]:
+    """The names a refused pickle would have imported (read without running anything)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - not a readable pickle at all
+        return []
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; a clear error if it is not one."""
+    """Load a checkpoint written by :func:`save_checkpoint` (or by an earlier version) with
+    ``torch.load(weights_only=True)``: a file holding anything but tensors and plain data is
+    refused without running it; a clear one-line error if it is not a checkpoint."""
     path = Path(path)
     if not path.is_file():
         others = sorted(p.name for p in path.parent.glob("checkpoint_*.pt") if p != path)
@@ -84,9 +164,49 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                      "checkpoint)" if path.name == "checkpoint_best.pt" else ""))
         raise UserError(f"{path}: checkpoint not found{hint}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        names = _unsafe_globals(path)
+        if not names:
+            raise UserError(f"{path}: not a cyclevae checkpoint ({type(exc).__name__})") from None
+        raise UserError(f"{path}: refused without loading it: it holds "
+                        f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}, not only "
+                        "tensors and plain data, and unpickling that could run code; cyclevae "
+                        "checkpoints (also those of earlier versions) never do, so it was not "
+                        "written by cyclevae or was altered") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure means "not a checkpoint"
         raise UserError(f"{path}: not a cyclevae checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path}: not a cyclevae checkpoint (missing model/config)")
     return state
+
+
+def load_weights(model: torch.nn.Module, path: str | Path,
+                 map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load the model weights of the checkpoint ``path`` into ``model``; returns the
+    checkpoint."""
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    model.load_state_dict(checkpoint["model"])
+    return checkpoint
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"
+               ) -> tuple[LatentTextModel, Vocabulary, Config, dict[str, Any]]:
+    """Model (in eval mode), vocabulary, config and raw checkpoint from a checkpoint file: the
+    model built by its family (:func:`cyclevae.families.family_of`) from the saved config,
+    vocabulary and label sets, with the saved weights."""
+    checkpoint = load_checkpoint(path, map_location=device)
+    config = config_from_dict(checkpoint["config"])
+    vocab = Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+    check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
+    family = family_of(config)
+    model = family.build_model(config.model, len(vocab),
+                               Labels.from_checkpoint(checkpoint)).to(device)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{path}: weights do not match the saved config/vocabulary ({first})") from None
+    model.eval()
+    return model, vocab, config, checkpoint

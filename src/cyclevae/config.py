@@ -32,10 +32,6 @@ from .models.vae import VAEConfig
 from .schedules import RAMPS, validate_schedule
 from .stopping import EarlyStoppingConfig
 
-#: model kinds (see :func:`cyclevae.models.registry.build_model`)
-MODEL_KINDS = ("vae", "ae", "savae", "svi", "cvae")
-
-
 @dataclass
 class DataConfig:
     """Corpus files: a path or a known data set ``NAME:SPLIT`` (e.g. ``ptb:train``)."""
@@ -69,9 +65,10 @@ class ModelConfig(VAEConfig):
     """The model kind, its sizes (:class:`~cyclevae.models.vae.VAEConfig`) and, nested, the
     settings of its family.
 
-    ``kind``: ``vae``; ``ae`` (the deterministic autoencoder baseline: z = mu, reconstruction
-    loss only); ``savae`` (semi-amortized VAE: the encoder's q refined by
-    ``svi.steps`` steps of SVI, trained through them); ``svi`` (no encoder, SVI from the
+    ``kind``: the model family (:data:`cyclevae.families.FAMILIES`): ``vae``; ``ae`` (the
+    deterministic autoencoder baseline: z = mu, reconstruction loss only); ``savae``
+    (semi-amortized VAE: the encoder's q refined by ``svi.steps`` steps of SVI, trained
+    through them); ``svi`` (no encoder, SVI from the
     prior). ``svi``: :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
     ``cvae``: Zhao et al.'s conditional VAE for dialog responses on conversation files
     (``data.dialog``); its sizes are ``cvae`` (:class:`~cyclevae.models.cvae.CVAEConfig`),
@@ -406,14 +403,12 @@ def validate_config(config: Config) -> None:
     need(d.min_count >= 1, "data.min_count", ">= 1", d.min_count)
     need(d.format in ("auto", "text", "labelled"), "data.format", "'auto', 'text' or 'labelled'",
          d.format)
-    need(m.kind in MODEL_KINDS, "model.kind", " or ".join(map(repr, MODEL_KINDS)), m.kind)
+    # every family section is checked whichever family runs (their defaults are valid); the
+    # kind itself and a family's own rules are checked by the registry (families.family_of)
     m.validate("model")
-    need(m.loss_pad_length is None or m.kind in ("vae", "ae"), "model.loss_pad_length",
-         "null unless model.kind is vae or ae", m.loss_pad_length)
-    m.svi.validate("model.svi", min_steps=1 if m.kind == "svi" else 0)
-    if m.kind == "cvae":
-        m.cvae.validate("model.cvae")
-        d.dialog.validate("data.dialog")
+    m.svi.validate("model.svi")
+    m.cvae.validate("model.cvae")
+    d.dialog.validate("data.dialog")
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(0 <= t.seed < 2**32, "train.seed", "in [0, 2**32 - 1] (NumPy's seed range)", t.seed)
     need(t.lr > 0, "train.lr", "> 0", t.lr)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .data.batching import Batch, BatchSource
 from .errors import UserError
 from .evaluation import EvalSettings, posterior_fn, precision_context
 from .metrics.latent import active_units, latent_decomposition
@@ -146,24 +147,21 @@ class Diagnosis:
                 f"{kl}{self.active_units} of {self.latent_dim} units active.")
 
 
-def _prior_mean(model: LatentTextModel, batch: Any, like: torch.Tensor) -> tuple[torch.Tensor,
-                                                                                   str]:
+def _prior_mean(model: LatentTextModel, batch: Batch, like: torch.Tensor
+                ) -> tuple[torch.Tensor, str]:
     """The prior mean for every row of ``batch`` (``[B, D]``, like ``like``) and its label:
-    from the model's ``prior_mean(batch) -> [B, D]`` or ``prior_params(batch) -> (mu,
-    logvar)`` where it has one (a learned prior, e.g. the dialog CVAE's p(z|c)), else zeros."""
-    method = getattr(model, "prior_mean", None)
-    if callable(method):
-        return method(batch).to(like.dtype), "prior mean (model.prior_mean)"
-    method = getattr(model, "prior_params", None)
-    if callable(method):
-        return method(batch)[0].to(like.dtype), "prior mean (model.prior_params)"
+    the model's ``prior_params(batch)`` mean for a learned prior
+    (:attr:`~cyclevae.models.base.LatentTextModel.conditional_prior`, e.g. the dialog CVAE's
+    p(z|c)), else zeros."""
+    if model.conditional_prior:
+        return model.prior_params(batch)[0].to(like.dtype), "prior mean (model.prior_params)"
     return torch.zeros_like(like), "prior mean (z = 0)"
 
 
 @torch.no_grad()
 def diagnose(
     model: LatentTextModel,
-    batches: Iterable[Any],
+    batches: Iterable[Batch],
     *,
     settings: EvalSettings | None = None,
     device: torch.device | str | None = None,
@@ -190,7 +188,7 @@ def diagnose(
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
     settings = settings or EvalSettings()
-    stochastic = bool(getattr(model, "stochastic", True))
+    stochastic = model.stochastic
     posterior = posterior_fn(model, settings.seed)
     latent_gen = torch.Generator().manual_seed(settings.seed + 2)
     was_training = model.training
@@ -354,7 +352,7 @@ def write_diagnosis(d: Diagnosis, out: str | Path) -> str:
     return text
 
 
-def _sample_batches(corpus: Any, max_sentences: int) -> list[Any]:
+def _sample_batches(corpus: BatchSource, max_sentences: int) -> list[Batch]:
     """At most ``max_sentences`` sentences: whole batches in the corpus's seeded epoch-0
     order (so every length is represented), the last one cut."""
     chosen, left = [], max_sentences
@@ -362,8 +360,7 @@ def _sample_batches(corpus: Any, max_sentences: int) -> list[Any]:
         if left <= 0:
             break
         if batch.num_examples > left:
-            batch = (batch.select(torch.arange(left)) if hasattr(batch, "select")
-                     else type(batch)(batch.tokens[:left]))
+            batch = batch.select(torch.arange(left))
         chosen.append(batch)
         left -= batch.num_examples
     return chosen
@@ -375,8 +372,9 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     """:func:`diagnose` a checkpoint on a corpus file (or ``NAME:SPLIT``; default the run's
     test split), batched and seeded as its run evaluates. ``max_sentences``: a seeded sample
     of whole batches instead of every sentence."""
-    from .data.splits import encoder_limit, load_split, split_spec
-    from .inference import load_model
+    from .checkpoint import load_model
+    from .data.splits import split_spec
+    from .families import Labels, family_of
     from .runtime import check_precision
 
     if max_sentences is not None and max_sentences < 2:
@@ -386,13 +384,8 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     if not spec:
         raise UserError(f"{path}: the run has no data.test; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    if config.model.kind == "cvae":  # conversations: (context, response) examples
-        from .inference import load_checkpoint_dialogs
-
-        corpus, _, _ = load_checkpoint_dialogs(config, ckpt, vocab, spec, data_dir)
-    else:
-        corpus, _ = load_split(config.data, spec, vocab, seed=config.train.seed,
-                               data_dir=data_dir, limit=encoder_limit(config.model))
+    corpus = family_of(config).load_split(config, spec, vocab, Labels.from_checkpoint(ckpt),
+                                          data_dir=data_dir).batches
     batches = (corpus.batches(0, shuffle=False, drop_last=False) if max_sentences is None
                else _sample_batches(corpus, max_sentences))
     result = diagnose(model, batches, settings=EvalSettings.from_train_config(config.train))

@@ -117,7 +117,7 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
     fixed-size encoder (counted in ``cut``), never dropped, so rows match the file's lines."""
     from .data.sources import data_dir as default_data_dir
     from .data.sources import resolve_data_path
-    from .inference import load_model
+    from .checkpoint import load_model
 
     model, vocab, config, _ = load_model(checkpoint)
     if config.model.kind == "cvae":  # q(z | c, x) needs a context: there is no sentence code

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .data.batching import Batch
 from .metrics.latent import active_units, latent_decomposition
 from .metrics.likelihood import batch_mean_perplexity, iw_log_likelihood, randn_on
 from .models.base import Gaussian, LatentTextModel
@@ -71,9 +72,9 @@ def precision_context(precision: str, device: torch.device) -> contextlib.Abstra
 @torch.no_grad()
 def evaluate_model(
     model: LatentTextModel,
-    batches: Iterable[Any],
+    batches: Iterable[Batch],
     *,
-    posterior: Callable[[Any], Gaussian] | None = None,
+    posterior: Callable[[Batch], Gaussian] | None = None,
     iw_samples: int = 0,
     iw_chunk: int = 50,
     latent_samples: int = 1,
@@ -114,7 +115,7 @@ def evaluate_model(
     """
     device = torch.device(device) if device is not None else _model_device(model)
     posterior = posterior or model.posterior
-    stochastic = getattr(model, "stochastic", True)
+    stochastic = model.stochastic
     rec_gen = torch.Generator().manual_seed(seed)
     iw_gen = torch.Generator().manual_seed(seed + 1)
     latent_gen = torch.Generator().manual_seed(seed + 2)
@@ -168,7 +169,7 @@ def evaluate_model(
     # eq. 8 splits the mean KL against one fixed p(z); with a learned p(z|c) (the dialog CVAE)
     # and one response per context, the aggregate posterior given c is q(z|c, x) itself, so
     # neither part is defined (reported as null and listed in not_defined)
-    conditional = getattr(model, "conditional_prior", False)
+    conditional = model.conditional_prior
     parts = ({"mi": None, "marginal_kl": None} if conditional else
              latent_decomposition(mu_all, logvar_all, n_samples=latent_samples,
                                   generator=latent_gen))
@@ -223,7 +224,7 @@ def selection_loss(block: dict[str, Any]) -> float:
 
 
 def posterior_fn(model: LatentTextModel, seed: int, *, amortized: bool = False
-                 ) -> Callable[[Any], Gaussian]:
+                 ) -> Callable[[Batch], Gaussian]:
     """``batch -> (mu, logvar)``: the amortized q, or the reported one with its refinement
     noise from one generator seeded ``seed + 3`` (for a whole split, or a list of sentences)."""
     if amortized:
@@ -234,7 +235,7 @@ def posterior_fn(model: LatentTextModel, seed: int, *, amortized: bool = False
 
 def evaluate(
     model: LatentTextModel,
-    batches: Iterable[Any],
+    batches: Iterable[Batch],
     *,
     iw_samples: int = 0,
     settings: EvalSettings = EvalSettings(),
@@ -264,7 +265,7 @@ def reports_amortized_block(model: LatentTextModel) -> bool:
 
 def evaluate_blocks(
     model: LatentTextModel,
-    batches: Iterable[Any],
+    batches: Iterable[Batch],
     name: str,
     *,
     iw_samples: int = 0,
@@ -310,7 +311,7 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def monte_carlo_elbo(model: LatentTextModel, batch: Any, n_samples: int,
+def monte_carlo_elbo(model: LatentTextModel, batch: Batch, n_samples: int,
                      generator: torch.Generator) -> tuple[dict[str, float], Gaussian]:
     """True ELBO (beta = 1) per example with Rec averaged over ``n_samples`` z per example
     (``eps [B, n_samples, D]`` from ``generator``), in eval mode, with the reported q.

@@ -9,48 +9,33 @@ SA-VAE and SVI).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoint import check_vocabulary_file, load_checkpoint
-from .config import Config, config_from_dict
+from .checkpoint import load_model
+from .config import Config
 from .data.batching import TextBatch, encode_corpus
 from .data.corpus import read_sentences
-from .data.splits import encoder_limit, load_split, split_spec
+from .data.splits import split_spec
 from .data.vocab import Vocabulary
 from .errors import UserError
-from .evaluation import (EvalSettings, evaluate_blocks, posterior_fn, posterior_labels,
-                         precision_context)
+from .evaluation import posterior_fn, precision_context
+from .families import CheckpointEvalOptions, family_of
 from .models.base import LatentTextModel
 from .models.generation import DecodingConfig, resolve_decoding
-from .models.registry import build_model
 from .runtime import check_precision
+
+if TYPE_CHECKING:
+    from .data.dialog import DialogBatcher, DialogCorpus
 
 __all__ = ["decoding_from_options", "evaluate_checkpoint", "generate_from_checkpoint",
            "load_model"]
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"
-               ) -> tuple[LatentTextModel, Vocabulary, Config, dict[str, Any]]:
-    """Model (in eval mode), vocabulary, config and raw checkpoint from a checkpoint file."""
-    ckpt = load_checkpoint(path, map_location=device)
-    config = config_from_dict(ckpt["config"])
-    vocab = Vocabulary(ckpt["vocab"][len(Vocabulary.SPECIALS):])
-    check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
-    model = build_model(config.model, len(vocab), len(ckpt.get("act_labels") or []),
-                        len(ckpt.get("topic_labels") or [])).to(device)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path}: weights do not match the saved config/vocabulary ({first})") from None
-    model.eval()
-    return model, vocab, config, ckpt
-
-
 def load_checkpoint_dialogs(config: Config, ckpt: dict[str, Any], vocab: Vocabulary, spec: str,
-                            data_dir: str | None = None) -> Any:
+                            data_dir: str | None = None
+                            ) -> tuple[DialogBatcher, DialogCorpus, dict[str, Any]]:
     """A conversations file (or ``NAME:SPLIT``) read as a dialog checkpoint's model needs it:
     its vocabulary, act labels, topic labels and caller switch, batched with the run's seed.
     Returns :func:`cyclevae.data.dialog.load_dialog_split`'s ``(batches, corpus, stats)``."""
@@ -84,70 +69,14 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
     if not spec:
         raise UserError(f"{path}: the run has no data.{split}; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    if config.model.kind == "cvae":
-        return _evaluate_dialog(path, model, vocab, config, ckpt, split=split, spec=spec,
-                                data_dir=data_dir,
-                                iw_samples=iw_samples, samples=samples, contexts=contexts,
-                                glove=glove)
-    iw_samples = 500 if iw_samples is None else iw_samples
-    corpus, stats = load_split(config.data, spec, vocab, seed=config.train.seed,
-                               data_dir=data_dir, limit=encoder_limit(config.model))
-    blocks = evaluate_blocks(model, corpus.batches(0, shuffle=False), split,
-                             iw_samples=iw_samples,
-                             settings=EvalSettings.from_train_config(config.train))
-    return {"checkpoint": str(path), "data": spec, "epoch": ckpt["progress"]["epoch"],
-            "dropped_too_long": stats["too_long"],
-            "posteriors": posterior_labels(model, [split]), **blocks}
+    return family_of(config).evaluate_checkpoint(
+        path, model, config, vocab, ckpt,
+        split=split, spec=spec,
+        options=CheckpointEvalOptions(iw_samples=iw_samples, samples=samples, contexts=contexts,
+                                      glove=glove, data_dir=data_dir))
 
 
-def _evaluate_dialog(path: str | Path, model: LatentTextModel, vocab: Vocabulary, config: Config,
-                     ckpt: dict[str, Any], *, split: str, spec: str, data_dir: str | None, iw_samples: int | None, samples: int | None,
-                     contexts: int | str | None, glove: str | None) -> dict[str, Any]:
-    """:func:`evaluate_checkpoint` for a dialog CVAE: the ELBO block, the sampled-response
-    metrics and, for a file other than the run's own, how many of its conversations occur in
-    the training data (``leakage``; a warning on stderr if any)."""
-    import sys
-
-    from .data.dialog import training_overlap
-    from .metrics.text import evaluate_responses, resolve_word_vectors
-
-    t = config.train
-    n = t.response_samples if samples is None else samples
-    if n < 0:
-        raise UserError(f"--samples must be >= 0, got {n}")
-    count = t.response_contexts if contexts == "run" else contexts
-    if count is not None and (not isinstance(count, int) or count < 1):
-        raise UserError(f"--contexts must be >= 1 or 'all', got {count!r}")
-    if glove is not None and not Path(glove).is_file():
-        raise UserError(f"{glove}: GloVe file not found (expected 'word v1 .. vd' per line)")
-    vectors, source = (resolve_word_vectors(glove or t.response_glove, set(vocab.tokens))
-                       if n > 0 else (None, None))  # a bad --glove fails before the work
-    batches, corpus, stats = load_checkpoint_dialogs(config, ckpt, vocab, spec, data_dir)
-    settings = EvalSettings.from_train_config(t)
-    blocks = evaluate_blocks(model, batches.batches(0, shuffle=False), split,
-                             iw_samples=t.iw_samples if iw_samples is None else iw_samples,
-                             settings=settings)
-    if n > 0:
-        with precision_context(t.precision, torch.device("cpu")):
-            blocks[split].update(evaluate_responses(
-                model, corpus, vocab, samples=n, contexts=count, vectors=vectors,
-                vectors_source=source, seed=t.seed, batch_size=config.data.batch_size))
-    result: dict[str, Any] = {"checkpoint": str(path), "data": spec,
-                              "epoch": ckpt["progress"]["epoch"], "data_stats": stats}
-    if spec not in (config.data.valid, config.data.test):  # the run's own were filtered
-        leak = training_overlap(config.data, spec, data_dir=data_dir)
-        result["leakage"] = leak
-        if leak.get("conversations_in_training"):
-            print(f"cyclevae: warning: {leak['conversations_in_training']} of "
-                  f"{leak['conversations']} conversations of {spec} also occur in the "
-                  f"training data of {path} (word-set Jaccard > {leak['threshold']}); put "
-                  "the file in the run's data.valid/data.test to drop them from training",
-                  file=sys.stderr)
-    result.update(posteriors=posterior_labels(model, [split]), **blocks)
-    return result
-
-
-def _respond(model: Any, vocab: Vocabulary, config: Config, path: Path, *, n: int,
+def _respond(model: LatentTextModel, vocab: Vocabulary, config: Config, path: Path, *, n: int,
              responder: str | None, decoding: DecodingConfig, generator: torch.Generator
              ) -> list[str]:
     """``n`` responses (one per line) of a dialog model to the context in the file ``path``."""
@@ -155,7 +84,9 @@ def _respond(model: Any, vocab: Vocabulary, config: Config, path: Path, *, n: in
 
     if n < 1:
         raise UserError(f"-n must be >= 1, got {n}")
-    features = [k for k in ("use_topic", "use_caller") if getattr(config.model.cvae, k)]
+    cvae = config.model.cvae
+    features = [k for k, on in (("use_topic", cvae.use_topic), ("use_caller", cvae.use_caller))
+                if on]
     if features:  # a typed context has no topic or callers: refuse rather than guess them
         raise UserError(f"--respond: this model conditions on model.cvae.{features[0]}, which "
                         "a typed context does not carry; evaluate it on a conversations file "
@@ -262,7 +193,7 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
     model, vocab, config, _ = load_model(path)
     check_precision(config.train.precision, torch.device("cpu"))
     generator = torch.Generator().manual_seed(seed)
-    if (respond is not None) != (config.model.kind == "cvae"):
+    if (respond is not None) != model.can_respond:
         raise UserError(f"{path}: --respond FILE is how a dialog model (model.kind cvae) "
                         "generates; it answers a context and has no --prior, --reconstruct or "
                         "--interpolate" if respond is None else

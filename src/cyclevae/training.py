@@ -18,6 +18,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,9 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from . import __version__
-from .checkpoint import load_checkpoint, rng_state, set_rng_state
+from .checkpoint import load_checkpoint, load_weights, restore_training_state, training_state
 from .config import Config, apply_resume_overrides, config_from_dict
-from .data.splits import load_run_data
+from .data.batching import Batch, BatchSource
 from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
@@ -41,9 +41,10 @@ from .evaluation import (
     reports_amortized_block,
     selection_loss,
 )
+from .families import Family, Labels, RunData, RunEvaluator, family_of
 from .losses import beta_vae_loss
 from .memory import check_parameter_memory
-from .models.registry import build_model, initialise_embeddings
+from .models.base import LatentTextModel
 from .ops import clip_grad_norm_
 from .provenance import git_commit, provenance
 from .reporter import Reporter
@@ -52,8 +53,8 @@ from .runtime import check_precision, make_adam
 from .schedules import BetaScheduler, CyclicalLR, ExponentialDecayLR
 from .stopping import EarlyStopping, round_ends, round_steps
 
-__all__ = ["BEST", "LAST", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "make_schedules",
-           "resolve_device", "run_training", "seed_everything"]
+__all__ = ["BEST", "LAST", "NonFiniteLoss", "Run", "StepTotals", "Trainer", "TrainingInterrupted",
+           "build_run", "make_schedules", "resolve_device", "run_training", "seed_everything"]
 
 
 class TrainingInterrupted(Exception):
@@ -76,6 +77,23 @@ class Progress:
     seconds: float = 0.0  # training wall time so far (excluding evaluation)
     epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StepTotals:
+    """One optimizer step's sums, float64 tensors on the device until :meth:`read`: ``loss``,
+    ``rec``, ``kl`` (and auxiliary losses) as means per example over the step's batches,
+    ``rec_sum``/``kl_sum`` summed over its examples; ``tokens``, its predicted tokens."""
+
+    sums: dict[str, torch.Tensor]
+    tokens: int
+
+    def read(self) -> dict[str, float]:
+        """The values on the host (one transfer), with ``rec_ppl``, the step's Rec-P:
+        exp(reconstruction nats per predicted token)."""
+        values = dict(zip(self.sums, torch.stack(list(self.sums.values())).tolist()))
+        values["rec_ppl"] = math.exp(min(values["rec_sum"] / max(self.tokens, 1), 700.0))
+        return values
 
 
 def seed_everything(seed: int) -> None:
@@ -178,8 +196,117 @@ def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrit
     return config, None, False
 
 
+@dataclass
+class Run:
+    """Everything one training run works with (:func:`build_run`)."""
+
+    config: Config
+    directory: RunDirectory
+    family: Family
+    data: RunData
+    model: LatentTextModel
+    optimizer: torch.optim.Optimizer
+    beta: BetaScheduler
+    lr_schedule: CyclicalLR | None
+    device: torch.device
+    dist: DistContext
+    ddp: torch.nn.Module | None
+    batches_per_step: int
+    steps_per_epoch: int
+    state: Progress
+    #: the family's own evaluation of the test split at the end (the dialog responses)
+    evaluator: RunEvaluator | None
+    #: records for a new run's log: schedules, embeddings, leakage ([] when resumed)
+    records: list[dict[str, Any]]
+    #: the authors' stopping rule (``train.early_stopping``), None when off or without valid
+    stopping: EarlyStopping | None
+    #: optimizer steps per evaluation round of the stopping rule
+    round_steps: int
+
+
+def build_run(config: Config | None, out: str | Path, *, resume: bool = False,
+              overwrite: bool = False, resume_overrides: list[str] | None = None) -> Run:
+    """A run from its config (or, on ``resume``, from the checkpoint in ``out``): device and
+    processes, seeds, the family's data and model, optimizer, schedules, the output directory
+    created (or reopened, the checkpoint's state restored). Arguments as :class:`Trainer`."""
+    directory = RunDirectory(out)
+    t, checkpoint, config_changed = _run_config(directory, config, resume, overwrite,
+                                                resume_overrides)
+    family = family_of(t)
+    device = resolve_device(t.train.device)
+    check_precision(t.train.precision, device)
+    dist: DistContext = init_distributed(device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    directory.is_main = dist.is_main
+    seed_everything(t.train.seed)
+    vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+             if checkpoint is not None else None)
+    data = family.load_data(t, vocab=vocab, labels=None if checkpoint is None
+                            else Labels.from_checkpoint(checkpoint))
+    if len(data.train) == 0:
+        raise UserError(f"{t.data.train}: no sentences left to train on")
+    if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
+        raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
+                        "not found (expected 'word v1 .. vd' per line)")
+
+    def make_model() -> LatentTextModel:
+        return family.build_model(t.model, len(data.vocab), data.labels)
+
+    check_parameter_memory(make_model, device)  # refuse before allocating
+    model = make_model().to(device)
+    embeddings = family.initialise(model, t.model, data.vocab) if checkpoint is None else None
+    optimizer = make_adam(model.parameters(), t.train.lr)
+    batches_per_step = dist.world_size * t.train.accumulate
+    steps_per_epoch = len(data.train) // batches_per_step
+    if steps_per_epoch < 1:
+        raise UserError(
+            f"{t.data.train}: {len(data.train)} batches per epoch is fewer than "
+            f"the {batches_per_step} needed for one step (processes x train.accumulate)")
+    ddp: torch.nn.Module | None = None
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    beta, lr_schedule, schedule_info = make_schedules(t, optimizer, steps_per_epoch)
+    es = t.train.early_stopping  # the authors' rule: rounds of a fraction of a pass
+    stopping = EarlyStopping.from_config(es) if es.enabled else None
+    rounds = round_steps(steps_per_epoch, es.round_epochs)
+    if stopping is not None and data.valid is None:  # nothing to stop on
+        stopping = None
+        if dist.is_main and checkpoint is None:
+            print("cyclevae: train.early_stopping is off: the run has no valid set "
+                  f"(data.valid); it trains for train.epochs={t.train.epochs}", file=sys.stderr)
+    if stopping is not None:
+        schedule_info["early_stopping_round_steps"] = rounds
+    state = Progress()
+    records: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        state = Progress(**restore_training_state(checkpoint, model=model, optimizer=optimizer,
+                                                  beta=beta, lr_schedule=lr_schedule))
+        if stopping is not None and checkpoint.get("early_stopping") is not None:
+            stopping.load_state_dict(checkpoint["early_stopping"])
+        if config_changed:
+            directory.write_config(t)  # the changed evaluation settings are what will run
+        directory.reopen(state.global_step)
+    else:
+        directory.create(t, data.vocab, overwrite=overwrite)
+        records.append(schedule_info)
+        if embeddings is not None:
+            records.append({"kind": "embeddings", "step": 0, **embeddings})
+        leakage = data.stats.get("leakage")
+        if leakage is not None:
+            records.append({"kind": "leakage", "step": 0, **leakage})
+    barrier(dist)
+    return Run(t, directory, family, data, model, optimizer, beta, lr_schedule, device, dist,
+               ddp, batches_per_step, steps_per_epoch, state, family.run_evaluator(t, data.vocab),
+               records, stopping, rounds)
+
+
 class Trainer:
-    """Trains one model on one corpus as its config says, writing everything into ``out``.
+    """Trains one model on one corpus as its config says, writing everything into ``out``:
+    the loop over a :class:`Run` (:func:`build_run`).
 
     Args:
         config: the resolved run config (ignored on ``resume``: the saved one is used).
@@ -198,183 +325,115 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.reporter = Reporter.for_progress(progress)  # plain lines when not a terminal
         self._stop_signal: int | None = None
-        self.run = RunDirectory(out)
-        self.out = self.run.path
-        t, checkpoint, config_changed = _run_config(self.run, config, resume, overwrite,
-                                                    resume_overrides)
-        self.config = t
-        self.device = resolve_device(t.train.device)
-        check_precision(t.train.precision, self.device)
-        self.dist: DistContext = init_distributed(self.device)
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-        self.run.is_main = self.dist.is_main
-        seed_everything(t.train.seed)
-        vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
-                 if checkpoint is not None else None)
-        # sentence corpora, or conversations for a dialog model (model.kind cvae)
-        self.data = load_run_data(t, vocab=vocab, act_labels=None if checkpoint is None
-                                  else checkpoint.get("act_labels"),
-                                  topic_labels=None if checkpoint is None
-                                  else checkpoint.get("topic_labels"))
-        self.vocab = self.data.vocab
-        self.act_labels: list[str] = list(getattr(self.data, "act_labels", []))
-        self.topic_labels: list[str] = list(getattr(self.data, "topic_labels", []))
-        if len(self.data.train) == 0:
-            raise UserError(f"{t.data.train}: no sentences left to train on")
-        if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():
-            raise UserError(f"config: train.response_glove {t.train.response_glove}: GloVe file "
-                            "not found (expected 'word v1 .. vd' per line)")
-
-        def make_model() -> torch.nn.Module:
-            return build_model(t.model, len(self.vocab), len(self.act_labels),
-                               len(self.topic_labels))
-
-        check_parameter_memory(make_model, self.device)  # refuse before allocating
-        self.model = make_model().to(self.device)
-        embeddings = (initialise_embeddings(self.model, t.model, self.vocab)
-                      if checkpoint is None else None)
-        self.optimizer = make_adam(self.model.parameters(), t.train.lr)
-        self.batches_per_step = self.dist.world_size * t.train.accumulate
-        self.steps_per_epoch = len(self.data.train) // self.batches_per_step
-        if self.steps_per_epoch < 1:
-            raise UserError(
-                f"{t.data.train}: {len(self.data.train)} batches per epoch is fewer than "
-                f"the {self.batches_per_step} needed for one step (processes x train.accumulate)")
-        self.ddp: torch.nn.Module | None = None
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.beta, self.lr_schedule, schedule_info = make_schedules(t, self.optimizer,
-                                                                    self.steps_per_epoch)
-        self.eval_settings = EvalSettings.from_train_config(t.train)
-        self.state = Progress()
-        es = t.train.early_stopping  # the authors' rule: rounds of a fraction of a pass
-        self.stopping = EarlyStopping.from_config(es) if es.enabled else None
-        self.round_steps = round_steps(self.steps_per_epoch, es.round_epochs)
-        if self.stopping is not None and self.data.valid is None:  # nothing to stop on
-            self.stopping = None
-            if self.dist.is_main and checkpoint is None:
-                print("cyclevae: train.early_stopping is off: the run has no valid set "
-                      f"(data.valid); it trains for train.epochs={t.train.epochs}",
-                      file=sys.stderr)
-        if self.stopping is not None:
-            schedule_info["early_stopping_round_steps"] = self.round_steps
-        if checkpoint is not None:
-            _restore(self, checkpoint)
-            if config_changed:
-                self.run.write_config(t)  # the changed evaluation settings are what will run
-            self.run.reopen(self.state.global_step)
-        else:
-            self.run.create(t, self.vocab, overwrite=overwrite)
-        barrier(self.dist)
+        r = build_run(config, out, resume=resume, overwrite=overwrite,
+                      resume_overrides=resume_overrides)
+        self.config, self.run, self.out = r.config, r.directory, r.directory.path
+        self.family, self.data, self.vocab = r.family, r.data, r.data.vocab
+        self.model, self.optimizer, self.beta, self.lr_schedule = (r.model, r.optimizer, r.beta,
+                                                                   r.lr_schedule)
+        self.device, self.dist, self.ddp = r.device, r.dist, r.ddp
+        self.batches_per_step, self.steps_per_epoch = r.batches_per_step, r.steps_per_epoch
+        self.state, self.evaluator = r.state, r.evaluator
+        self.stopping, self.round_steps = r.stopping, r.round_steps
+        self.eval_settings = EvalSettings.from_train_config(self.config.train)
         self.git_commit = git_commit()  # the code of this process's start, not of the run's end
         self.run.open_tensorboard()
-        if checkpoint is None:
-            self.run.log(schedule_info, 0)
-            if embeddings is not None:
-                self.run.log({"kind": "embeddings", "step": 0, **embeddings}, 0)
-                if self.dist.is_main:
-                    print(f"cyclevae: {embeddings['found']} of {embeddings['vocab']} vocabulary "
-                          f"words initialised from {embeddings['file']} (the others keep their "
-                          "random init)", file=sys.stderr)
-            leakage = self.data.stats.get("leakage")
-            if leakage is not None:
-                self.run.log({"kind": "leakage", "step": 0, **leakage}, 0)
-                if leakage["dropped"] and self.dist.is_main:
-                    print(f"cyclevae: {leakage['dropped']} of "
-                          f"{leakage['training_conversations_read']} training conversations "
-                          f"also occur in {', '.join(leakage['against'].values())} (word-set "
-                          f"Jaccard > {leakage['threshold']}): dropped from training",
-                          file=sys.stderr)
+        for record in r.records:
+            self.run.log(record, 0)
+            if not self.dist.is_main:
+                continue
+            if record["kind"] == "embeddings":
+                print(f"cyclevae: {record['found']} of {record['vocab']} vocabulary words "
+                      f"initialised from {record['file']} (the others keep their random init)",
+                      file=sys.stderr)
+            if record["kind"] == "leakage" and record["dropped"]:
+                print(f"cyclevae: {record['dropped']} of "
+                      f"{record['training_conversations_read']} training conversations "
+                      f"also occur in {', '.join(record['against'].values())} (word-set "
+                      f"Jaccard > {record['threshold']}): dropped from training",
+                      file=sys.stderr)
 
     def save(self, name: str = LAST) -> None:
         """Write a checkpoint (rank 0 only; the others wait for it)."""
         if self.dist.is_main:
-            self.run.save_checkpoint(checkpoint_state(self), name)
+            self.run.save_checkpoint(training_state(
+                model=self.model, optimizer=self.optimizer, beta=self.beta,
+                lr_schedule=self.lr_schedule, progress=vars(self.state), config=self.config,
+                vocab=self.vocab, labels=self.data.labels,
+                early_stopping=self.stopping.state_dict() if self.stopping else None), name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
         self.run.log(record, self.state.global_step)
 
-    def evaluate(self, corpus: Any, name: str, iw_samples: int = 0) -> dict[str, dict[str, Any]]:
+    def evaluate(self, corpus: BatchSource, name: str, iw_samples: int = 0
+                 ) -> dict[str, dict[str, Any]]:
         """The metric blocks of one split (:func:`cyclevae.evaluation.evaluate_blocks`)."""
         return evaluate_blocks(self.model, corpus.batches(0, shuffle=False), name,
                                iw_samples=iw_samples, settings=self.eval_settings,
                                device=self.device, progress=self.reporter)
 
-    def evaluate_responses(self, split: str) -> dict[str, Any]:
-        """The sampled-response metrics of a dialog model on ``split``
-        (:func:`cyclevae.metrics.text.evaluate_responses` with ``train.response_samples``,
-        ``response_contexts`` and ``response_glove``); ``{}`` for a sentence model, a split
-        the run has not, or ``response_samples`` 0."""
-        t = self.config.train
-        corpora = getattr(self.data, "corpora", None)
-        if (t.response_samples == 0 or corpora is None or split not in corpora
-                or not hasattr(self.model, "respond")):
+    def _family_metrics(self) -> dict[str, Any]:
+        """The family's own metrics of the test split (the dialog CVAE's sampled responses:
+        BLEU, A/E-bow, distinct-n); ``{}`` where it has none."""
+        if self.evaluator is None or self.data.test is None:
             return {}
-        from .metrics.text import evaluate_responses, resolve_word_vectors
-
-        if getattr(self, "_word_vectors", None) is None:
-            self._word_vectors = resolve_word_vectors(t.response_glove, set(self.vocab.tokens))
-        vectors, source = self._word_vectors
-        with precision_context(t.precision, self.device):
-            return evaluate_responses(self.model, corpora[split], self.vocab,
-                                      samples=t.response_samples, contexts=t.response_contexts,
-                                      vectors=vectors, vectors_source=source, seed=t.seed,
-                                      batch_size=self.config.data.batch_size, device=self.device)
+        return self.evaluator(self.model, self.data.test, self.device)
 
     # ----------------------------------------------------------------- the loop
-    def train_step(self, batches: list[Any], beta: float, seeds: list[int] | None = None
-                   ) -> dict[str, float] | None:
+    def train_step(self, batches: list[Batch], beta: float, seeds: list[int] | None = None
+                   ) -> StepTotals | None:
         """One optimisation step on a list of batches (gradient accumulation: the step follows
         the mean of the batches' losses). ``seeds``, one per batch, fix the noise of each
-        batch. Returns batch means, or None if the step was skipped for a non-finite value."""
+        batch. Returns the step's sums, left on the device (:meth:`StepTotals.read` brings
+        them to the host), or None if the step was skipped for a non-finite value; the one
+        host read of every step is the finiteness check of the loss and gradient norm."""
         t = self.config.train
         model = self.ddp if self.ddp is not None else self.model
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "rec_sum": 0.0, "kl_sum": 0.0}
-        bad_loss = None
+        n = len(batches)
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        # float64 sums in the order of the batches (as Python floats would add them)
+        totals = {"loss": zero, "rec": zero, "kl": zero, "rec_sum": zero, "kl_sum": zero}
+        losses = []
         tokens = 0
         for i, batch in enumerate(batches):
             if seeds is not None:
                 torch.manual_seed(seeds[i])
-            sync = self.ddp is None or i == len(batches) - 1
+            sync = self.ddp is None or i == n - 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():  # type: ignore[union-attr]
                 with precision_context(t.precision, self.device):
                     out = model(batch, beta=beta)
                 loss = beta_vae_loss(out.rec.float(), out.kl, beta, kl_per_dim=out.kl_per_dim,
                                      free_bits=t.free_bits, aux=out.aux)
                 # backward even on a non-finite loss: under DDP every process must take part
-                (loss / len(batches)).backward()
-            value = loss.item()
-            if not math.isfinite(value):
-                bad_loss = value
-            rec_sum, kl_sum = out.rec.detach().sum().item(), out.kl.detach().sum().item()
-            totals["loss"] += value / len(batches)
-            totals["rec_sum"] += rec_sum
-            totals["kl_sum"] += kl_sum
-            totals["rec"] += rec_sum / batch.num_examples / len(batches)
-            totals["kl"] += kl_sum / batch.num_examples / len(batches)
+                (loss / n).backward()
+            losses.append(loss.detach())
+            rec_sum = out.rec.detach().sum().double()
+            kl_sum = out.kl.detach().sum().double()
+            totals["loss"] = totals["loss"] + loss.detach().double() / n
+            totals["rec_sum"] = totals["rec_sum"] + rec_sum
+            totals["kl_sum"] = totals["kl_sum"] + kl_sum
+            totals["rec"] = totals["rec"] + rec_sum / batch.num_examples / n
+            totals["kl"] = totals["kl"] + kl_sum / batch.num_examples / n
             tokens += batch.num_tokens
             for name, value in out.aux.items():  # e.g. the dialog CVAE's bag-of-words loss
-                totals[name] = (totals.get(name, 0.0) + value.detach().sum().item()
-                                / batch.num_examples / len(batches))
-        # Rec-P of the step: exp(reconstruction nats per predicted token)
-        totals["rec_ppl"] = math.exp(min(totals["rec_sum"] / max(tokens, 1), 700.0))
+                totals[name] = (totals.get(name, zero)
+                                + value.detach().sum().double() / batch.num_examples / n)
         norm = clip_grad_norm_(list(self.model.parameters()), t.clip if t.clip > 0 else math.inf)
-        problem = (f"loss is {bad_loss}" if bad_loss is not None else
-                   None if torch.isfinite(norm) else f"gradient norm is {norm.item()}")
+        finite = bool((torch.isfinite(torch.stack(losses)).all() & torch.isfinite(norm)).item())
+        problem = None
+        if not finite:
+            bad = [v for v in torch.stack(losses).tolist() if not math.isfinite(v)]
+            problem = f"loss is {bad[-1]}" if bad else f"gradient norm is {norm.item()}"
         if any_flag(problem is not None, self.dist):
             _stop_or_skip(self, problem, beta)
             return None
         self.optimizer.step()
-        return totals
+        return StepTotals(totals, tokens)
 
-    def _epoch_batches(self, epoch: int) -> list[Any]:
+    def _epoch_batches(self, epoch: int) -> list[Batch]:
         """This process's batches of ``epoch``: the seeded global order, cut to a multiple of
         (processes x accumulate), global batch i going to process i % processes."""
         every = self.data.train.batches(epoch, shuffle=True, drop_last=False)
@@ -420,6 +479,9 @@ class Trainer:
         sums = st.epoch_sums = st.epoch_sums or {"rec": 0.0, "kl": 0.0, "sentences": 0,
                                                  "tokens": 0}
         resumed_tokens = sums["tokens"]
+        # the epoch's running sums of Rec and KL stay on the device (float64, added step by
+        # step) and are read back when a checkpoint or the epoch record needs them
+        running = torch.tensor([sums["rec"], sums["kl"]], dtype=torch.float64, device=self.device)
         started = time.perf_counter()
         # the epoch record carries the beta and lr in force during the epoch's last step (the
         # schedulers have already moved on to the next epoch's first step when it is written)
@@ -427,6 +489,7 @@ class Trainer:
         for step in range(st.batch, self.steps_per_epoch):
             if any_flag(self._stop_signal is not None, self.dist):
                 st.seconds += time.perf_counter() - started
+                sums["rec"], sums["kl"] = running.tolist()
                 _checkpoint_and_raise(self, sums)
             local = range(step * t.accumulate, (step + 1) * t.accumulate)
             micro = [batches[j].to(self.device, non_blocking=True) for j in local]
@@ -439,8 +502,7 @@ class Trainer:
                 self.lr_schedule.step()
             st.batch, st.global_step = step + 1, st.global_step + 1
             if result is not None:
-                sums["rec"] += result.pop("rec_sum")
-                sums["kl"] += result.pop("kl_sum")
+                running = running + torch.stack([result.sums["rec_sum"], result.sums["kl_sum"]])
                 sums["sentences"] += sum(b.num_examples for b in micro)
             sums["tokens"] += sum(b.num_tokens for b in micro)
             if bar is not None:
@@ -448,14 +510,17 @@ class Trainer:
                 rate = (sums["tokens"] - resumed_tokens) / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(beta=f"{beta:.3f}", tok_s=f"{rate * self.dist.world_size:.0f}")
             if result is not None and st.global_step % t.log_every == 0:
+                values = result.read()  # the step's numbers come to the host only here
+                del values["rec_sum"], values["kl_sum"]
                 self.log({"kind": "train", "epoch": st.epoch + 1, "step": st.global_step,
-                          "beta": beta, "lr": lr, **result})
+                          "beta": beta, "lr": lr, **values})
             if (self.stopping is not None and st.batch < self.steps_per_epoch
                     and round_ends(st.batch, self.steps_per_epoch, self.round_steps)
                     and self._evaluation_round()):
                 break  # the rule stopped mid-pass: this pass's record ends the run
         if bar is not None:
             bar.close()
+        sums["rec"], sums["kl"] = running.tolist()
         seconds = time.perf_counter() - started
         st.seconds += seconds
         rec, kl, n, tokens = sum_floats([sums["rec"], sums["kl"], sums["sentences"],
@@ -465,7 +530,7 @@ class Trainer:
             "kind": "epoch", "epoch": st.epoch + 1, "step": st.global_step,
             "beta": beta, "lr": lr, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
             "train": ({"rec": rec / n, "kl": kl / n, "elbo": -(rec + kl) / n}
-                      if getattr(self.model, "stochastic", True)
+                      if self.model.stochastic
                       else {"rec": rec / n, "kl": None, "elbo": None}),
         }
         if self.dist.is_main and ((st.epoch + 1) % t.eval_every == 0 or st.epoch + 1 == t.epochs
@@ -528,15 +593,14 @@ class Trainer:
         metrics = _run_summary(self, last)
         if self.data.test is not None:  # IW-NLL only with the reported q
             metrics.update(self.evaluate(self.data.test, "test", iw_samples=t.iw_samples))
-            responses = self.evaluate_responses("test")  # dialog: BLEU, A/E-bow, distinct
+            responses = self._family_metrics()  # dialog: BLEU, A/E-bow, distinct
             metrics["test"].update(responses)
             best = self.out / BEST
             if best.is_file():
                 metrics["best"] = _best_checkpoint_metrics(self, best, last)
                 if responses and "test" in metrics["best"]:
                     if metrics["best"]["epoch"] != st.epoch:  # other weights than the last
-                        responses = _with_weights(self, best,
-                                                  lambda: self.evaluate_responses("test"))
+                        responses = _with_weights(self, best, self._family_metrics)
                     metrics["best"]["test"] = {**metrics["best"]["test"], **responses}
         metrics["processes"] = self.dist.world_size
         self.run.write_metrics(metrics)
@@ -562,33 +626,6 @@ def _stop_or_skip(trainer: Trainer, problem: str | None, beta: float) -> None:
     trainer.optimizer.zero_grad(set_to_none=True)
     st.skipped += 1
     trainer.log({"kind": "skipped", "step": st.global_step + 1, "message": message})
-
-
-def _restore(trainer: Trainer, ckpt: dict[str, Any]) -> None:
-    """Load what :func:`checkpoint_state` saved into ``trainer``."""
-    trainer.model.load_state_dict(ckpt["model"])
-    trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    trainer.beta.load_state_dict(ckpt["beta_scheduler"])
-    if trainer.lr_schedule is not None and ckpt.get("lr_scheduler") is not None:
-        trainer.lr_schedule.load_state_dict(ckpt["lr_scheduler"])
-    trainer.state = Progress(**ckpt["progress"])
-    if trainer.stopping is not None and ckpt.get("early_stopping") is not None:
-        trainer.stopping.load_state_dict(ckpt["early_stopping"])
-    set_rng_state(ckpt["rng"])
-
-
-def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
-    """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters."""
-    return {
-        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-        "beta_scheduler": trainer.beta.state_dict(),
-        "lr_scheduler": trainer.lr_schedule.state_dict() if trainer.lr_schedule else None,
-        "rng": rng_state(), "progress": vars(trainer.state).copy(),
-        "config": trainer.config.to_dict(), "vocab": trainer.vocab.tokens,
-        "act_labels": trainer.act_labels, "topic_labels": trainer.topic_labels,
-        "early_stopping": trainer.stopping.state_dict() if trainer.stopping else None,
-        "version": __version__,
-    }
 
 
 def _checkpoint_and_raise(trainer: Trainer, sums: dict[str, float]) -> None:
@@ -658,12 +695,12 @@ def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
     return out
 
 
-def _with_weights(trainer: Trainer, path: Path, fn: Any) -> Any:
+def _with_weights(trainer: Trainer, path: Path, fn: Callable[[], dict[str, Any]]
+                  ) -> dict[str, Any]:
     """``fn()`` with the weights of the checkpoint ``path`` loaded, the current ones restored
     afterwards."""
-    ckpt = load_checkpoint(path, map_location=trainer.device)
     current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(ckpt["model"])
+    load_weights(trainer.model, path, map_location=trainer.device)
     try:
         return fn()
     finally:

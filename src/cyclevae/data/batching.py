@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -17,7 +18,52 @@ import torch
 from ..errors import UserError
 from .vocab import Vocabulary
 
-__all__ = ["BatchedCorpus", "TextBatch", "encode_corpus"]
+__all__ = ["Batch", "BatchSource", "BatchedCorpus", "TextBatch", "encode_corpus"]
+
+B = TypeVar("B", bound="Batch")
+
+
+class Batch(Protocol):
+    """What every batch of the data layer is (:class:`TextBatch`, the dialog
+    :class:`~cyclevae.data.dialog.DialogBatch`): a model's input that knows its device move,
+    its example and token counts, and how to take or repeat rows."""
+
+    def to(self: B, device: torch.device | str, non_blocking: bool = False) -> B:
+        """The same batch on ``device``."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def num_examples(self) -> int:
+        """Examples (rows) in the batch."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted tokens in the batch (the denominator of a perplexity)."""
+
+    def select(self: B, index: torch.Tensor) -> B:
+        """The rows ``index`` (a LongTensor), in that order."""
+
+    def repeat_each(self: B, n: int) -> B:
+        """Every example repeated ``n`` times in place (rows ``n i .. n i + n - 1``)."""
+
+
+class BatchSource(Protocol):
+    """A split cut into batches (:class:`BatchedCorpus`,
+    :class:`~cyclevae.data.dialog.DialogBatcher`): the batches of an epoch, deterministic
+    given the seed and the epoch."""
+
+    def batches(self, epoch: int = 0, *, shuffle: bool = True, rank: int = 0,
+                world_size: int = 1, drop_last: bool = True) -> Sequence[Batch]:
+        """The batches of one epoch for one process."""
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Predicted tokens of the split."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +89,10 @@ class TextBatch:
         """Every sentence repeated ``n`` times in place (rows ``n i .. n i + n - 1`` are
         sentence ``i``): ``[n B, L+1]``."""
         return TextBatch(self.tokens.repeat_interleave(n, dim=0))
+
+    def select(self, index: torch.Tensor) -> TextBatch:
+        """The sentences ``index`` (a LongTensor), in that order."""
+        return TextBatch(self.tokens[index])
 
     @property
     def device(self) -> torch.device:

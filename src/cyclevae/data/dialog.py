@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ import torch
 from ..errors import UserError, check_fields
 from .batching import epoch_batch_order
 from .corpus import _iter_lines
+from .splits import CorpusFiles
 from .vocab import Vocabulary
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "DialogCorpus",
     "DialogData",
     "DialogDataConfig",
+    "DialogFiles",
     "ReadStats",
     "Utterance",
     "batch_from_context",
@@ -1114,6 +1116,13 @@ class DialogDataConfig:
         ])
 
 
+class DialogFiles(CorpusFiles, Protocol):
+    """The settings of a run's ``data`` section the dialog readers use: the files, batch size
+    and vocabulary limits of :class:`~cyclevae.data.splits.CorpusFiles` and ``dialog``."""
+
+    dialog: DialogDataConfig
+
+
 def _split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str, Any]:
     """The JSON statistics of one split (metrics.json ``data``): ``conversations`` and
     ``utterances`` kept (after the leakage filter), ``conversations_read`` from the file;
@@ -1156,7 +1165,7 @@ class DialogCorpora:
         return self.stats["leakage"]
 
 
-def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None,
+def load_dialog_corpora(data: DialogFiles, *, seed: int, vocab: Vocabulary | None = None,
                         act_labels: Sequence[str] | None = None, use_topic: bool = False,
                         use_caller: bool = False, topic_labels: Sequence[str] | None = None
                         ) -> DialogCorpora:
@@ -1204,7 +1213,7 @@ def load_dialog_corpora(data: Any, *, seed: int, vocab: Vocabulary | None = None
                          prepared.topic_labels)
 
 
-def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Sequence[str], *,
+def load_dialog_split(data: DialogFiles, spec: str, vocab: Vocabulary, act_labels: Sequence[str], *,
                       seed: int, data_dir: str | None = None,
                       topic_labels: Sequence[str] | None = None, use_caller: bool = False
                       ) -> tuple[DialogBatcher, DialogCorpus, dict[str, Any]]:
@@ -1227,7 +1236,7 @@ def load_dialog_split(data: Any, spec: str, vocab: Vocabulary, act_labels: Seque
             _split_stats(read, corpus, spec))
 
 
-def training_overlap(data: Any, spec: str, *, data_dir: str | None = None
+def training_overlap(data: DialogFiles, spec: str, *, data_dir: str | None = None
                      ) -> dict[str, Any]:
     """How many conversations of the evaluation file ``spec`` also occur in a run's training
     data as the run filtered it (``data``: the run's ``data`` section; its training file read

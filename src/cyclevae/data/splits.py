@@ -1,10 +1,12 @@
-"""A run's data: the vocabulary and the batched train/valid/test splits named by a config."""
+"""A sentence run's data: the vocabulary and the batched train/valid/test splits named by a
+run's ``data`` section (:class:`CorpusFiles`; which reader a model family uses is the family's
+choice, :mod:`cyclevae.families`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import UserError
 from .batching import BatchedCorpus, encode_corpus
@@ -13,13 +15,26 @@ from .sources import data_dir as default_data_dir
 from .sources import resolve_data_path
 from .vocab import Vocabulary
 
-if TYPE_CHECKING:
-    from ..config import Config, DataConfig
-
-__all__ = ["Corpora", "EncoderLimit", "encoder_limit", "is_labelled", "load_corpora",
-           "load_run_data", "load_split", "read_split", "split_spec"]
+__all__ = ["Corpora", "CorpusFiles", "EncoderLimit", "is_labelled", "load_corpora",
+           "load_split", "read_split", "split_spec"]
 
 SPLITS = ("train", "valid", "test")
+
+
+class CorpusFiles(Protocol):
+    """The settings of a run's ``data`` section that reading and batching use (the config's
+    :class:`~cyclevae.config.DataConfig` is one): the split files (a path or ``NAME:SPLIT``),
+    where known data sets live, the length and vocabulary limits, the batch size, the format."""
+
+    train: str
+    valid: str | None
+    test: str | None
+    data_dir: str | None
+    max_length: int | None
+    max_vocab: int | None
+    min_count: int
+    batch_size: int
+    format: str
 
 
 @dataclass
@@ -34,7 +49,7 @@ class Corpora:
     stats: dict[str, Any]
 
 
-def split_spec(data: DataConfig, split: str) -> str | None:
+def split_spec(data: CorpusFiles, split: str) -> str | None:
     """The file (or ``NAME:SPLIT``) a config names for ``split`` (``train``/``valid``/``test``)."""
     return {"train": data.train, "valid": data.valid, "test": data.test}[split]
 
@@ -54,7 +69,7 @@ def is_labelled(path: Path, data_format: str) -> bool:
     return data_format == "labelled" or (data_format == "auto" and path.suffix == ".tsv")
 
 
-def read_split(spec: str, root: Any, data: DataConfig, limit: EncoderLimit | None = None
+def read_split(spec: str, root: Path, data: CorpusFiles, limit: EncoderLimit | None = None
                ) -> tuple[list[list[str]], list[str] | None, dict[str, Any]]:
     """One split's sentences, its labels (None for an unlabelled file; a run trains on the
     sentences alone) and its read statistics. With ``limit``, sentences longer than the
@@ -83,14 +98,7 @@ def read_split(spec: str, root: Any, data: DataConfig, limit: EncoderLimit | Non
     return sentences, labels, stats
 
 
-def encoder_limit(model: Any) -> EncoderLimit | None:
-    """The input limit of a model config's encoder (the CNN's ``input_length``), or None."""
-    if getattr(model, "encoder", "lstm") != "cnn":
-        return None
-    return EncoderLimit(model.cnn.input_length, model.cnn.long_inputs)
-
-
-def load_split(data: DataConfig, spec: str, vocab: Vocabulary, *, seed: int,
+def load_split(data: CorpusFiles, spec: str, vocab: Vocabulary, *, seed: int,
                data_dir: str | None = None, limit: EncoderLimit | None = None
                ) -> tuple[BatchedCorpus, dict[str, Any]]:
     """One corpus file (or known data set ``NAME:SPLIT``) batched as the run batches its splits
@@ -101,10 +109,11 @@ def load_split(data: DataConfig, spec: str, vocab: Vocabulary, *, seed: int,
                          seed=seed), stats
 
 
-def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None,
+def load_corpora(data: CorpusFiles, *, seed: int, vocab: Vocabulary | None = None,
                  limit: EncoderLimit | None = None) -> Corpora:
     """Read the splits named in ``data`` (labels of ``LABEL<TAB>SENTENCE`` files ignored);
-    build the vocabulary from train unless given. ``limit``: :func:`encoder_limit`."""
+    build the vocabulary from train unless given. ``limit``: the encoder's input limit, if
+    any."""
     if not data.train:
         raise UserError("config: data.train must name a corpus file or a data set (e.g. ptb:train)")
     root = default_data_dir(data.data_dir)
@@ -129,23 +138,3 @@ def load_corpora(data: DataConfig, *, seed: int, vocab: Vocabulary | None = None
     train = batched("train")
     assert train is not None
     return Corpora(vocab, train, batched("valid"), batched("test"), stats)
-
-
-def load_run_data(config: Config, *, vocab: Vocabulary | None = None,
-                  act_labels: list[str] | None = None,
-                  topic_labels: list[str] | None = None) -> Any:
-    """The data a run trains on, by model kind: conversation files for the dialog CVAE
-    (:func:`cyclevae.data.dialog.load_dialog_corpora`, ``act_labels``/``topic_labels`` a
-    resumed run's, the topic/caller features as ``model.cvae`` says), else
-    sentence corpora (:func:`load_corpora`). Both give ``vocab``, ``train``/``valid``/``test``
-    (objects with ``batches(epoch, shuffle=..., rank=..., world_size=..., drop_last=...)``,
-    ``len`` and ``num_tokens``) and JSON ``stats``."""
-    if config.model.kind == "cvae":
-        from .dialog import load_dialog_corpora
-
-        cvae = config.model.cvae
-        return load_dialog_corpora(config.data, seed=config.train.seed, vocab=vocab,
-                                   act_labels=act_labels, use_topic=cvae.use_topic,
-                                   use_caller=cvae.use_caller, topic_labels=topic_labels)
-    return load_corpora(config.data, seed=config.train.seed, vocab=vocab,
-                        limit=encoder_limit(config.model))

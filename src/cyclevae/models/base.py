@@ -13,9 +13,16 @@ beta-weighted objective is applied elsewhere, once (:func:`cyclevae.losses.objec
 - ``amortized_posterior(batch) -> (mu, logvar)``: the encoder's q, where the model has an
   encoder (:attr:`has_amortized_posterior`).
 - ``reconstruction_loss(batch, z) -> [B]``, ``kl_to_prior(batch, mu, logvar) -> [B, D]`` and
-  ``log_prior(batch, z)``: the pieces the metrics reuse (the prior is N(0, I) unless a model
-  says otherwise).
-- ``generate(z, ...)``: decoding, for models that generate text from z.
+  ``log_prior(batch, z)``: the pieces the metrics reuse; ``prior_params(batch)``: the prior of
+  each example, N(0, I) unless the model has a learned conditional prior
+  (:attr:`conditional_prior`).
+- ``generate(z, ...)``: decoding, for models that generate text from z; ``respond(batch, n)``:
+  responses to each example's context, for models that answer one (:attr:`can_respond`).
+
+What a caller would otherwise probe for, a model declares as class attributes:
+:attr:`~LatentTextModel.posterior_kind`, :attr:`~LatentTextModel.has_amortized_posterior`,
+:attr:`~LatentTextModel.stochastic`, :attr:`~LatentTextModel.conditional_prior`,
+:attr:`~LatentTextModel.can_respond`.
 """
 
 from __future__ import annotations
@@ -23,11 +30,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
+from ..data.batching import Batch
 from ..losses import gaussian_kl_per_dim
 from .generation import DecodingConfig
 
@@ -77,30 +84,42 @@ class LatentTextModel(nn.Module, ABC):
     #: whether q(z|x) is a distribution; False for a deterministic autoencoder, whose KL,
     #: ELBO and mutual information are not defined (the evaluation reports them as null)
     stochastic: bool = True
+    #: whether the prior is a learned p(z|c) (the dialog CVAE) rather than N(0, I): then
+    #: :meth:`prior_params` varies by example, and eq. 8's MI / marginal KL against one fixed
+    #: p(z) are not defined
+    conditional_prior: bool = False
+    #: whether :meth:`respond` answers a context (the dialog CVAE)
+    can_respond: bool = False
 
     @abstractmethod
-    def forward(self, batch: Any, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
+    def forward(self, batch: Batch, *, beta: float = 1.0, sample: bool = True) -> ModelOutput:
         """One training pass with one z per example (the posterior mean if not ``sample``)."""
 
     @abstractmethod
-    def posterior(self, batch: Any, *, generator: torch.Generator | None = None) -> Gaussian:
+    def posterior(self, batch: Batch, *, generator: torch.Generator | None = None) -> Gaussian:
         """The reported q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
 
-    def amortized_posterior(self, batch: Any) -> Gaussian:
+    def amortized_posterior(self, batch: Batch) -> Gaussian:
         """The encoder's q(z|x); only where :attr:`has_amortized_posterior`."""
         raise NotImplementedError(f"{type(self).__name__} has no amortized posterior")
 
     @abstractmethod
-    def reconstruction_loss(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per example, ``[B]`` nats, for ``z [B, D]`` (the batch's rows in order)."""
 
-    def kl_to_prior(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def kl_to_prior(self, batch: Batch, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """KL(q || p(z)) per dimension, ``[B, D]`` nats; p(z) = N(0, I)."""
         return gaussian_kl_per_dim(mu, logvar)
 
-    def log_prior(self, batch: Any, z: torch.Tensor) -> torch.Tensor:
+    def log_prior(self, batch: Batch, z: torch.Tensor) -> torch.Tensor:
         """log p(z) summed over the last dimension (``z [..., D] -> [...]``); p(z) = N(0, I)."""
         return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+
+    def prior_params(self, batch: Batch) -> Gaussian:
+        """The prior of every example as ``(mu, logvar)``, each ``[B, D]``: N(0, I) (zeros)
+        unless :attr:`conditional_prior`."""
+        zeros = torch.zeros(batch.num_examples, self.latent_dim, device=batch.device)
+        return zeros, torch.zeros_like(zeros)
 
     def generate(self, z: torch.Tensor, *, decoding: DecodingConfig | None = None,
                  max_length: int | None = None, greedy: bool | None = None,
@@ -114,7 +133,14 @@ class LatentTextModel(nn.Module, ABC):
         generator for sampling."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from z alone")
 
-    def output(self, batch: Any, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
+    def respond(self, batch: Batch, n: int = 5, *, max_length: int = 40,
+                generator: torch.Generator | None = None,
+                decoding: DecodingConfig | None = None) -> list[list[list[int]]]:
+        """``n`` responses to each example's context (``out[i][k]``: word ids), for a model
+        that :attr:`can_respond`."""
+        raise NotImplementedError(f"{type(self).__name__} does not respond to a context")
+
+    def output(self, batch: Batch, mu: torch.Tensor, logvar: torch.Tensor, *, sample: bool
                ) -> ModelOutput:
         """Decode one z per example from q = (mu, logvar) and assemble the
         :class:`ModelOutput` (KL in float32 at least)."""

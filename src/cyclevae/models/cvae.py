@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..data.dialog import CALLER_DIM, DialogBatch
+from ..data.vectors import WordVectors
 from ..data.vocab import Vocabulary
 from ..errors import UserError, check_fields
 from ..losses import gaussian_kl_between
@@ -169,6 +170,8 @@ class CVAE(LatentTextModel):
     #: the prior is p(z|c), learned: the evaluation reports no MI / marginal KL (eq. 8's
     #: decomposition is for one fixed prior p(z))
     conditional_prior = True
+    #: responses to a context: :meth:`respond`
+    can_respond = True
 
     def __init__(self, config: CVAEConfig, vocab_size: int, num_acts: int = 0,
                  num_topics: int = 0) -> None:
@@ -231,7 +234,7 @@ class CVAE(LatentTextModel):
         if len(vocab) != self.vocab_size:
             raise ValueError(f"vocabulary of {len(vocab)} tokens for a model of "
                              f"{self.vocab_size}")
-        dim = getattr(vectors, "dim", None)  # WordVectors know their dimension
+        dim = vectors.dim if isinstance(vectors, WordVectors) else None
         if dim is not None and dim != self.config.emb_dim:
             raise UserError(f"{source}: vectors have {dim} dimensions, the model's embeddings "
                             f"{self.config.emb_dim} (model.cvae.emb_dim)")
