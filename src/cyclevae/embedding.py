@@ -120,9 +120,10 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
     from .checkpoint import load_model
 
     model, vocab, config, _ = load_model(checkpoint)
-    if config.model.kind == "cvae":  # q(z | c, x) needs a context: there is no sentence code
-        raise UserError(f"{checkpoint}: a dialog model (model.kind cvae) encodes a response "
-                        "given its context, not a sentence alone, so it has no sentence codes; "
+    if model.conditional_prior:  # q(z | c, x) needs a context: there is no sentence code
+        raise UserError(f"{checkpoint}: a dialog model (model.kind {config.model.kind}) encodes "
+                        "a response given its context, not a sentence alone, so it has no "
+                        "sentence codes; "
                         "embed and probe take a sentence model (vae, ae, savae, svi)")
     path = resolve_data_path(data, default_data_dir(data_dir or config.data.data_dir))
     sentences, labels = read_sentence_file(path, config.data.format)
