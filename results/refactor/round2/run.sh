@@ -32,7 +32,9 @@ YELP=(--set data.train="$OUT/data/yelp-train.tsv" --set data.valid="$OUT/data/ye
 DIALOG=(--set data.train="$OUT/data/swda-train.jsonl" --set data.valid="$OUT/data/swda-valid.jsonl"
         --set data.test="$OUT/data/swda-test.jsonl" --set train.iw_samples=5
         --set train.response_samples=2 --set train.response_contexts=10)
-"$BIN" train --config dialog/cvae-bow-cyclical "${COMMON[@]}" "${DIALOG[@]}" \
+# DIALOG_EXTRA: more --set options for the dialog row (the merged main needs its old
+# preparation and no stopping rule: see README)
+"$BIN" train --config dialog/cvae-bow-cyclical "${COMMON[@]}" "${DIALOG[@]}" ${DIALOG_EXTRA:-} \
   --out "$OUT/cvae" --overwrite > /dev/null
 for run in vae savae svi yelp-vae yelp-ae cvae; do
   "$BIN" evaluate "$OUT/$run/checkpoint_last.pt" --iw-samples 10 --num-threads 1 \
