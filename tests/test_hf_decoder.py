@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformer_support import Uncached
 
 from cyclevae.data.batching import TextBatch
 from cyclevae.errors import UserError
@@ -125,21 +126,6 @@ def test_cached_steps_give_the_full_forward_logits(gpt2, injection):
     torch.testing.assert_close(torch.stack(steps, 1), full, rtol=0, atol=1e-5)
     torch.testing.assert_close(again, full[:, :4], rtol=0, atol=1e-5)
     assert after.position == 4
-
-
-class Uncached:
-    """The decoder without a cache: every step reads the whole prefix again."""
-
-    def __init__(self, dec: HFCausalDecoder) -> None:
-        self.dec = dec
-
-    def step(self, tokens, state):
-        z, prefix = state
-        prefix = torch.cat([prefix, tokens.view(-1, 1)], dim=1)
-        return self.dec.logits(prefix, z)[:, -1], (z, prefix)
-
-    def select(self, state, index):
-        return state[0][index], state[1][index]
 
 
 @pytest.mark.parametrize("config", [

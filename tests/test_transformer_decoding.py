@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_support import BOS, EOS, D, decoder, random_rows
+from transformer_support import BOS, EOS, D, Uncached, decoder, random_rows
 
 from cyclevae.models.generation import DecodingConfig, decode
 from cyclevae.models.transformer import INJECTIONS, TransformerDecoder
@@ -48,22 +48,6 @@ def test_select_reorders_and_repeats_cached_rows():
         _, direct = dec.extend(inputs[index], dec.start_state(z[index]))
         expected, _ = dec.step(torch.tensor([5, 6, 7]), direct)
     torch.testing.assert_close(picked, expected, rtol=0, atol=1e-5)
-
-
-class Uncached:
-    """The decoder as a StepDecoder without a cache: every step reads the whole prefix again
-    through the full causal forward (state: ``(z, prefix)``)."""
-
-    def __init__(self, dec: TransformerDecoder) -> None:
-        self.dec = dec
-
-    def step(self, tokens, state):
-        z, prefix = state
-        prefix = torch.cat([prefix, tokens.view(-1, 1)], dim=1)
-        return self.dec.logits(prefix, z)[:, -1], (z, prefix)
-
-    def select(self, state, index):
-        return state[0][index], state[1][index]
 
 
 @pytest.mark.parametrize("injection", INJECTIONS)

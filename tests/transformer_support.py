@@ -37,3 +37,20 @@ def random_rows(n: int, length: int, seed: int = 1) -> torch.Tensor:
     rows = torch.randint(4, V, (n, length), generator=g)
     rows[:, 0] = BOS
     return rows
+
+
+class Uncached:
+    """A decoder (anything with ``logits(prefix, z)``, e.g. a Transformer or Hugging Face
+    decoder) as a StepDecoder without a cache: every step reads the whole prefix again through
+    the full causal forward (state: ``(z, prefix)``); the reference cached decoding must equal."""
+
+    def __init__(self, dec: nn.Module) -> None:
+        self.dec = dec
+
+    def step(self, tokens, state):
+        z, prefix = state
+        prefix = torch.cat([prefix, tokens.view(-1, 1)], dim=1)
+        return self.dec.logits(prefix, z)[:, -1], (z, prefix)
+
+    def select(self, state, index):
+        return state[0][index], state[1][index]
