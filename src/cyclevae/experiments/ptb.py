@@ -22,7 +22,7 @@ from . import CONFIGS
 from .ptb_claims import best_epoch_row, check_claims, spread
 from .runner import assign_threads, available_cores, train_runs
 
-__all__ = ["ROWS", "assign_threads", "available_cores", "run_dir_name", "run_ptb", "train_runs",
+__all__ = ["ROWS", "TEXAR_ROWS", "TRANSFORMER_ROWS", "assign_threads", "available_cores", "run_dir_name", "run_ptb", "train_runs",
            "write_ptb_report"]
 
 CONFIG_DIR = CONFIGS / "ptb"
@@ -85,6 +85,23 @@ ROWS: dict[str, list[PaperRow]] = {
         PaperRow("Table 1", "SA-VAE, C",
                  {"rec": 100.50, "kl": 2.261, "elbo": -102.76, "ppl": 108.71}),
     ],
+    # the Transformer VAE (issue 32): no row of the paper; the report sets texar's published
+    # numbers (TEXAR_ROWS) and our LSTM rows beside them
+    "transformer-monotonic": [],
+    "transformer-cyclical": [],
+}
+#: the Transformer rows and the LSTM rows they are compared with (same beta and lr schedules)
+TRANSFORMER_ROWS = {"transformer-monotonic": "vae-monotonic",
+                    "transformer-cyclical": "vae-cyclical-cyclr"}
+#: texar-pytorch's published PTB test numbers (``examples/vae_text/README.md``, "Language
+#: Modeling"): LSTM encoder, LSTM or Transformer decoder, monotonic KL warm-up from 0.1 over 10
+#: epochs, lr halved on valid plateaus, up to 100 epochs, the best-on-valid epoch. Its "Test
+#: NLL" is Rec + KL per sentence (-ELBO, texar's ``vae_train.py``), its PPL exp of the same
+#: per word with the end of sentence counted: our ``elbo`` (negated) and ``ppl``. Not the
+#: paper's numbers.
+TEXAR_ROWS: dict[str, dict[str, float]] = {
+    "texar VAE, LSTM decoder": {"elbo": -102.54, "ppl": 107.64},
+    "texar VAE, Transformer decoder": {"elbo": -101.61, "ppl": 103.14},
 }
 DEFAULT_ROWS = ("vae-monotonic", "vae-cyclical-cyclr")
 PAPER_SECONDS_PER_EPOCH = {"vae": 30.0, "savae": 472.0}
@@ -273,6 +290,23 @@ def write_ptb_report(out: Path, *, rows: list[str], seeds: list[int]) -> dict[st
         markdown_table(headers, table, fmt=format_cell),
         "",
     ]
+    transformer = transformer_rows(runs)
+    if transformer:
+        lines += [
+            "## The Transformer VAE beside our LSTM rows and texar's published numbers",
+            "",
+            ("Test set, last epoch, per sentence; ours is the mean ± sample sd over the seeds "
+             "run (one value for one seed); each Transformer row sits above the LSTM row with "
+             "the same beta and lr schedules. texar's rows are texar-pytorch's published "
+             "numbers (examples/vae_text/README.md; not the paper's): its 'Test NLL' is Rec + "
+             "KL, shown here as ELBO = -NLL, at the best-on-valid epoch of up to 100 epochs "
+             "with a monotonic KL warm-up, an LSTM encoder and a 3-block Transformer decoder "
+             "reading z as a one-position cross-attention memory."),
+            "",
+            markdown_table(["row", "seeds", "source", "epochs", *METRICS], transformer,
+                           fmt=format_cell),
+            "",
+        ]
     table4 = table4_rows(runs)
     if table4:
         lines += [
@@ -400,6 +434,30 @@ def table4_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
         cells.append([beta, lr, len(tests) or "", *ours,
                       *(paper.numbers[k] for k in ("rec", "kl", "elbo"))])
     return cells if any_run else []
+
+
+def transformer_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+    """The Transformer block of the report: each Transformer row that has runs (any length),
+    then its LSTM counterpart (:data:`TRANSFORMER_ROWS`, when run), then texar's published
+    rows (:data:`TEXAR_ROWS`); [] when no Transformer row has a run. Cells: row, seeds,
+    source, epochs and :data:`METRICS` (mean ± sd over seeds, :func:`_over_seeds`)."""
+    if not any(runs.get(row) for row in TRANSFORMER_ROWS):
+        return []
+    cells: list[list[Any]] = []
+    for row, lstm in TRANSFORMER_ROWS.items():
+        for name in (row, lstm):
+            items = runs.get(name, [])
+            if not items:
+                continue
+            epochs = sorted({i["metrics"]["epochs"] for i in items})
+            tests = [i["metrics"].get("test") or {} for i in items]
+            cells.append([name, ",".join(str(i["seed"]) for i in items),
+                          _source_label(items[0]["metrics"]), ",".join(map(str, epochs)),
+                          *[_over_seeds(tests, k) for k in METRICS]])
+    for label, numbers in TEXAR_ROWS.items():
+        cells.append(["", "", f"texar (published): {label}", "best of <= 100",
+                      *[numbers.get(k) for k in METRICS]])
+    return cells
 
 
 SEED_LINESTYLES = ("-", "--", ":", "-.")
