@@ -169,3 +169,82 @@ def test_train_speed_small(shared_data):
         assert parts["optimizer"]["ms_per_step"] > 0
         assert sum(p["time_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
         assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.slow
+def test_transformer_speed_small(shared_data):
+    """benchmarks/transformer_speed.py at tiny sizes: the fp32 line with the reference and the
+    LSTM row beside it, bf16 (or its skipped line), and a by-part profile that adds up."""
+    records = run_benchmark("transformer_speed.py", shared_data, "--small", "--threads", "1",
+                            "--profile", "--modes", "fp32,bf16")
+    by_mode: dict[str, list[dict]] = {}
+    for r in records:
+        by_mode.setdefault(r["mode"], []).append(r)
+    assert set(by_mode) == {"train_transformer_vae_fp32", "train_transformer_vae_bf16",
+                            "profile_transformer_vae_fp32"}
+    (fp32,) = by_mode["train_transformer_vae_fp32"]
+    for key in ("tokens_per_s", "reference_tokens_per_s", "ratio", "seconds_per_epoch",
+                "floor_fraction", "lstm_seconds_per_epoch", "epoch_cost_vs_lstm"):
+        assert isinstance(fp32[key], (int, float)) and fp32[key] > 0, key
+    assert fp32["ratio"] == pytest.approx(fp32["tokens_per_s"] / fp32["reference_tokens_per_s"],
+                                          rel=0.01)
+    assert fp32["epoch_cost_vs_lstm"] == pytest.approx(
+        fp32["lstm_tokens_per_s"] / fp32["tokens_per_s"], rel=0.01)
+    assert fp32["epoch_tokens"] == 929_589  # every ptb:train sentence's predicted tokens
+    assert sum(fp32["flop_shares"].values()) == pytest.approx(1.0, abs=0.01)
+    (bf16,) = by_mode["train_transformer_vae_bf16"]
+    if runtime.native_bf16(torch.device("cpu"))[0]:
+        assert bf16["tokens_per_s"] > 0 and "lstm_seconds_per_epoch" not in bf16
+    else:
+        assert "no native bf16" in bf16["skipped"]
+    for profile in by_mode["profile_transformer_vae_fp32"]:
+        parts = profile["parts"]
+        for part in ("output_layer", "feed_forward", "optimizer"):
+            assert parts[part]["ms_per_step"] > 0, (profile["which"], part)
+        assert sum(p["time_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+        assert sum(p["flop_share"] for p in parts.values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_transformer_speed_counts_the_products_pytorch_counts(monkeypatch):
+    """The benchmark's FLOP count of the projections, feed-forward layers, output layer and z
+    maps equals what torch.utils.flop_counter counts for the model's forward (its attention
+    core counts the causal triangle, which PyTorch's count of the kernel's square exceeds)."""
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cyclevae.models.transformer import (TransformerConfig, TransformerDecoder,
+                                             TransformerEncoder)
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import transformer_speed
+
+    class Both(nn.Module):
+        def __init__(self, config: TransformerConfig) -> None:
+            super().__init__()
+            self.encoder = TransformerEncoder(50, 4, config)
+            self.decoder = TransformerDecoder(50, 4, config)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            mu, _ = self.encoder(tokens)
+            return self.decoder.logits(tokens[:, :-1], mu)  # the output layer as a product
+
+    sizes = transformer_speed.Sizes(d_model=16, n_layers=2, d_ff=24, n_heads=2)
+    tokens = torch.randint(4, 50, (3, 8))  # 3 sentences, 7 predicted tokens each
+    for injection in ("memory", "embedding", "both"):
+        config = TransformerConfig(d_model=16, n_heads=2, n_layers=2, d_ff=24,
+                                   z_injection=injection)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            Both(config)(tokens)
+        counts = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+        ours = transformer_speed.step_flops(tokens, sizes, latent=4, vocab=50,
+                                            injection=injection)
+        blocks = sum(counts[f"Both.{side}.blocks.{i}.{name}"] for side in ("encoder", "decoder")
+                     for i in range(2) for name in ("attn.qkv", "attn.proj", "ff_in", "ff_out"))
+        assert ours["attention_projections"] + ours["feed_forward"] == blocks
+        assert ours["output_layer"] == counts["Both.decoder.output"]
+        products = sum(v for k, v in counter.get_flop_counts()["Global"].items()
+                       if "bmm" not in str(k))
+        assert sum(ours.values()) - ours["attention_core"] == products, injection
+        kernel_core = sum(v for k, v in counter.get_flop_counts()["Global"].items()
+                          if "bmm" in str(k))
+        assert 0 < ours["attention_core"] < kernel_core

@@ -73,3 +73,29 @@ def test_report_without_transformer_runs_has_no_texar_block(tmp_path):
     _fake_run(out, "vae-monotonic", {"rec": 101.0, "kl": 1.0, "elbo": -102.0, "ppl": 107.0})
     write_ptb_report(out, rows=["vae-monotonic"], seeds=[0])
     assert "texar" not in (out / "report.md").read_text()
+
+
+def test_the_injection_grid_command_trains_a_shortened_transformer_row(ptb_slice, tmp_path,
+                                                                       capsys):
+    """results/transformer/README.md's grid, one injection, at tiny sizes on a PTB slice: the
+    cyclical row shortened to 4 epochs (its 4 cycles kept) trains, evaluates and reports with
+    the injection it was given."""
+    from conftest import small_overrides
+
+    tiny = {"model.transformer.d_model": 16, "model.transformer.d_ff": 32,
+            "model.transformer.n_heads": 2, "model.transformer.n_layers": 1,
+            "model.transformer.z_injection": "memory", "train.num_threads": 1,
+            "train.iw_samples": 4}
+    sets = [arg for value in small_overrides(ptb_slice, **tiny) for arg in ("--set", value)
+            if value.split("=")[0] not in ("train.epochs", "schedule.n_cycles",
+                                           "model.emb_dim", "model.enc_hidden",
+                                           "model.dec_hidden")]
+    out = tmp_path / "memory"
+    assert main(["reproduce", "ptb", "--rows", "transformer-cyclical", "--epochs", "4", *sets,
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "transformer-cyclical" / "metrics.json").read_text())
+    model = metrics["config"]["model"]
+    assert (model["encoder"], model["transformer"]["z_injection"]) == ("transformer", "memory")
+    assert metrics["epochs"] == 4 and metrics["config"]["schedule"]["n_cycles"] == 4
+    assert {"kl", "mi", "active_units", "iw_nll"} <= set(metrics["test"])
+    assert "texar (published)" in (out / "report.md").read_text()
