@@ -99,3 +99,24 @@ def test_the_injection_grid_command_trains_a_shortened_transformer_row(ptb_slice
     assert metrics["epochs"] == 4 and metrics["config"]["schedule"]["n_cycles"] == 4
     assert {"kl", "mi", "active_units", "iw_nll"} <= set(metrics["test"])
     assert "texar (published)" in (out / "report.md").read_text()
+
+
+def test_the_cyclical_claims_are_judged_on_the_transformer_rows_too():
+    from cyclevae.experiments.ptb_claims import check_claims
+
+    def seeds(rec, kl):
+        return [{"rec": rec + d, "kl": kl + d / 10, "elbo": -(rec + kl) - d} for d in
+                (-0.05, 0.0, 0.05)]
+
+    tests = {"transformer-monotonic": seeds(101.0, 0.5),
+             "transformer-cyclical": seeds(100.0, 2.0)}
+    claims = {c["claim"]: c for c in check_claims(tests, {})
+              if c["a"].startswith("transformer-")}
+    assert len(claims) == 3
+    kl = claims["Transformer VAE: cyclical beta gives a higher KL than monotonic"]
+    assert kl["ours"] == 1.5 and kl["seeds"] == "3 vs 3" and kl["paper"] is None
+    assert kl["verdict"] == "holds, beyond seed noise"
+    assert claims["Transformer VAE: ... and a lower Rec"]["verdict"] == "holds, beyond seed noise"
+    elbo = claims["Transformer VAE: ... at an ELBO no worse (monotonic's not higher than "
+                  "cyclical's)"]
+    assert elbo["ours"] == 0.5 and elbo["verdict"].startswith("does not hold")

@@ -140,6 +140,13 @@ def paper_claims(paper: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list
          "vae-cyclical-cyclr-authors", "vae-monotonic-authors", "kl", +1),
         ("The authors' ramp: ... at an ELBO no worse (monotonic's not higher than cyclical's)",
          "vae-monotonic-authors", "vae-cyclical-cyclr-authors", "elbo", 0),
+        # the paper's Table 1 claim carried to the Transformer VAE (issue 32; no paper numbers)
+        ("Transformer VAE: cyclical beta gives a higher KL than monotonic",
+         "transformer-cyclical", "transformer-monotonic", "kl", +1),
+        ("Transformer VAE: ... and a lower Rec", "transformer-cyclical",
+         "transformer-monotonic", "rec", -1),
+        ("Transformer VAE: ... at an ELBO no worse (monotonic's not higher than cyclical's)",
+         "transformer-monotonic", "transformer-cyclical", "elbo", 0),
     ]
     return [Claim(text, a, b, metric, direction,
                   _paper(paper.get("Table 4" if text.startswith("Table 4") else "Table 1", {}),
