@@ -22,7 +22,8 @@ from . import CONFIGS
 from .ptb_claims import best_epoch_row, check_claims, spread
 from .runner import assign_threads, available_cores, train_runs
 
-__all__ = ["ROWS", "TEXAR_ROWS", "TRANSFORMER_ROWS", "assign_threads", "available_cores", "run_dir_name", "run_ptb", "train_runs",
+__all__ = ["ROWS", "TEXAR_ROWS", "TRANSFORMER_ROWS", "assign_threads", "available_cores",
+           "run_dir_name", "run_ptb", "train_runs",
            "write_ptb_report"]
 
 CONFIG_DIR = CONFIGS / "ptb"
