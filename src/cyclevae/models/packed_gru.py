@@ -8,12 +8,13 @@ parameters, state dict and results up to float32 rounding) whose one-layer forwa
 packed float32 CPU sequence:
 
 - projects every direction's inputs with one product (``ops.linear``, oneDNN), ``[T, D 3H]``;
-- runs the recurrence itself, one ``[b_t, H] x [H, 3H]`` product and a few pointwise passes
-  per step, keeping the gates it needs for the backward;
-- in the backward, walks the steps in reverse with the gates' derivatives written out
-  (Cho et al., 2014; PyTorch's gate order r, z, n and ``n = tanh(W_in x + b_in + r (W_hn h +
-  b_hn))``), and computes ``dW_hh`` and the input side's gradients as one product each over
-  all steps.
+- runs the recurrence itself, one ``[b_t, H] x [H, 3H]`` product and six pointwise passes
+  per step on views cut once (``split``), keeping the gates it needs for the backward;
+- in the backward, computes the step-independent factors of the gates' derivatives over all
+  steps at once (Cho et al., 2014; PyTorch's gate order r, z, n and ``n = tanh(W_in x + b_in +
+  r (W_hn h + b_hn))``), then walks the steps in reverse with one product and five pointwise
+  passes each, and computes ``dW_hh`` and the input side's gradients as one product each
+  over all steps.
 
 Anything else (unpacked input, several layers, other dtypes or devices, autocast) takes
 ``nn.GRU.forward`` itself.
@@ -31,12 +32,30 @@ from ..ops import linear, linear_product
 __all__ = ["PackedGRU", "gru_recurrence"]
 
 
-def _offsets(batch_sizes: list[int]) -> list[int]:
-    out, total = [], 0
+def _step_indices(batch_sizes: list[int], reverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices into ``cat([out [T, H], h0 [B, H]])``: the state each packed element's step
+    starts from (``[T]``), and each row's final state (``[B]``)."""
+    b0, offsets, total = batch_sizes[0], [], 0
     for b in batch_sizes:
-        out.append(total)
+        offsets.append(total)
         total += b
-    return out
+    prev: list[int] = []
+    for t, b in enumerate(batch_sizes):
+        if reverse:  # rows that continue come from step t + 1, the new ones start at h0
+            nxt = batch_sizes[t + 1] if t + 1 < len(batch_sizes) else 0
+            prev += [offsets[t + 1] + i for i in range(nxt)] if nxt else []
+            prev += [total + i for i in range(nxt, b)]
+        else:
+            prev += ([total + i for i in range(b)] if t == 0
+                     else [offsets[t - 1] + i for i in range(b)])
+    if reverse:
+        final = list(range(b0))
+    else:
+        final = [0] * b0
+        for t, b in enumerate(batch_sizes):
+            for i in range(b):
+                final[i] = offsets[t] + i
+    return torch.tensor(prev), torch.tensor(final)
 
 
 class _GRURecurrence(torch.autograd.Function):
@@ -46,44 +65,46 @@ class _GRURecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, w_hh, b_hh, batch_sizes, reverse):  # type: ignore[override]
         t_total, three_h = gi.shape
-        hidden = three_h // 3
-        steps = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
-        offsets = _offsets(batch_sizes)
-        out = gi.new_empty(t_total, hidden)
-        rz = gi.new_empty(t_total, 2 * hidden)  # sigmoid gates r, z
-        n = gi.new_empty(t_total, hidden)  # candidate
-        ghn = gi.new_empty(t_total, hidden)  # W_hn h + b_hn
-        h_prev = gi.new_empty(t_total, hidden)  # the state each step starts from
-        state = h0.clone() if reverse else None  # reverse: the batch grows, rows start at h0
-        h_n = h0.new_empty(h0.shape)
-        prev_rows = None
-        for t in steps:
+        hid = three_h // 3
+        n_steps = len(batch_sizes)
+        order = range(n_steps - 1, -1, -1) if reverse else range(n_steps)
+        out = gi.new_empty(t_total, hid)
+        rz = gi.new_empty(t_total, 2 * hid)  # sigmoid gates r, z
+        n = gi.new_empty(t_total, hid)  # candidate
+        ghn = gi.new_empty(t_total, hid)  # W_hn h + b_hn
+        # per-step views, cut once (slicing inside the loop costs more than the arithmetic)
+        gi_rz = gi[:, :2 * hid].split(batch_sizes)
+        gi_n = gi[:, 2 * hid:].split(batch_sizes)
+        rz_t, n_t, ghn_t, out_t = (x.split(batch_sizes) for x in (rz, n, ghn, out))
+        r_t = rz[:, :hid].split(batch_sizes)
+        z_t = rz[:, hid:].split(batch_sizes)
+        if reverse:  # the batch grows: each step starts from the next step's rows and h0's
+            state = h0.new_empty(t_total, hid)
+            prev_index, final_index = _step_indices(batch_sizes, reverse)
+            fresh = prev_index >= t_total
+            state[fresh] = h0[prev_index[fresh] - t_total]
+            state_t = state.split(batch_sizes)
+        for t in order:
             b = batch_sizes[t]
-            rows = slice(offsets[t], offsets[t] + b)
             if reverse:
-                hp = state[:b]  # type: ignore[index]
+                hp = state_t[t]
             else:
-                hp = h0[:b] if prev_rows is None else out[prev_rows.start:prev_rows.start + b]
-            h_prev[rows] = hp
+                hp = h0[:b] if t == 0 else out_t[t - 1][:b]
             gh = linear_product(hp, w_hh, b_hh)  # [b, 3H]
-            torch.sigmoid(torch.add(gi[rows, :2 * hidden], gh[:, :2 * hidden]), out=rz[rows])
-            ghn[rows] = gh[:, 2 * hidden:]
-            r, z = rz[rows, :hidden], rz[rows, hidden:]
-            torch.tanh(torch.addcmul(gi[rows, 2 * hidden:], r, gh[:, 2 * hidden:]), out=n[rows])
-            nt = n[rows]
-            h = out[rows]
-            torch.sub(hp, nt, out=h)
-            h.mul_(z).add_(nt)  # h' = (h - n) z + n, PyTorch's order
-            if reverse:
-                state[:b] = h  # type: ignore[index]
-            else:
-                nxt = batch_sizes[t + 1] if t + 1 < len(batch_sizes) else 0
-                if nxt < b:  # rows nxt..b end here
-                    h_n[nxt:b] = h[nxt:]
-            prev_rows = rows
-        if reverse:
-            h_n = state
-        ctx.save_for_backward(rz, n, ghn, h_prev, w_hh)
+            gh_rz, gh_n = gh.split([2 * hid, hid], dim=1)
+            torch.add(gi_rz[t], gh_rz, out=rz_t[t]).sigmoid_()
+            ghn_t[t].copy_(gh_n)
+            torch.addcmul(gi_n[t], r_t[t], gh_n, out=n_t[t]).tanh_()
+            h = out_t[t]
+            torch.sub(hp, n_t[t], out=h)
+            torch.addcmul(n_t[t], h, z_t[t], out=h)  # h' = (h - n) z + n, PyTorch's order
+            if reverse and t > 0:
+                state_t[t - 1][:b].copy_(h)
+        if not reverse:
+            prev_index, final_index = _step_indices(batch_sizes, reverse)
+        h_n = (out[:batch_sizes[0]].clone() if reverse
+               else torch.cat([out, h0]).index_select(0, final_index))
+        ctx.save_for_backward(rz, n, ghn, out, h0, w_hh, prev_index)
         ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
         ctx.set_materialize_grads(False)
         return out, h_n
@@ -91,42 +112,42 @@ class _GRURecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n):  # type: ignore[override]
-        rz, n, ghn, h_prev, w_hh = ctx.saved_tensors
+        rz, n, ghn, out, h0, w_hh, prev_index = ctx.saved_tensors
         batch_sizes, reverse = ctx.batch_sizes, ctx.reverse
-        hidden = n.shape[1]
-        offsets = _offsets(batch_sizes)
+        hid = n.shape[1]
+        h_prev = torch.cat([out, h0]).index_select(0, prev_index)  # [T, H]
+        r, z = rz[:, :hid], rz[:, hid:]
+        # the step-independent factors of the gates' derivatives, over all steps at once:
+        # h' = (h - n) z + n, n = tanh(a_n + r ghn), r = sigmoid(a_r), z = sigmoid(a_z)
+        k_z = (h_prev - n).mul_(z).mul_(1.0 - z)  # d h' / d a_z
+        k_n = (1.0 - z).mul_(1.0 - n * n)  # d h' / d a_n
+        k_r = (1.0 - r).mul_(r).mul_(ghn)  # d a_n / d a_r
+        d_gi_n = torch.empty_like(n)
+        d_gh = n.new_empty(n.shape[0], 3 * hid)  # d(h W_hh^T + b_hh); its r, z part = d_gi's
+        cut = (k_z, k_n, k_r, r, z, d_gi_n, d_gh, d_gh[:, :hid], d_gh[:, hid:2 * hid],
+               d_gh[:, 2 * hid:])
+        k_z_t, k_n_t, k_r_t, r_t, z_t, dn_t, dgh_t, dr_t, dz_t, dghn_t = (
+            x.split(batch_sizes) for x in cut)
+        grad_t = grad_out.split(batch_sizes) if grad_out is not None else None
         # the running gradient of each row's state; rows not yet reached hold d h_n
         dh = (grad_h_n.clone() if grad_h_n is not None
-              else n.new_zeros(batch_sizes[0], hidden))
-        d_gi = n.new_empty(n.shape[0], 3 * hidden)
-        d_gh = n.new_empty(n.shape[0], 3 * hidden)
-        steps = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
-        for t in steps:
+              else n.new_zeros(batch_sizes[0], hid))
+        order = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
+        for t in order:
             b = batch_sizes[t]
-            rows = slice(offsets[t], offsets[t] + b)
             g = dh[:b]
-            if grad_out is not None:
-                g = g + grad_out[rows]
-            r, z = rz[rows, :hidden], rz[rows, hidden:]
-            nt = n[rows]
-            # h' = (h - n) z + n: dz = g (h - n), dn = g (1 - z), dh = g z
-            dz = torch.sub(h_prev[rows], nt).mul_(g)
-            dh_prev = torch.mul(g, z)
-            dn = torch.sub(g, dh_prev)
-            dn_pre = d_gi[rows, 2 * hidden:]
-            torch.mul(nt, nt, out=dn_pre).neg_().add_(1.0).mul_(dn)  # tanh' = 1 - n^2
-            torch.mul(dn_pre, r, out=d_gh[rows, 2 * hidden:])  # d(W_hn h + b_hn)
-            # sigmoid' = s (1 - s): dr_pre = dn_pre ghn r (1 - r), dz_pre = dz z (1 - z)
-            rz_t = rz[rows]
-            d_rz = d_gi[rows, :2 * hidden]
-            torch.sub(rz_t, torch.mul(rz_t, rz_t), out=d_rz)
-            d_rz[:, :hidden].mul_(dn_pre).mul_(ghn[rows])
-            d_rz[:, hidden:].mul_(dz)
-            d_gh[rows, :2 * hidden] = d_rz
-            dh_prev.add_(linear_product(d_gh[rows], w_hh.t()))  # + d_gh @ W_hh
-            dh[:b] = dh_prev
+            if grad_t is not None:
+                g.add_(grad_t[t])
+            torch.mul(g, k_n_t[t], out=dn_t[t])
+            torch.mul(g, k_z_t[t], out=dz_t[t])
+            torch.mul(dn_t[t], k_r_t[t], out=dr_t[t])
+            torch.mul(dn_t[t], r_t[t], out=dghn_t[t])
+            # dh = g z + d_gh W_hh
+            torch.addcmul(linear_product(dgh_t[t], w_hh.t()), g, z_t[t], out=g)
         grad_w_hh = linear_product(d_gh.t(), h_prev.t())  # sum over steps of d_gh^T h_prev
         grad_b_hh = d_gh.sum(0)
+        d_gi = torch.cat([d_gh[:, :2 * hid], d_gi_n], dim=1)
+        # dh now holds d h0 (reverse: each row's last step was where it started)
         return d_gi, dh, grad_w_hh, grad_b_hh, None, None
 
 
