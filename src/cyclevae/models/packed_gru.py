@@ -22,8 +22,6 @@ Anything else (unpacked input, several layers, other dtypes or devices, autocast
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -60,106 +58,53 @@ def _step_indices(batch_sizes: list[int], reverse: bool) -> tuple[torch.Tensor, 
     return torch.tensor(prev), torch.tensor(final)
 
 
-@torch.no_grad()
-def _recurrence_forward(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor,
-                        b_hh: torch.Tensor, batch_sizes: list[int], reverse: bool
-                        ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-    """One direction's recurrence (:func:`gru_recurrence`): ``(out, h_n, saved)``, ``saved``
-    what :func:`_recurrence_backward` needs."""
-    t_total, three_h = gi.shape
-    hid = three_h // 3
-    n_steps = len(batch_sizes)
-    order = range(n_steps - 1, -1, -1) if reverse else range(n_steps)
-    out = gi.new_empty(t_total, hid)
-    rz = gi.new_empty(t_total, 2 * hid)  # sigmoid gates r, z
-    n = gi.new_empty(t_total, hid)  # candidate
-    ghn = gi.new_empty(t_total, hid)  # W_hn h + b_hn
-    # per-step views, cut once (slicing inside the loop costs more than the arithmetic)
-    gi_rz = gi[:, :2 * hid].split(batch_sizes)
-    gi_n = gi[:, 2 * hid:].split(batch_sizes)
-    rz_t, n_t, ghn_t, out_t = (x.split(batch_sizes) for x in (rz, n, ghn, out))
-    r_t = rz[:, :hid].split(batch_sizes)
-    z_t = rz[:, hid:].split(batch_sizes)
-    if reverse:  # the batch grows: each step starts from the next step's rows and h0's
-        state = h0.new_empty(t_total, hid)
-        prev_index, final_index = _step_indices(batch_sizes, reverse)
-        fresh = prev_index >= t_total
-        state[fresh] = h0[prev_index[fresh] - t_total]
-        state_t = state.split(batch_sizes)
-    for t in order:
-        b = batch_sizes[t]
-        if reverse:
-            hp = state_t[t]
-        else:
-            hp = h0[:b] if t == 0 else out_t[t - 1][:b]
-        gh = linear_product(hp, w_hh, b_hh)  # [b, 3H]
-        gh_rz, gh_n = gh.split([2 * hid, hid], dim=1)
-        torch.add(gi_rz[t], gh_rz, out=rz_t[t]).sigmoid_()
-        ghn_t[t].copy_(gh_n)
-        torch.addcmul(gi_n[t], r_t[t], gh_n, out=n_t[t]).tanh_()
-        h = out_t[t]
-        torch.sub(hp, n_t[t], out=h)
-        torch.addcmul(n_t[t], h, z_t[t], out=h)  # h' = (h - n) z + n, PyTorch's order
-        if reverse and t > 0:
-            state_t[t - 1][:b].copy_(h)
-    if not reverse:
-        prev_index, final_index = _step_indices(batch_sizes, reverse)
-    h_n = (out[:batch_sizes[0]].clone() if reverse
-           else torch.cat([out, h0]).index_select(0, final_index))
-    return out, h_n, (rz, n, ghn, out, h0, w_hh, prev_index)
-
-
-@torch.no_grad()
-def _recurrence_backward(saved: tuple[torch.Tensor, ...], batch_sizes: list[int], reverse: bool,
-                         grad_out: torch.Tensor | None, grad_h_n: torch.Tensor | None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The gradients ``(d gi, d h0, d w_hh, d b_hh)`` of one direction's recurrence."""
-    rz, n, ghn, out, h0, w_hh, prev_index = saved
-    hid = n.shape[1]
-    h_prev = torch.cat([out, h0]).index_select(0, prev_index)  # [T, H]
-    r, z = rz[:, :hid], rz[:, hid:]
-    # the step-independent factors of the gates' derivatives, over all steps at once:
-    # h' = (h - n) z + n, n = tanh(a_n + r ghn), r = sigmoid(a_r), z = sigmoid(a_z)
-    k_z = (h_prev - n).mul_(z).mul_(1.0 - z)  # d h' / d a_z
-    k_n = (1.0 - z).mul_(1.0 - n * n)  # d h' / d a_n
-    k_r = (1.0 - r).mul_(r).mul_(ghn)  # d a_n / d a_r
-    d_gi_n = torch.empty_like(n)
-    d_gh = n.new_empty(n.shape[0], 3 * hid)  # d(h W_hh^T + b_hh); its r, z part = d_gi's
-    cut = (k_z, k_n, k_r, r, z, d_gi_n, d_gh, d_gh[:, :hid], d_gh[:, hid:2 * hid],
-           d_gh[:, 2 * hid:])
-    k_z_t, k_n_t, k_r_t, r_t, z_t, dn_t, dgh_t, dr_t, dz_t, dghn_t = (
-        x.split(batch_sizes) for x in cut)
-    grad_t = grad_out.split(batch_sizes) if grad_out is not None else None
-    # the running gradient of each row's state; rows not yet reached hold d h_n
-    dh = (grad_h_n.clone() if grad_h_n is not None
-          else n.new_zeros(batch_sizes[0], hid))
-    order = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
-    for t in order:
-        b = batch_sizes[t]
-        g = dh[:b]
-        if grad_t is not None:
-            g.add_(grad_t[t])
-        torch.mul(g, k_n_t[t], out=dn_t[t])
-        torch.mul(g, k_z_t[t], out=dz_t[t])
-        torch.mul(dn_t[t], k_r_t[t], out=dr_t[t])
-        torch.mul(dn_t[t], r_t[t], out=dghn_t[t])
-        # dh = g z + d_gh W_hh
-        torch.addcmul(linear_product(dgh_t[t], w_hh.t()), g, z_t[t], out=g)
-    grad_w_hh = linear_product(d_gh.t(), h_prev.t())  # sum over steps of d_gh^T h_prev
-    grad_b_hh = d_gh.sum(0)
-    d_gi = torch.cat([d_gh[:, :2 * hid], d_gi_n], dim=1)
-    # dh now holds d h0 (reverse: each row's last step was where it started)
-    return d_gi, dh, grad_w_hh, grad_b_hh
-
-
 class _GRURecurrence(torch.autograd.Function):
     """One direction of a one-layer GRU over packed, length-sorted rows (the recurrence only:
     the input projection ``gi`` comes in computed)."""
 
     @staticmethod
     def forward(ctx, gi, h0, w_hh, b_hh, batch_sizes, reverse):  # type: ignore[override]
-        out, h_n, saved = _recurrence_forward(gi, h0, w_hh, b_hh, batch_sizes, reverse)
-        ctx.save_for_backward(*saved)
+        t_total, three_h = gi.shape
+        hid = three_h // 3
+        n_steps = len(batch_sizes)
+        order = range(n_steps - 1, -1, -1) if reverse else range(n_steps)
+        out = gi.new_empty(t_total, hid)
+        rz = gi.new_empty(t_total, 2 * hid)  # sigmoid gates r, z
+        n = gi.new_empty(t_total, hid)  # candidate
+        ghn = gi.new_empty(t_total, hid)  # W_hn h + b_hn
+        # per-step views, cut once (slicing inside the loop costs more than the arithmetic)
+        gi_rz = gi[:, :2 * hid].split(batch_sizes)
+        gi_n = gi[:, 2 * hid:].split(batch_sizes)
+        rz_t, n_t, ghn_t, out_t = (x.split(batch_sizes) for x in (rz, n, ghn, out))
+        r_t = rz[:, :hid].split(batch_sizes)
+        z_t = rz[:, hid:].split(batch_sizes)
+        if reverse:  # the batch grows: each step starts from the next step's rows and h0's
+            state = h0.new_empty(t_total, hid)
+            prev_index, final_index = _step_indices(batch_sizes, reverse)
+            fresh = prev_index >= t_total
+            state[fresh] = h0[prev_index[fresh] - t_total]
+            state_t = state.split(batch_sizes)
+        for t in order:
+            b = batch_sizes[t]
+            if reverse:
+                hp = state_t[t]
+            else:
+                hp = h0[:b] if t == 0 else out_t[t - 1][:b]
+            gh = linear_product(hp, w_hh, b_hh)  # [b, 3H]
+            gh_rz, gh_n = gh.split([2 * hid, hid], dim=1)
+            torch.add(gi_rz[t], gh_rz, out=rz_t[t]).sigmoid_()
+            ghn_t[t].copy_(gh_n)
+            torch.addcmul(gi_n[t], r_t[t], gh_n, out=n_t[t]).tanh_()
+            h = out_t[t]
+            torch.sub(hp, n_t[t], out=h)
+            torch.addcmul(n_t[t], h, z_t[t], out=h)  # h' = (h - n) z + n, PyTorch's order
+            if reverse and t > 0:
+                state_t[t - 1][:b].copy_(h)
+        if not reverse:
+            prev_index, final_index = _step_indices(batch_sizes, reverse)
+        h_n = (out[:batch_sizes[0]].clone() if reverse
+               else torch.cat([out, h0]).index_select(0, final_index))
+        ctx.save_for_backward(rz, n, ghn, out, h0, w_hh, prev_index)
         ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
         ctx.set_materialize_grads(False)
         return out, h_n
@@ -167,69 +112,43 @@ class _GRURecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n):  # type: ignore[override]
-        grads = _recurrence_backward(ctx.saved_tensors, ctx.batch_sizes, ctx.reverse, grad_out,
-                                     grad_h_n)
-        return (*grads, None, None)
-
-
-_WORKER: ThreadPoolExecutor | None = None
-
-
-def _worker() -> ThreadPoolExecutor:
-    """One thread that runs the reverse direction while the calling thread runs the forward
-    one (created on first use)."""
-    global _WORKER
-    if _WORKER is None:
-        _WORKER = ThreadPoolExecutor(1, thread_name_prefix="cyclevae-gru")
-    return _WORKER
-
-
-def _one_thread(fn, *args):
-    torch.set_num_threads(1)  # this thread's share of the cores: one
-    return fn(*args)
-
-
-def _both_directions(fn, forward_args: tuple, reverse_args: tuple) -> tuple:
-    """``(fn(*forward_args), fn(*reverse_args))``: with two or more intra-op threads, the two
-    calls run at once on two threads with one intra-op thread each (the directions are
-    independent; the per-step products are too small to split well over threads, and the
-    pointwise passes too small to split at all), else one after the other."""
-    threads = torch.get_num_threads()
-    if threads < 2:
-        return fn(*forward_args), fn(*reverse_args)
-    torch.set_num_threads(1)
-    try:
-        pending = _worker().submit(_one_thread, fn, *reverse_args)
-        first = fn(*forward_args)
-        return first, pending.result()
-    finally:
-        torch.set_num_threads(threads)
-
-
-class _BiGRURecurrence(torch.autograd.Function):
-    """Both directions of a bidirectional one-layer GRU (:func:`_both_directions`): ``gi`` is
-    ``[T, 6H]``, the forward direction's projections first."""
-
-    @staticmethod
-    def forward(ctx, gi, h0_f, h0_b, w_f, b_f, w_b, b_b, batch_sizes):  # type: ignore[override]
-        three_h = gi.shape[1] // 2
-        (out_f, hn_f, saved_f), (out_b, hn_b, saved_b) = _both_directions(
-            _recurrence_forward, (gi[:, :three_h], h0_f, w_f, b_f, batch_sizes, False),
-            (gi[:, three_h:], h0_b, w_b, b_b, batch_sizes, True))
-        ctx.save_for_backward(*saved_f, *saved_b)
-        ctx.batch_sizes, ctx.split = batch_sizes, len(saved_f)
-        ctx.set_materialize_grads(False)
-        return out_f, hn_f, out_b, hn_b
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, go_f, ghn_f, go_b, ghn_b):  # type: ignore[override]
-        saved = ctx.saved_tensors
-        k = ctx.split
-        (dgi_f, dh_f, dw_f, db_f), (dgi_b, dh_b, dw_b, db_b) = _both_directions(
-            _recurrence_backward, (saved[:k], ctx.batch_sizes, False, go_f, ghn_f),
-            (saved[k:], ctx.batch_sizes, True, go_b, ghn_b))
-        return torch.cat([dgi_f, dgi_b], dim=1), dh_f, dh_b, dw_f, db_f, dw_b, db_b, None
+        rz, n, ghn, out, h0, w_hh, prev_index = ctx.saved_tensors
+        batch_sizes, reverse = ctx.batch_sizes, ctx.reverse
+        hid = n.shape[1]
+        h_prev = torch.cat([out, h0]).index_select(0, prev_index)  # [T, H]
+        r, z = rz[:, :hid], rz[:, hid:]
+        # the step-independent factors of the gates' derivatives, over all steps at once:
+        # h' = (h - n) z + n, n = tanh(a_n + r ghn), r = sigmoid(a_r), z = sigmoid(a_z)
+        k_z = (h_prev - n).mul_(z).mul_(1.0 - z)  # d h' / d a_z
+        k_n = (1.0 - z).mul_(1.0 - n * n)  # d h' / d a_n
+        k_r = (1.0 - r).mul_(r).mul_(ghn)  # d a_n / d a_r
+        d_gi_n = torch.empty_like(n)
+        d_gh = n.new_empty(n.shape[0], 3 * hid)  # d(h W_hh^T + b_hh); its r, z part = d_gi's
+        cut = (k_z, k_n, k_r, r, z, d_gi_n, d_gh, d_gh[:, :hid], d_gh[:, hid:2 * hid],
+               d_gh[:, 2 * hid:])
+        k_z_t, k_n_t, k_r_t, r_t, z_t, dn_t, dgh_t, dr_t, dz_t, dghn_t = (
+            x.split(batch_sizes) for x in cut)
+        grad_t = grad_out.split(batch_sizes) if grad_out is not None else None
+        # the running gradient of each row's state; rows not yet reached hold d h_n
+        dh = (grad_h_n.clone() if grad_h_n is not None
+              else n.new_zeros(batch_sizes[0], hid))
+        order = range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1)
+        for t in order:
+            b = batch_sizes[t]
+            g = dh[:b]
+            if grad_t is not None:
+                g.add_(grad_t[t])
+            torch.mul(g, k_n_t[t], out=dn_t[t])
+            torch.mul(g, k_z_t[t], out=dz_t[t])
+            torch.mul(dn_t[t], k_r_t[t], out=dr_t[t])
+            torch.mul(dn_t[t], r_t[t], out=dghn_t[t])
+            # dh = g z + d_gh W_hh
+            torch.addcmul(linear_product(dgh_t[t], w_hh.t()), g, z_t[t], out=g)
+        grad_w_hh = linear_product(d_gh.t(), h_prev.t())  # sum over steps of d_gh^T h_prev
+        grad_b_hh = d_gh.sum(0)
+        d_gi = torch.cat([d_gh[:, :2 * hid], d_gi_n], dim=1)
+        # dh now holds d h0 (reverse: each row's last step was where it started)
+        return d_gi, dh, grad_w_hh, grad_b_hh, None, None
 
 
 def gru_recurrence(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
@@ -283,13 +202,13 @@ class PackedGRU(nn.GRU):
             gi = linear(data, params[0][0], params[0][2])
         else:
             gi = linear(data, torch.cat([p[0] for p in params]), torch.cat([p[2] for p in params]))
-        if dirs == 1:
-            output, h_n = gru_recurrence(gi, hx[0], params[0][1], params[0][3], sizes)
-            hidden = h_n.unsqueeze(0)
-        else:
-            out_f, hn_f, out_b, hn_b = _BiGRURecurrence.apply(
-                gi, hx[0], hx[1], params[0][1], params[0][3], params[1][1], params[1][3], sizes)
-            output = torch.cat([out_f, out_b], dim=-1)
-            hidden = torch.stack([hn_f, hn_b])
+        outs, finals = [], []
+        for d, (_, w_hh, _, b_hh) in enumerate(params):
+            out, h_n = gru_recurrence(gi[:, 3 * h * d:3 * h * (d + 1)], hx[d], w_hh, b_hh, sizes,
+                                      reverse=d == 1)
+            outs.append(out)
+            finals.append(h_n)
+        output = outs[0] if dirs == 1 else torch.cat(outs, dim=-1)
+        hidden = torch.stack(finals)
         return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
                 self.permute_hidden(hidden, unsorted_indices))
