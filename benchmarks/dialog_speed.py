@@ -3,12 +3,16 @@ against a straightforward reference implementation timed in the same run (these 
 shared; only ratios in one run are comparable).
 
     python benchmarks/dialog_speed.py [--batches 30] [--repeats 3] [--bow 1] [--run-length 5]
+                                      [--threads N] [--profile]
 
 Prints one JSON line with "mode": "train_cvae_fp32", "tokens_per_s" (predicted response tokens
 per second of our training step), "reference_tokens_per_s", "ratio", "seconds_per_epoch"
 (swda/train at our speed), "floor_fraction" (FLOPs of our step per second over the float32
 GEMM peak measured in this run) and the details. Run from the repository root with
-../shared/data.
+../shared/data. ``--profile`` adds one line per implementation (``"mode":
+"profile_cvae_fp32"``, ours and the reference, profiled in the same process after the timing)
+with each part's milliseconds per step and time share beside its FLOP share
+(:mod:`profiling`).
 
 Ours is the real code path: a :class:`cyclevae.training.Trainer` built for ``model.kind: cvae``
 on swda/train (its :class:`cyclevae.data.dialog.DialogBatcher` batches, each distinct utterance
@@ -36,6 +40,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import fp32_peaks  # the benchmarks' shared modules
+from profiling import part_table, profile_parts
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -115,24 +120,34 @@ def gru_flops(steps: float, inp: int, hidden: int) -> float:
     return steps * 2 * 3 * hidden * (inp + hidden)
 
 
-def step_flops(batch, vocab: int, config) -> float:
-    """FLOPs of one training step of our model on ``batch`` (forward x 3 for backward):
-    the bi-GRU over the distinct utterances' real tokens, the context GRU over the real
-    context slots, the decoder and output layer over the real response tokens, the BoW head
-    (sizes from ``config``, a :class:`~cyclevae.models.cvae.CVAEConfig`)."""
+def step_flop_parts(batch, vocab: int, config) -> dict[str, float]:
+    """Forward FLOPs of one training step of our model on ``batch``, by part (the backward is
+    twice each): the bi-GRU over the distinct utterances' real tokens, the context GRU over
+    the real context slots, the prior, recognition and initial-state layers, the decoder GRU
+    and output layer over the real response tokens (words and ``</s>``), the BoW head (sizes
+    from ``config``, a :class:`~cyclevae.models.cvae.CVAEConfig`)."""
     emb, utt, ctx, latent = config.emb_dim, config.utt_hidden, config.ctx_hidden, config.latent_dim
     dec, hid = config.dec_hidden, config.prior_hidden
     utt_tokens = float(batch.lengths.sum())
     ctx_steps = float(batch.context_lengths.sum())
     resp_tokens = float(batch.num_tokens)
     b = batch.num_examples
-    fwd = (2 * gru_flops(utt_tokens, emb, utt) + gru_flops(ctx_steps, 2 * utt + 2, ctx)
-           + gru_flops(resp_tokens, emb, dec) + 2 * resp_tokens * dec * vocab
-           + 2 * b * (ctx * hid + hid * 2 * latent + (ctx + 2 * utt) * 2 * latent
-                      + (ctx + latent) * dec))
+    parts = {
+        "utterance_encoder": 2 * gru_flops(utt_tokens, emb, utt),
+        "context_encoder": gru_flops(ctx_steps, 2 * utt + 2, ctx),
+        "recognition_prior": 2 * b * (ctx * hid + hid * 2 * latent + (ctx + 2 * utt) * 2 * latent
+                                      + (ctx + latent) * dec),
+        "decoder_gru": gru_flops(resp_tokens, emb, dec),
+        "output_layer": 2 * resp_tokens * dec * vocab,
+    }
     if config.bow:
-        fwd += 2 * b * ((ctx + latent) * config.bow_hidden + config.bow_hidden * vocab)
-    return 3 * fwd
+        parts["bow"] = 2 * b * ((ctx + latent) * config.bow_hidden + config.bow_hidden * vocab)
+    return parts
+
+
+def step_flops(batch, vocab: int, config) -> float:
+    """FLOPs of one training step (forward x 3 for backward): :func:`step_flop_parts`."""
+    return 3 * sum(step_flop_parts(batch, vocab, config).values())
 
 
 def timed(fn, items, repeats: int) -> float:
@@ -154,6 +169,10 @@ def main() -> None:
     parser.add_argument("--run-length", type=int, default=5,
                         help="consecutive examples of a conversation per run (DialogBatcher)")
     parser.add_argument("--train-file", default=str(DATA / "swda" / "train.jsonl"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the runtime's choice)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile both steps by part (torch.profiler)")
     parser.add_argument("--small", action="store_true",
                         help="tiny sizes, for a smoke test of the script (not a measurement)")
     args = parser.parse_args()
@@ -164,7 +183,7 @@ def main() -> None:
     from cyclevae.config import load_config
     from cyclevae.training import Trainer
 
-    runtime.configure_process(None)
+    runtime.configure_process(args.threads)
     small = {"emb_dim": 16, "utt_hidden": 16, "ctx_hidden": 16, "latent_dim": 8,
              "dec_hidden": 16, "prior_hidden": 16, "bow_hidden": 16}
     sizes = small if args.small else {}
@@ -229,6 +248,38 @@ def main() -> None:
         "context_slots_per_batch": round(
             sum(int(b.context_lengths.sum()) for b in batches) / len(batches), 1),
         "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    if args.profile:
+        profile(trainer.model, reference, ours, ref, batches, ref_batches, len(vocab), config)
+
+
+def profile(model, reference, ours, ref, batches, ref_batches, vocab: int, config) -> None:
+    """Print each step's time by part against the part's FLOP share (one JSON line each)."""
+    flop_parts: dict[str, float] = {}
+    for b in batches:
+        for k, v in step_flop_parts(b, vocab, config).items():
+            flop_parts[k] = flop_parts.get(k, 0.0) + v / len(batches)
+    ours_scopes = {model.embedding: "embeddings", model.utt_rnn: "utterance_encoder",
+                   model.ctx_rnn: "context_encoder", model.recognition: "recognition_prior",
+                   model.prior: "recognition_prior", model.init_state: "recognition_prior",
+                   model.dec_rnn: "decoder_gru"}
+    ref_scopes = {reference.embedding: "embeddings", reference.utt_rnn: "utterance_encoder",
+                  reference.ctx_rnn: "context_encoder",
+                  reference.recognition: "recognition_prior",
+                  reference.prior: "recognition_prior", reference.init_state: "recognition_prior",
+                  reference.dec_rnn: "decoder_gru", reference.out: "output_layer"}
+    if config.bow:
+        ours_scopes.update({model.bow_hidden: "bow", model.bow_out: "bow"})
+        ref_scopes.update({reference.bow_mlp: "bow"})
+    named = {"_LinearCrossEntropy": "output_layer", "aten::log_softmax": "bow",
+             "aten::cross_entropy_loss": "output_layer"}
+    for which, fn, items, scopes in (("ours", ours, batches, ours_scopes),
+                                     ("reference", ref, ref_batches, ref_scopes)):
+        seconds = profile_parts(fn, items, scopes, named)
+        print(json.dumps({
+            "mode": "profile_cvae_fp32", "which": which,
+            "profiled_ms_per_step": round(1e3 * sum(seconds.values()) / len(items), 2),
+            "parts": part_table(seconds, flop_parts, len(items)),
+            "threads": torch.get_num_threads()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from ..errors import UserError, check_fields
 from ..losses import gaussian_kl_between
 from ..ops import linear_cross_entropy
 from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
+from .packed_gru import PackedGRU
 
 __all__ = ["CVAE", "CVAEConfig", "DecoderState", "GRUStepDecoder"]
 
@@ -192,9 +193,10 @@ class CVAE(LatentTextModel):
         cond_dim = self.condition_dim
         act_dim = config.act_dim if config.use_act else 0
         self.embedding = nn.Embedding(vocab_size, config.emb_dim, padding_idx=0)
-        self.utt_rnn = nn.GRU(config.emb_dim, config.utt_hidden, batch_first=True,
-                              bidirectional=True)
-        self.ctx_rnn = nn.GRU(utt_dim + 2, config.ctx_hidden, batch_first=True)
+        # PackedGRU: nn.GRU with a faster packed float32 CPU path (same parameters)
+        self.utt_rnn = PackedGRU(config.emb_dim, config.utt_hidden, batch_first=True,
+                                 bidirectional=True)
+        self.ctx_rnn = PackedGRU(utt_dim + 2, config.ctx_hidden, batch_first=True)
         if config.use_topic:
             self.topic_embedding = nn.Embedding(num_topics, config.topic_dim, padding_idx=0)
         if config.use_act:
@@ -207,7 +209,7 @@ class CVAE(LatentTextModel):
         self.prior = nn.Sequential(nn.Linear(cond_dim, config.prior_hidden), nn.Tanh(),
                                    nn.Linear(config.prior_hidden, 2 * config.latent_dim))
         self.init_state = nn.Linear(cond_dim + config.latent_dim + act_dim, config.dec_hidden)
-        self.dec_rnn = nn.GRU(config.emb_dim + act_dim, config.dec_hidden, batch_first=True)
+        self.dec_rnn = PackedGRU(config.emb_dim + act_dim, config.dec_hidden, batch_first=True)
         self.out = nn.Linear(config.dec_hidden, vocab_size)
         if config.bow:
             self.bow_hidden = nn.Linear(cond_dim + config.latent_dim, config.bow_hidden)
