@@ -258,17 +258,38 @@ def reference_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor,
     return F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="none")
 
 
+def total_grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all ``grads`` together (a 0-d tensor), as
+    ``torch.nn.utils.get_total_norm(grads, 2.0)`` up to float rounding.
+
+    Float32/float64 contiguous CPU gradients: the sum over tensors of ``torch.dot(g, g)``
+    (BLAS, split across the intra-op threads like the elementwise passes that follow), then
+    its square root. PyTorch's CPU 2-norm of a whole tensor runs on one thread, and on a
+    2-core Zen 4 VM the multiply of the clipping that follows it measured 3.7-15 ms instead
+    of 0.5 ms at 2 threads in some runs (the second thread then works on the data the first
+    one has just read); the dots measured 0.5 ms against the norms' 1.0
+    (``benchmarks/NOTES.md``, change 30). Other devices and layouts: PyTorch's.
+    """
+    if not all(g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64)
+               and g.is_contiguous() and g.dtype == grads[0].dtype for g in grads):
+        return torch.nn.utils.get_total_norm(grads, 2.0, foreach=True)
+    squares = [torch.dot(g.view(-1), g.view(-1)) for g in grads]
+    return torch.stack(squares).sum().sqrt()
+
+
 def clip_grad_norm_(parameters: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
-    """``torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)`` with the same
-    result bit for bit, minus the pass that multiplies every gradient by 1.0 when the total
-    norm is within ``max_norm`` (PyTorch always multiplies, to avoid a device sync; on CPU
-    that pass is ~40% of the clipping's time, 2% of a PTB step). ``max_norm``: ``inf`` for
-    no clipping. Returns the total 2-norm of the gradients (a 0-d tensor; non-finite if a
-    gradient is, in which case nothing is scaled: the caller skips the step)."""
+    """``torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)`` up to float
+    rounding of the total norm (:func:`total_grad_norm`), minus the pass that multiplies
+    every gradient by 1.0 when the total norm is within ``max_norm`` (PyTorch always
+    multiplies, to avoid a device sync; on CPU that pass is ~40% of the clipping's time, 2%
+    of a PTB step). Given the same norm, the gradients equal PyTorch's bit for bit.
+    ``max_norm``: ``inf`` for no clipping. Returns the total 2-norm of the gradients (a 0-d
+    tensor; non-finite if a gradient is, in which case nothing is scaled: the caller skips
+    the step)."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    norm = torch.nn.utils.get_total_norm(grads, 2.0, foreach=True)
+    norm = total_grad_norm(grads)
     # PyTorch's coefficient: max_norm / (norm + 1e-6), clamped at 1 (a multiply by 1.0 is
     # exact, so skipping it changes nothing)
     if math.isfinite(max_norm) and bool(torch.isfinite(norm)) and float(
