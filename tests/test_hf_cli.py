@@ -12,7 +12,9 @@ import math
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
+import torch
 from hf_support import GPT2_WORDS, minilm_path, save_tiny_bert, save_tiny_gpt2
 
 from cyclevae.cli import main
@@ -73,8 +75,26 @@ def run_everything(run: Path, corpus: Path, capsys) -> dict:
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["diagnose", ckpt, "--data", str(corpus), "--out", str(run.parent / "diag")]) == 0
     assert "**Verdict:" in (run.parent / "diag" / "diagnosis.md").read_text()
+    codes = run.parent / "codes.npy"
+    assert main(["embed", ckpt, "--data", str(corpus), "--out", str(codes)]) == 0
+    check_codes(run, corpus, numpy.load(codes))
     capsys.readouterr()
     return result
+
+
+def check_codes(run: Path, corpus: Path, codes: numpy.ndarray) -> None:
+    """``embed``'s codes (batched, the encoder stream padded) are each sentence's posterior
+    mean read alone, as ``generate --reconstruct`` reads it."""
+    from cyclevae.checkpoint import load_model
+    from cyclevae.families import family_of
+
+    model, vocab, config, _ = load_model(run / "checkpoint_last.pt")
+    tokenizers = family_of(config).tokenizers(config)
+    assert codes.shape == (len(SENTENCES), config.model.latent_dim)
+    with torch.no_grad():
+        for i, sentence in enumerate(SENTENCES):
+            mu, _ = model.posterior(tokenizers.batch(sentence.split(), vocab))
+            numpy.testing.assert_allclose(codes[i], mu[0].numpy(), rtol=0, atol=1e-5)
 
 
 def test_minilm_encoder_with_an_lstm_decoder_end_to_end(tmp_path, corpus, capsys):
@@ -190,6 +210,11 @@ def test_bad_model_directories_are_one_line_errors(tmp_path, corpus, gpt2_dir, c
     (odd / "config.json").write_text(json.dumps({**config, "model_type": "no-such-model"}))
     err = bad_run(tmp_path, corpus, capsys, **dec, **{"model.hf_decoder.path": odd})
     assert f"model.hf_decoder.path {odd}: " in err
+    # a sentence longer than the causal LM's positions
+    short = save_tiny_gpt2(tmp_path / "short", n_positions=5, subwords=True)
+    err = bad_run(tmp_path, corpus, capsys, **dec, **{"model.hf_decoder.path": short})
+    assert f"model.hf_decoder.path {short}: a sentence of 6 words is 6 tokens" in err
+    assert "set data.max_length lower" in err
     # not with the SVI families
     err = bad_run(tmp_path, corpus, capsys, **enc, **{"model.hf_encoder.path": gpt2_dir,
                                                       "model.kind": "savae"})

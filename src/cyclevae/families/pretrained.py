@@ -44,7 +44,7 @@ def _positions(path: str) -> int | None:
 
 def _decoder_tokenizer(tokenizer: Any, path: str) -> Any:
     try:
-        return decoder_tokenizer(tokenizer, _positions(path))
+        return decoder_tokenizer(tokenizer, _positions(path), where=f"{DECODER_FIELD} {path}")
     except ValueError as exc:  # no end-of-sequence token
         raise UserError(f"{DECODER_FIELD} {path}: {exc} (a causal LM's tokenizer needs one "
                         "to end a sentence)") from None

@@ -85,12 +85,14 @@ def special_ids(tokenizer: Any) -> tuple[int, int, int | None]:
     return bos, int(eos), None if pad is None or pad in (bos, eos) else int(pad)
 
 
-def decoder_tokenizer(tokenizer: Any, positions: int | None = None) -> HFSentenceTokenizer:
+def decoder_tokenizer(tokenizer: Any, positions: int | None = None, *,
+                      where: str = "model.hf_decoder.path") -> HFSentenceTokenizer:
     """What the data layer tokenises the decoder's rows with: ``bos t_1 .. t_n eos`` in the
     causal LM's ids (:func:`special_ids`); ``positions``: the model's positions (a longer
-    sentence is a one-line error)."""
+    sentence is a one-line error starting with ``where``)."""
     bos, eos, _ = special_ids(tokenizer)
-    return HFSentenceTokenizer(tokenizer, rows="bos_eos", max_tokens=positions, bos=bos, eos=eos)
+    return HFSentenceTokenizer(tokenizer, rows="bos_eos", max_tokens=positions, bos=bos, eos=eos,
+                               where=where)
 
 
 class HFStepState(NamedTuple):

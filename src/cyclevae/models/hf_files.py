@@ -177,16 +177,18 @@ class HFSentenceTokenizer:
     ``rows``: ``"model"``, the tokenizer's own start and end tokens (BERT's ``[CLS] .. [SEP]``,
     an encoder's input), cut to ``max_tokens``; or ``"bos_eos"``, ``bos t_1 .. t_n eos`` with
     the ids a causal LM starts and stops at (a decoder's rows; ``max_tokens``: the model's
-    positions, a longer row is a one-line :class:`UserError`). In ``"model"`` rows the corpus's
+    positions, a longer row is a one-line :class:`UserError` starting with ``where``). In
+    ``"model"`` rows the corpus's
     literal ``<unk>`` (PTB's) is read as the tokenizer's unknown token.
     """
 
     def __init__(self, tokenizer: Any, *, rows: str, max_tokens: int | None = None,
-                 bos: int | None = None, eos: int | None = None) -> None:
+                 bos: int | None = None, eos: int | None = None, where: str = "tokenizer"
+                 ) -> None:
         if rows not in ("model", "bos_eos"):
             raise ValueError(f"rows must be 'model' or 'bos_eos', got {rows!r}")
         self.tokenizer, self.rows, self.max_tokens = tokenizer, rows, max_tokens
-        self.bos, self.eos = bos, eos
+        self.bos, self.eos, self.where = bos, eos, where
         pad = tokenizer.pad_token_id
         self.pad_index = int(pad if pad is not None else (eos if eos is not None else 0))
         self.unk = tokenizer.unk_token if rows == "model" else None
@@ -204,7 +206,8 @@ class HFSentenceTokenizer:
         if self.max_tokens is not None:
             for words, row in zip(sentences, rows):
                 if len(row) - 1 > self.max_tokens:
-                    raise UserError(f"a sentence of {len(words)} words is {len(row) - 2} "
+                    raise UserError(f"{self.where}: a sentence of {len(words)} words is "
+                                    f"{len(row) - 2} "
                                     "tokens of the decoder's tokenizer, more than the "
                                     f"{self.max_tokens - 1} its {self.max_tokens} positions "
                                     "hold after the start token: set data.max_length lower "
