@@ -102,7 +102,8 @@ class Family(ABC, Generic[S]):
     def tokenizers(self, config: Config) -> Tokenizers:
         """How the family's sentences become token ids besides the vocabulary (a pretrained
         model's tokenizers, :class:`~cyclevae.data.tokenizers.Tokenizers`): what ``cyclevae
-        generate`` encodes and decodes sentences with. None by default."""
+        generate`` and ``embed`` encode and decode sentences with. By default none: the
+        vocabulary's word ids alone."""
         return Tokenizers()
 
     def initialise(self, model: LatentTextModel, config: ModelConfig, vocab: Vocabulary
