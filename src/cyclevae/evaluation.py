@@ -123,6 +123,7 @@ def evaluate_model(
     model.train(False)
     rec_sum = kl_sum = iw_sum = 0.0
     n_sentences = n_tokens = 0
+    n_words: int | None = None  # predicted words, where the tokens are subwords
     batch_recs: list[float] = []  # per batch: rec summed, predicted tokens
     batch_tokens: list[int] = []
     mus: list[torch.Tensor] = []
@@ -130,6 +131,8 @@ def evaluate_model(
     try:
         for batch in batches:
             batch = batch.to(device)
+            if batch.num_words is not None:
+                n_words = (n_words or 0) + batch.num_words
             mu, logvar = posterior(batch)
             if not stochastic:  # a point mass: z is the code
                 batch_recs.append(model.reconstruction_loss(batch, mu).double().sum().item())
@@ -163,7 +166,8 @@ def evaluate_model(
 
     if not stochastic:
         return {**_deterministic_metrics(rec_sum, n_sentences, n_tokens, torch.cat(mus)),
-                "rec_ppl_batch_mean": batch_mean_perplexity(batch_recs, batch_tokens)}
+                "rec_ppl_batch_mean": batch_mean_perplexity(batch_recs, batch_tokens),
+                **_per_word(n_words, rec=rec_sum)}
     rec, kl = rec_sum / n_sentences, kl_sum / n_sentences
     mu_all, logvar_all = torch.cat(mus), torch.cat(logvars)
     # eq. 8 splits the mean KL against one fixed p(z); with a learned p(z|c) (the dialog CVAE)
@@ -194,7 +198,22 @@ def evaluate_model(
     )
     if conditional:
         metrics["not_defined"] = list(NOT_DEFINED_CONDITIONAL)
+    metrics.update(_per_word(n_words, rec=rec_sum, nll_bound=rec_sum + kl_sum,
+                             iw_nll=iw_sum if iw_samples > 0 else None))
     return metrics
+
+
+def _per_word(words: int | None, **nll_sums: float | None) -> dict[str, Any]:
+    """Where the tokens are subwords (``words``: the predicted words, each sentence's words
+    and one ``</s>``, as a word-level corpus counts them): ``words`` and the perplexities per
+    word, ``ppl_word`` = exp(sum of rec + kl / words), ``rec_ppl_word``, ``iw_ppl_word``
+    (each only with its sum), comparable with the perplexities of a word-level model. Nothing
+    where the tokens are the words."""
+    if words is None:
+        return {}
+    names = {"rec": "rec_ppl_word", "nll_bound": "ppl_word", "iw_nll": "iw_ppl_word"}
+    return {"words": words, **{names[k]: math.exp(v / words) for k, v in nll_sums.items()
+                               if v is not None}}
 
 
 #: metrics a model with a learned conditional prior p(z|c) (the dialog CVAE) has no value for

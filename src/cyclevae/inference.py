@@ -15,9 +15,9 @@ import torch
 
 from .checkpoint import load_model
 from .config import Config
-from .data.batching import TextBatch, encode_corpus
 from .data.corpus import read_sentences
 from .data.splits import split_spec
+from .data.tokenizers import Tokenizers
 from .data.vocab import Vocabulary
 from .errors import UserError
 from .evaluation import posterior_fn, precision_context
@@ -121,13 +121,14 @@ def warn_unknown_words(vocab: Vocabulary, sentences: list[list[str]], source: st
 
 
 def _posterior_means(model: LatentTextModel, vocab: Vocabulary, sentences: list[list[str]],
-                     seed: int) -> torch.Tensor:
+                     seed: int, tokenizers: Tokenizers = Tokenizers()) -> torch.Tensor:
     """Means ``[N, D]`` of the reported q(z|x) of tokenised sentences (any lengths), seeded as
-    the evaluation seeds it."""
+    the evaluation seeds it; each sentence batched as the run's data batches it
+    (``tokenizers``: the model family's, :meth:`~cyclevae.families.Family.tokenizers`)."""
     posterior = posterior_fn(model, seed)
     means = []
-    for ids in encode_corpus(sentences, vocab):
-        mu, _ = posterior(TextBatch(torch.tensor([ids], dtype=torch.long)))
+    for sentence in sentences:
+        mu, _ = posterior(tokenizers.batch(sentence, vocab))
         means.append(mu)
     return torch.cat(means)
 
@@ -203,24 +204,30 @@ def generate_from_checkpoint(path: str | Path, *, prior: int | None = None,
         return _respond(model, vocab, config, respond, n=n, responder=responder,
                         decoding=decoding, generator=generator)
 
+    tokenizers = family_of(config).tokenizers(config)
+
     def text(z: torch.Tensor) -> list[str]:
         ids = model.generate(z, decoding=decoding, generator=generator)
-        return [" ".join(vocab.decode(row)) for row in ids]
+        return [tokenizers.text(row, vocab) for row in ids]
+
+    def warn_unknown(sentences: list[list[str]], source: str) -> None:
+        if tokenizers.decoder is None:  # else the rows are the decoder tokenizer's
+            warn_unknown_words(vocab, sentences, source)
 
     with torch.no_grad(), precision_context(config.train.precision, torch.device("cpu")):
         if prior is not None:
             return text(torch.randn(prior, model.latent_dim, generator=generator))
         if reconstruct is not None:
             sentences, _ = read_sentences(reconstruct)
-            warn_unknown_words(vocab, sentences, str(reconstruct))
-            outputs = text(_posterior_means(model, vocab, sentences, seed))
+            warn_unknown(sentences, str(reconstruct))
+            outputs = text(_posterior_means(model, vocab, sentences, seed, tokenizers))
             return [f"{' '.join(src)}\t{out}" for src, out in zip(sentences, outputs)]
         assert interpolate is not None
         sentences = [s.split() for s in interpolate]
         if any(not s for s in sentences):
             raise UserError("--interpolate: both sentences must contain at least one word")
-        warn_unknown_words(vocab, sentences, "--interpolate")
-        ends = _posterior_means(model, vocab, sentences, seed)
+        warn_unknown(sentences, "--interpolate")
+        ends = _posterior_means(model, vocab, sentences, seed, tokenizers)
         weights = torch.linspace(0, 1, steps).unsqueeze(1)
         outputs = text((1 - weights) * ends[0] + weights * ends[1])
         return [f"{w:.2f}\t{o}" for w, o in zip(weights.squeeze(1).tolist(), outputs)]

@@ -8,7 +8,7 @@ Sentences are shuffled with the seed, stably sorted by length and cut into batch
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -18,9 +18,15 @@ import torch
 from ..errors import UserError
 from .vocab import Vocabulary
 
-__all__ = ["Batch", "BatchSource", "BatchedCorpus", "TextBatch", "encode_corpus"]
+__all__ = ["Batch", "BatchSource", "BatchedCorpus", "SubwordRows", "TextBatch", "encode_corpus"]
 
 B = TypeVar("B", bound="Batch")
+T = TypeVar("T")
+
+
+def _opt(value: T | None, fn: Callable[[T], T]) -> T | None:
+    """``fn(value)``, or None for None (a batch's optional parts)."""
+    return None if value is None else fn(value)
 
 
 class Batch(Protocol):
@@ -41,6 +47,12 @@ class Batch(Protocol):
     @property
     def num_tokens(self) -> int:
         """Predicted tokens in the batch (the denominator of a perplexity)."""
+
+    @property
+    def num_words(self) -> int | None:
+        """Predicted words (words and one end-of-sentence each) where the tokens are subwords
+        of a tokenizer, the denominator of a per-word perplexity; None where the tokens are
+        the words."""
 
     def select(self: B, index: torch.Tensor) -> B:
         """The rows ``index`` (a LongTensor), in that order."""
@@ -67,32 +79,87 @@ class BatchSource(Protocol):
 
 
 @dataclass(frozen=True)
+class SubwordRows:
+    """Sentences in another tokenizer's ids, padded: the input of an encoder that reads its own
+    subword tokens (a pretrained Hugging Face encoder) while the decoder predicts the rows of
+    :attr:`TextBatch.tokens`.
+
+    ``ids``: LongTensor ``[B, T]`` right-padded with the tokenizer's padding id; ``mask``:
+    LongTensor ``[B, T]``, 1 on real tokens, 0 on padding (Hugging Face's ``attention_mask``).
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SubwordRows:
+        return SubwordRows(self.ids.to(device, non_blocking=non_blocking),
+                           self.mask.to(device, non_blocking=non_blocking))
+
+    def repeat(self, n: int) -> SubwordRows:
+        return SubwordRows(self.ids.repeat(n, 1), self.mask.repeat(n, 1))
+
+    def repeat_each(self, n: int) -> SubwordRows:
+        return SubwordRows(self.ids.repeat_interleave(n, dim=0),
+                           self.mask.repeat_interleave(n, dim=0))
+
+    def select(self, index: torch.Tensor) -> SubwordRows:
+        return SubwordRows(self.ids[index], self.mask[index])
+
+    @classmethod
+    def pad(cls, rows: Sequence[Sequence[int]], pad_index: int) -> SubwordRows:
+        """Right-pad id lists of any lengths (each at least one id) to the longest."""
+        longest = max(map(len, rows))
+        ids = torch.full((len(rows), longest), pad_index, dtype=torch.long)
+        mask = torch.zeros(len(rows), longest, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return cls(ids, mask)
+
+
+@dataclass(frozen=True)
 class TextBatch:
     """A batch of equal-length sentences, the input of every sentence model.
 
     ``tokens``: LongTensor ``[B, L+1]`` of rows ``<s> w_1 .. w_n </s>``; the model reads the
-    whole row and predicts ``tokens[:, 1:]`` (L tokens per row, ``</s>`` included).
+    whole row and predicts ``tokens[:, 1:]`` (L tokens per row, ``</s>`` included). Where the
+    rows are a tokenizer's subword ids rather than the corpus's words, ``bos`` and ``eos`` are
+    that tokenizer's.
+
+    ``encoder_input``: the same sentences in an encoder's own subword ids
+    (:class:`SubwordRows`), for an encoder that does not read ``tokens`` (None: there is none).
+    ``words``: LongTensor ``[B]``, the predicted words of each sentence counted as a word-level
+    corpus counts them (its words and one ``</s>``), where ``tokens`` are subwords (None: the
+    tokens are the words); the denominator of a per-word perplexity.
     """
 
     tokens: torch.Tensor
+    encoder_input: SubwordRows | None = None
+    words: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TextBatch:
         """The same batch on ``device``."""
-        return TextBatch(self.tokens.to(device, non_blocking=non_blocking))
+        return TextBatch(self.tokens.to(device, non_blocking=non_blocking),
+                         _opt(self.encoder_input, lambda e: e.to(device, non_blocking)),
+                         _opt(self.words, lambda w: w.to(device, non_blocking=non_blocking)))
 
     def repeat(self, n: int) -> TextBatch:
         """The batch stacked ``n`` times (rows ``i, i + B, ...`` are sentence ``i``):
         ``[n B, L+1]``."""
-        return TextBatch(self.tokens.repeat(n, 1))
+        return TextBatch(self.tokens.repeat(n, 1), _opt(self.encoder_input, lambda e: e.repeat(n)),
+                         _opt(self.words, lambda w: w.repeat(n)))
 
     def repeat_each(self, n: int) -> TextBatch:
         """Every sentence repeated ``n`` times in place (rows ``n i .. n i + n - 1`` are
         sentence ``i``): ``[n B, L+1]``."""
-        return TextBatch(self.tokens.repeat_interleave(n, dim=0))
+        return TextBatch(self.tokens.repeat_interleave(n, dim=0),
+                         _opt(self.encoder_input, lambda e: e.repeat_each(n)),
+                         _opt(self.words, lambda w: w.repeat_interleave(n)))
 
     def select(self, index: torch.Tensor) -> TextBatch:
         """The sentences ``index`` (a LongTensor), in that order."""
-        return TextBatch(self.tokens[index])
+        return TextBatch(self.tokens[index], _opt(self.encoder_input, lambda e: e.select(index)),
+                         _opt(self.words, lambda w: w[index.to(w.device)]))
 
     @property
     def device(self) -> torch.device:
@@ -107,6 +174,12 @@ class TextBatch:
     def num_tokens(self) -> int:
         """Predicted tokens in the batch: B * L (``<s>`` excluded, one ``</s>`` per sentence)."""
         return int(self.tokens.shape[0] * (self.tokens.shape[1] - 1))
+
+    @property
+    def num_words(self) -> int | None:
+        """Predicted words (words and one ``</s>`` per sentence) where the tokens are subwords
+        (:attr:`words`); None where the tokens are the words."""
+        return None if self.words is None else int(self.words.sum())
 
 
 def encode_corpus(sentences: Iterable[Sequence[str]], vocab: Vocabulary) -> list[list[int]]:
@@ -150,15 +223,24 @@ class BatchedCorpus:
             (see :func:`encode_corpus`), at least 2 indices long.
         batch_size: maximum sentences per batch.
         seed: seeds the shuffle that decides which sentences of equal length share a batch.
+        encoder_rows: the same sentences in an encoder's own subword ids (any lengths), given
+            to each batch as :attr:`TextBatch.encoder_input`, padded with ``encoder_pad``.
+        words: the predicted words of each sentence (words and ``</s>``) where ``encoded``
+            are subword ids, given to each batch as :attr:`TextBatch.words`.
     """
 
-    def __init__(self, encoded: Sequence[Sequence[int]], batch_size: int, seed: int = 0) -> None:
+    def __init__(self, encoded: Sequence[Sequence[int]], batch_size: int, seed: int = 0, *,
+                 encoder_rows: Sequence[Sequence[int]] | None = None, encoder_pad: int = 0,
+                 words: Sequence[int] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if len(encoded) == 0:
             raise UserError("cannot batch an empty corpus: no sentences")
+        for name, extra in (("encoder_rows", encoder_rows), ("words", words)):
+            if extra is not None and len(extra) != len(encoded):
+                raise ValueError(f"{name}: {len(extra)} rows for {len(encoded)} sentences")
         self.batch_size = batch_size
         self.seed = seed
         lengths = np.fromiter((len(s) for s in encoded), dtype=np.int64, count=len(encoded))
@@ -174,7 +256,11 @@ class BatchedCorpus:
         for group in np.split(order, bounds):
             rows = torch.from_numpy(np.array([encoded[i] for i in group], dtype=np.int64))
             idx = torch.from_numpy(group)
-            self._batches.extend(TextBatch(t) for t in torch.split(rows, batch_size))
+            for t, i in zip(torch.split(rows, batch_size), torch.split(idx, batch_size)):
+                self._batches.append(TextBatch(
+                    t, None if encoder_rows is None else
+                    SubwordRows.pad([encoder_rows[j] for j in i.tolist()], encoder_pad),
+                    None if words is None else torch.tensor([words[j] for j in i.tolist()])))
             self._indices.extend(torch.split(idx, batch_size))
 
     def __len__(self) -> int:

@@ -654,6 +654,11 @@ class DialogBatch:
         return int((self.lengths[self.response] - 1).sum())
 
     @property
+    def num_words(self) -> None:
+        """None: the tokens are the words (:class:`~cyclevae.data.batching.Batch`)."""
+        return None
+
+    @property
     def max_context(self) -> int:
         """C, context slots per example."""
         return int(self.context.shape[1])

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import UserError
-from .batching import BatchedCorpus, encode_corpus
+from .batching import BatchedCorpus
 from .corpus import read_labelled, read_sentences
 from .sources import data_dir as default_data_dir
 from .sources import resolve_data_path
+from .tokenizers import Tokenizers
 from .vocab import Vocabulary
 
 __all__ = ["Corpora", "CorpusFiles", "EncoderLimit", "is_labelled", "load_corpora",
@@ -99,21 +100,23 @@ def read_split(spec: str, root: Path, data: CorpusFiles, limit: EncoderLimit | N
 
 
 def load_split(data: CorpusFiles, spec: str, vocab: Vocabulary, *, seed: int,
-               data_dir: str | None = None, limit: EncoderLimit | None = None
-               ) -> tuple[BatchedCorpus, dict[str, Any]]:
+               data_dir: str | None = None, limit: EncoderLimit | None = None,
+               tokenizers: Tokenizers = Tokenizers()) -> tuple[BatchedCorpus, dict[str, Any]]:
     """One corpus file (or known data set ``NAME:SPLIT``) batched as the run batches its splits
-    (same batch size, same seed, same length limits); returns it with its read statistics."""
+    (same batch size, same seed, same length limits, same ``tokenizers``); returns it with its
+    read statistics."""
     sentences, _, stats = read_split(spec, default_data_dir(data_dir or data.data_dir), data,
                                      limit)
-    return BatchedCorpus(encode_corpus(sentences, vocab), batch_size=data.batch_size,
-                         seed=seed), stats
+    return tokenizers.corpus(sentences, vocab, batch_size=data.batch_size, seed=seed), stats
 
 
 def load_corpora(data: CorpusFiles, *, seed: int, vocab: Vocabulary | None = None,
-                 limit: EncoderLimit | None = None) -> Corpora:
+                 limit: EncoderLimit | None = None, tokenizers: Tokenizers = Tokenizers()
+                 ) -> Corpora:
     """Read the splits named in ``data`` (labels of ``LABEL<TAB>SENTENCE`` files ignored);
     build the vocabulary from train unless given. ``limit``: the encoder's input limit, if
-    any."""
+    any; ``tokenizers``: a model's own tokenizers (:class:`~cyclevae.data.tokenizers.
+    Tokenizers`; default the vocabulary's word ids alone)."""
     if not data.train:
         raise UserError("config: data.train must name a corpus file or a data set (e.g. ptb:train)")
     root = default_data_dir(data.data_dir)
@@ -133,7 +136,7 @@ def load_corpora(data: CorpusFiles, *, seed: int, vocab: Vocabulary | None = Non
         rows = sentences[split]
         if rows is None:
             return None
-        return BatchedCorpus(encode_corpus(rows, vocab), batch_size=data.batch_size, seed=seed)
+        return tokenizers.corpus(rows, vocab, batch_size=data.batch_size, seed=seed)
 
     train = batched("train")
     assert train is not None

@@ -17,6 +17,7 @@ import torch
 
 from ..config import Config, ModelConfig
 from ..data.batching import BatchSource
+from ..data.tokenizers import Tokenizers
 from ..data.vocab import Vocabulary
 from ..errors import UserError
 from ..models.base import LatentTextModel
@@ -97,6 +98,13 @@ class Family(ABC, Generic[S]):
     def build_model(self, config: ModelConfig, vocab_size: int, labels: Labels
                     ) -> LatentTextModel:
         """A new model for a vocabulary of ``vocab_size`` tokens (and the label sets)."""
+
+    def tokenizers(self, config: Config) -> Tokenizers:
+        """How the family's sentences become token ids besides the vocabulary (a pretrained
+        model's tokenizers, :class:`~cyclevae.data.tokenizers.Tokenizers`): what ``cyclevae
+        generate`` and ``embed`` encode and decode sentences with. By default none: the
+        vocabulary's word ids alone."""
+        return Tokenizers()
 
     def initialise(self, model: LatentTextModel, config: ModelConfig, vocab: Vocabulary
                    ) -> dict[str, Any] | None:

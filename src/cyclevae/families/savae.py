@@ -27,6 +27,8 @@ class SVIFamily(SentenceFamily):
         # the SVI steps run the LSTM decoder's own fused passes (models.savae)
         require(m.decoder == "lstm", "model.decoder", f"'lstm' with model.kind {self.kind}",
                 m.decoder)
+        require(m.encoder != "hf", "model.encoder", f"not 'hf' with model.kind {self.kind}",
+                m.encoder)
         require(m.loss_pad_length is None, "model.loss_pad_length",
                 "null unless model.kind is vae or ae", m.loss_pad_length)
 

@@ -4,8 +4,11 @@
 deterministic autoencoder baseline, :class:`~cyclevae.models.autoencoder.TextAutoencoder`);
 SA-VAE and SVI build on this family (:mod:`cyclevae.families.savae`). Config: the
 sentence-model sizes of ``model`` (:class:`~cyclevae.models.vae.VAEConfig`, with
-``model.cnn`` for the CNN encoder) and ``data``. Data: one sentence per line (or
-``LABEL<TAB>SENTENCE``), :func:`cyclevae.data.splits.load_corpora`.
+``model.cnn`` for the CNN encoder, ``model.transformer`` for the Transformer parts,
+``model.hf_encoder``/``model.hf_decoder`` for the Hugging Face parts,
+:mod:`cyclevae.families.pretrained`) and ``data``. Data: one sentence per line (or
+``LABEL<TAB>SENTENCE``), :func:`cyclevae.data.splits.load_corpora`, in the tokenizers the
+model's Hugging Face parts read (:func:`~cyclevae.families.pretrained.tokenizers_for`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Any
 from ..config import Config, ModelConfig
 from ..data.batching import BatchedCorpus
 from ..data.splits import EncoderLimit, load_corpora, load_split
+from ..data.tokenizers import Tokenizers
 from ..data.vocab import Vocabulary
 from ..evaluation import EvalSettings, evaluate_blocks, posterior_labels
 from ..models.autoencoder import TextAutoencoder
 from ..models.base import LatentTextModel
 from ..models.vae import TextVAE
 from .base import CheckpointEvalOptions, Family, Labels, RunData, SplitData, require
+from .pretrained import pretrained_parts, tokenizers_for
 
 __all__ = ["SentenceFamily", "encoder_limit"]
 
@@ -42,6 +47,9 @@ class SentenceFamily(Family[BatchedCorpus]):
 
     def validate(self, config: Config) -> None:
         m, d = config.model, config.data
+        require(not (m.encoder == "cnn" and m.decoder == "hf"), "model.encoder",
+                "not 'cnn' with an hf decoder (its input length counts words, the rows are "
+                "subword tokens)", m.encoder)
         if "transformer" in (m.encoder, m.decoder) and d.max_length is not None:
             require(d.max_length + 2 <= m.transformer.max_length, "model.transformer.max_length",
                     f">= data.max_length + 2 = {d.max_length + 2} (<s> and </s> around the "
@@ -49,18 +57,26 @@ class SentenceFamily(Family[BatchedCorpus]):
 
     def build_model(self, config: ModelConfig, vocab_size: int, labels: Labels
                     ) -> LatentTextModel:
-        return self.model_class(config, vocab_size)
+        """The model; Hugging Face parts loaded from their directories (with an hf decoder,
+        sized by its token ids instead of ``vocab_size``)."""
+        encoder, decoder, size = pretrained_parts(config)
+        return self.model_class(config, vocab_size if size is None else size, encoder=encoder,
+                                decoder=decoder)
+
+    def tokenizers(self, config: Config) -> Tokenizers:
+        return tokenizers_for(config.model)
 
     def load_data(self, config: Config, *, vocab: Vocabulary | None = None,
                   labels: Labels | None = None) -> RunData[BatchedCorpus]:
         c = load_corpora(config.data, seed=config.train.seed, vocab=vocab,
-                         limit=encoder_limit(config.model))
+                         limit=encoder_limit(config.model), tokenizers=self.tokenizers(config))
         return RunData(c.vocab, c.train, c.valid, c.test, c.stats)
 
     def load_split(self, config: Config, spec: str, vocab: Vocabulary, labels: Labels, *,
                    data_dir: str | None = None) -> SplitData[BatchedCorpus]:
         corpus, stats = load_split(config.data, spec, vocab, seed=config.train.seed,
-                                   data_dir=data_dir, limit=encoder_limit(config.model))
+                                   data_dir=data_dir, limit=encoder_limit(config.model),
+                                   tokenizers=self.tokenizers(config))
         return SplitData(corpus, stats)
 
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,

@@ -30,7 +30,7 @@ class TextAutoencoder(TextVAE):
     def posterior(self, batch: TextBatch, *, generator: torch.Generator | None = None
                   ) -> Gaussian:
         """The code as a point mass: ``(mu, -inf)``, each ``[B, D]``."""
-        mu, _ = self.encoder(batch.tokens)
+        mu, _ = self.encoder.encode(batch)
         return mu, torch.full_like(mu, float("-inf"))
 
     def amortized_posterior(self, batch: TextBatch) -> Gaussian:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.batching import TextBatch
 from ..errors import check_fields
 from ..ops import linear
 
@@ -19,6 +20,12 @@ class GaussianEncoder(nn.Module):
     """
 
     latent_dim: int
+
+    def encode(self, batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) of a batch: ``(mu, logvar)``, each ``[B, D]``, from the part of the batch
+        this encoder reads (the rows ``batch.tokens``; an encoder with a tokenizer of its own
+        reads ``batch.encoder_input``)."""
+        return self(batch.tokens)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1) -> torch.Tensor:

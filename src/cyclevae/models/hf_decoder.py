@@ -36,10 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import check_fields
-from .hf_files import load_pretrained
+from .hf_files import HFSentenceTokenizer, SourceDigest, load_pretrained
 from .transformer import INJECTIONS
 
-__all__ = ["HFCausalDecoder", "HFDecoderConfig", "HFStepState", "load_hf_decoder"]
+__all__ = ["HFCausalDecoder", "HFDecoderConfig", "HFStepState", "decoder_tokenizer",
+           "load_hf_decoder", "special_ids"]
 
 
 @dataclass
@@ -47,7 +48,11 @@ class HFDecoderConfig:
     """The pretrained decoder (``model.hf_decoder.*``): path, a local directory in the Hugging
     Face layout; z_injection: ``memory``, ``embedding`` or ``both`` (module docstring)."""
 
+    #: a local Hugging Face directory of a causal LM (config.json, model.safetensors,
+    #: tokenizer files; e.g. GPT-2's); the corpus is read in its tokenizer's ids
     path: str | None = None
+    #: how z enters: memory (one extra key/value position in every layer), embedding (added
+    #: to every input embedding) or both (Optimus's default)
     z_injection: str = "both"
 
     def validate(self, prefix: str = "model.hf_decoder") -> None:
@@ -67,6 +72,29 @@ def load_hf_decoder(path: str | Path, *, field: str = "model.hf_decoder.path"
     return load_pretrained(path, causal_lm=True, field=field, need_padding=False)
 
 
+def special_ids(tokenizer: Any) -> tuple[int, int, int | None]:
+    """``(bos, eos, pad)`` of a causal LM's tokenizer: decoding starts at ``bos`` (``eos`` if
+    it has none) and stops at ``eos``; ``pad`` is None unless it is a token of its own (a pad
+    equal to bos/eos, as GPT-2 users often set it, marks no padding). ``ValueError`` without
+    an end-of-sequence token."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no end-of-sequence token")
+    bos = int(tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos)
+    pad = tokenizer.pad_token_id
+    return bos, int(eos), None if pad is None or pad in (bos, eos) else int(pad)
+
+
+def decoder_tokenizer(tokenizer: Any, positions: int | None = None, *,
+                      where: str = "model.hf_decoder.path") -> HFSentenceTokenizer:
+    """What the data layer tokenises the decoder's rows with: ``bos t_1 .. t_n eos`` in the
+    causal LM's ids (:func:`special_ids`); ``positions``: the model's positions (a longer
+    sentence is a one-line error starting with ``where``)."""
+    bos, eos, _ = special_ids(tokenizer)
+    return HFSentenceTokenizer(tokenizer, rows="bos_eos", max_tokens=positions, bos=bos, eos=eos,
+                               where=where)
+
+
 class HFStepState(NamedTuple):
     """The decoding state of :class:`HFCausalDecoder` for N rows: cache, per layer
     ``(keys, values)`` each ``[N, kv_heads, P, head_dim]`` (the memory position, if any, then
@@ -82,22 +110,17 @@ class HFCausalDecoder(nn.Module):
 
     Args:
         model: an ``AutoModelForCausalLM`` model (from :func:`load_hf_decoder`); tokenizer:
-        its tokenizer (for the bos, eos and pad ids); latent_dim: D; config: ``z_injection``.
+        its tokenizer (for the bos, eos and pad ids, :func:`special_ids`); latent_dim: D;
+        config: ``z_injection``; source: the model directory's
+        :class:`~cyclevae.models.hf_files.SourceDigest` (default: none recorded).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, latent_dim: int,
-                 config: HFDecoderConfig) -> None:
+                 config: HFDecoderConfig, *, source: SourceDigest | None = None) -> None:
         super().__init__()
         self.model = model
-        eos = tokenizer.eos_token_id
-        if eos is None:
-            raise ValueError("the tokenizer has no end-of-sequence token")
-        self.eos_index = int(eos)
-        self.bos_index = int(tokenizer.bos_token_id if tokenizer.bos_token_id is not None
-                             else eos)
-        pad = tokenizer.pad_token_id
-        # a pad id that is also bos/eos (GPT-2 users often set pad = eos) marks no padding
-        self.pad_index = None if pad is None or pad in (self.bos_index, self.eos_index) else pad
+        self.bos_index, self.eos_index, self.pad_index = special_ids(tokenizer)
+        self.source = source if source is not None else SourceDigest()
         with torch.no_grad():  # the cache's geometry, from one token
             probe = model(input_ids=torch.tensor([[self.bos_index]]), use_cache=True).cache
         self.kv_shapes = [(int(layer.keys.shape[1]), int(layer.keys.shape[3]))

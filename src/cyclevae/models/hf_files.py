@@ -1,23 +1,34 @@
 """Loading a pretrained model and its tokenizer from a local Hugging Face directory, the one
-way every Hugging Face part of cyclevae loads (:mod:`.hf_encoder`, :mod:`.hf_decoder`).
+way every Hugging Face part of cyclevae loads (:mod:`.hf_encoder`, :mod:`.hf_decoder`), and
+what a run keeps of that directory.
 
 Loading never runs code from the directory: ``trust_remote_code=False`` (a model or tokenizer
 class defined in the directory is refused) and ``use_safetensors=True`` (a pickled
 ``pytorch_model.bin`` is not read); ``local_files_only=True`` (no download). ``transformers``
 is imported only when a model is loaded (extra ``hf``).
+
+A run records the directory's path (in its config) and a SHA-256 of the files that fix the
+architecture and the token ids (``config.json`` and the tokenizer's files; the weights are in
+the checkpoint): :class:`SourceDigest` holds it as a buffer of the model's state dict and
+refuses, in one line, a checkpoint trained with another directory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from ..data.vocab import Vocabulary
 from ..errors import UserError
 
-__all__ = ["load_pretrained"]
+__all__ = ["HFSentenceTokenizer", "SourceDigest", "directory_digest", "load_pretrained",
+           "load_tokenizer"]
 
 
 #: what transformers raises for a directory it cannot load (missing or unknown files, a
@@ -25,18 +36,17 @@ __all__ = ["load_pretrained"]
 _LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError,
                 ImportError)
 
+#: the files of a model directory that fix its architecture and its token ids (besides the
+#: weights): what :func:`directory_digest` hashes, those present
+_DIGESTED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+             "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+             "sentencepiece.bpe.model", "tokenizer.model")
 
-def load_pretrained(path: str | Path, *, causal_lm: bool, field: str,
-                    need_padding: bool) -> tuple[nn.Module, Any]:
-    """``(model, tokenizer)`` from the local directory ``path``, without running code from it:
-    ``AutoModelForCausalLM`` if ``causal_lm`` else ``AutoModel``, and ``AutoTokenizer``.
 
-    Raises a one-line :class:`UserError` naming ``field`` and the path for: a missing
-    directory, a missing or malformed ``config.json``, no ``model.safetensors``, weights or a
-    tokenizer that do not load, a tokenizer with special tokens only, one with ids beyond the
-    model's embedding table (not the model's tokenizer), or, with ``need_padding``, one
-    without a padding token. ``field`` names the setting in the messages.
-    """
+def _check_directory(path: str | Path, field: str) -> Path:
+    """The directory ``path`` if it looks like a Hugging Face model directory (one-line
+    :class:`UserError` naming ``field`` otherwise): it exists, has a valid ``config.json``
+    and safetensors weights."""
     where = f"{field} {path}"
     root = Path(path)
     if not root.is_dir():
@@ -52,31 +62,160 @@ def load_pretrained(path: str | Path, *, causal_lm: bool, field: str,
     if not any(root.glob("model*.safetensors")):
         raise UserError(f"{where}: no model.safetensors (weights are read from safetensors "
                         "only; a pickled pytorch_model.bin could run code and is not loaded)")
+    return root
+
+
+def _transformers(where: str) -> Any:
+    """The ``transformers`` module (a one-line :class:`UserError` naming the extra if it is
+    not installed)."""
     try:
-        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+        import transformers
     except ImportError:
         raise UserError(f"{where}: needs the transformers package: pip install "
                         "'cyclevae[hf]'") from None
-    safe = {"trust_remote_code": False, "local_files_only": True}
+    return transformers
+
+
+def _auto_tokenizer(root: Path, where: str) -> Any:
+    auto = _transformers(where).AutoTokenizer
     try:
-        auto = AutoModelForCausalLM if causal_lm else AutoModel
-        model = auto.from_pretrained(str(root), use_safetensors=True, **safe)
-    except _LOAD_ERRORS as exc:
-        raise UserError(f"{where}: the model does not load ({_one_line(exc)})") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(root), **safe)
+        return auto.from_pretrained(str(root), trust_remote_code=False, local_files_only=True)
     except _LOAD_ERRORS as exc:
         raise UserError(f"{where}: the tokenizer does not load ({_one_line(exc)})") from None
+
+
+def _check_tokenizer(tokenizer: Any, where: str, need_padding: bool) -> None:
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         raise UserError(f"{where}: the tokenizer has no vocabulary, only special tokens "
                         "(tokenizer.json or its vocabulary file missing?)")
+    if need_padding and tokenizer.pad_token_id is None:
+        raise UserError(f"{where}: the tokenizer has no padding token")
+
+
+def load_tokenizer(path: str | Path, *, field: str, need_padding: bool) -> Any:
+    """The tokenizer of the model directory ``path`` alone (what the data needs), checked as
+    :func:`load_pretrained` checks it, except against the model's embedding table."""
+    root = _check_directory(path, field)
+    tokenizer = _auto_tokenizer(root, f"{field} {path}")
+    _check_tokenizer(tokenizer, f"{field} {path}", need_padding)
+    return tokenizer
+
+
+def load_pretrained(path: str | Path, *, causal_lm: bool, field: str,
+                    need_padding: bool) -> tuple[nn.Module, Any]:
+    """``(model, tokenizer)`` from the local directory ``path``, without running code from it:
+    ``AutoModelForCausalLM`` if ``causal_lm`` else ``AutoModel``, and ``AutoTokenizer``.
+
+    Raises a one-line :class:`UserError` naming ``field`` and the path for: a missing
+    directory, a missing or malformed ``config.json``, no ``model.safetensors``, weights or a
+    tokenizer that do not load, a tokenizer with special tokens only, one with ids beyond the
+    model's embedding table (not the model's tokenizer), or, with ``need_padding``, one
+    without a padding token; the ``transformers`` package missing (extra ``hf``).
+    """
+    where = f"{field} {path}"
+    root = _check_directory(path, field)
+    transformers = _transformers(where)
+    safe = {"trust_remote_code": False, "local_files_only": True}
+    progress = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # no bar per load on stderr
+    try:
+        auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
+        model = auto.from_pretrained(str(root), use_safetensors=True, **safe)
+    except _LOAD_ERRORS as exc:
+        raise UserError(f"{where}: the model does not load ({_one_line(exc)})") from None
+    finally:
+        if progress:
+            transformers.utils.logging.enable_progress_bar()
+    tokenizer = _auto_tokenizer(root, where)
+    _check_tokenizer(tokenizer, where, False)
     vocab = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab:
         raise UserError(f"{where}: the tokenizer does not match the model ({len(tokenizer)} "
                         f"tokens, the model embeds {vocab})")
-    if need_padding and tokenizer.pad_token_id is None:
-        raise UserError(f"{where}: the tokenizer has no padding token")
+    _check_tokenizer(tokenizer, where, need_padding)
     return model, tokenizer
+
+
+def directory_digest(path: str | Path) -> bytes:
+    """SHA-256 (32 bytes) of the files of a model directory that fix its architecture and
+    token ids: ``config.json`` and the tokenizer's files (those present; names and contents)."""
+    root, digest = Path(path), hashlib.sha256()
+    for name in _DIGESTED:
+        if (root / name).is_file():
+            digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.digest()
+
+
+class SourceDigest(nn.Module):
+    """The :func:`directory_digest` of the model directory a part was built from, kept as a
+    buffer of the state dict (``digest``, uint8 ``[32]``). Loading a state dict whose digest
+    differs (a checkpoint trained with another directory, or with the directory's config or
+    tokenizer since changed) is a one-line :class:`UserError` naming ``field`` and the path.
+    A digest of zeros (a part built without a directory, in tests) matches only zeros."""
+
+    def __init__(self, digest: bytes = bytes(32), *, field: str = "", path: str = "") -> None:
+        super().__init__()
+        self.field, self.path = field, path
+        self.register_buffer("digest", torch.tensor(list(digest), dtype=torch.uint8))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any
+                              ) -> None:
+        saved = state_dict.get(prefix + "digest")
+        if saved is not None and not torch.equal(saved.to(self.digest.device), self.digest):
+            raise UserError(f"{self.field} {self.path}: not the model directory the checkpoint "
+                            f"was trained with (config.json and tokenizer files: sha256 "
+                            f"{bytes(self.digest.tolist()).hex()[:12]}... here, "
+                            f"{bytes(saved.tolist()).hex()[:12]}... in the checkpoint)")
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+class HFSentenceTokenizer:
+    """A Hugging Face tokenizer as the data layer's
+    :class:`~cyclevae.data.tokenizers.SentenceTokenizer`: each sentence's words joined by
+    spaces and tokenised.
+
+    ``rows``: ``"model"``, the tokenizer's own start and end tokens (BERT's ``[CLS] .. [SEP]``,
+    an encoder's input), cut to ``max_tokens``; or ``"bos_eos"``, ``bos t_1 .. t_n eos`` with
+    the ids a causal LM starts and stops at (a decoder's rows; ``max_tokens``: the model's
+    positions, a longer row is a one-line :class:`UserError` starting with ``where``). In
+    ``"model"`` rows the corpus's
+    literal ``<unk>`` (PTB's) is read as the tokenizer's unknown token.
+    """
+
+    def __init__(self, tokenizer: Any, *, rows: str, max_tokens: int | None = None,
+                 bos: int | None = None, eos: int | None = None, where: str = "tokenizer"
+                 ) -> None:
+        if rows not in ("model", "bos_eos"):
+            raise ValueError(f"rows must be 'model' or 'bos_eos', got {rows!r}")
+        self.tokenizer, self.rows, self.max_tokens = tokenizer, rows, max_tokens
+        self.bos, self.eos, self.where = bos, eos, where
+        pad = tokenizer.pad_token_id
+        self.pad_index = int(pad if pad is not None else (eos if eos is not None else 0))
+        self.unk = tokenizer.unk_token if rows == "model" else None
+
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
+        if self.rows == "model":
+            texts = [" ".join(self.unk if self.unk is not None and w == Vocabulary.UNK else w
+                              for w in words) for words in sentences]
+            return [list(ids) for ids in self.tokenizer(
+                texts, truncation=self.max_tokens is not None,
+                max_length=self.max_tokens)["input_ids"]]
+        texts = [" ".join(words) for words in sentences]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        rows = [[self.bos, *row, self.eos] for row in ids]
+        if self.max_tokens is not None:
+            for words, row in zip(sentences, rows):
+                if len(row) - 1 > self.max_tokens:
+                    raise UserError(f"{self.where}: a sentence of {len(words)} words is "
+                                    f"{len(row) - 2} "
+                                    "tokens of the decoder's tokenizer, more than the "
+                                    f"{self.max_tokens - 1} its {self.max_tokens} positions "
+                                    "hold after the start token: set data.max_length lower "
+                                    f"({' '.join(words[:6])} ...)")
+        return rows
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True)).strip()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,6 +16,8 @@ from .base import Gaussian, LatentTextModel, ModelOutput, init_uniform_
 from .decoders import LSTMDecoder, SentenceDecoder
 from .encoders import CNNConfig, CNNEncoder, GaussianEncoder, LSTMEncoder
 from .generation import DecodingConfig, decode, resolve_decoding
+from .hf_decoder import HFDecoderConfig
+from .hf_encoder import HFEncoderConfig
 from .transformer import TransformerConfig, TransformerDecoder, TransformerEncoder
 
 __all__ = ["TextVAE", "VAEConfig"]
@@ -47,11 +49,13 @@ class VAEConfig:
     word_dropout: float = 0.0
     #: parameters initialised uniform in [-init_range, init_range] (0: PyTorch's default)
     init_range: float = 0.1
-    #: ``lstm`` (the PTB encoder), ``cnn`` (the Yelp encoder, sized by ``cnn``) or
-    #: ``transformer`` (sized by ``transformer``)
+    #: ``lstm`` (the PTB encoder), ``cnn`` (the Yelp encoder, sized by ``cnn``),
+    #: ``transformer`` (sized by ``transformer``) or ``hf`` (a pretrained Hugging Face
+    #: encoder reading its own subword tokens, ``hf_encoder``)
     encoder: str = "lstm"
-    #: ``lstm`` (sized by ``emb_dim``, ``dec_hidden``, ``dec_layers``, ``dropout``) or
-    #: ``transformer`` (sized by ``transformer``; ``word_dropout`` applies to both)
+    #: ``lstm`` (sized by ``emb_dim``, ``dec_hidden``, ``dec_layers``, ``dropout``),
+    #: ``transformer`` (sized by ``transformer``; ``word_dropout`` applies to both) or ``hf``
+    #: (a Hugging Face causal LM, ``hf_decoder``: the corpus is read in its tokenizer's ids)
     decoder: str = "lstm"
     #: the decoder's output layer shares its weight with its input embedding (an LSTM
     #: decoder needs ``emb_dim == dec_hidden``)
@@ -69,6 +73,10 @@ class VAEConfig:
     #: sizes of the Transformer encoder and decoder (their own dropout; GPT-2's
     #: initialisation, not ``init_range``)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    #: the pretrained encoder of ``encoder: hf`` (directory, pooling, frozen or fine-tuned)
+    hf_encoder: HFEncoderConfig = field(default_factory=HFEncoderConfig)
+    #: the causal LM of ``decoder: hf`` (directory, how z enters)
+    hf_decoder: HFDecoderConfig = field(default_factory=HFDecoderConfig)
 
     def validate(self, prefix: str = "model") -> None:
         """Raise :class:`UserError` naming the first out-of-range field (``prefix.field``)."""
@@ -82,9 +90,14 @@ class VAEConfig:
             (self.init_range >= 0.0, "init_range", ">= 0 (0 = PyTorch default init)"),
             (self.encoder in ENCODERS, "encoder", " or ".join(map(repr, ENCODERS))),
             (self.decoder in DECODERS, "decoder", " or ".join(map(repr, DECODERS))),
-            (not self.normalize_embeddings or "transformer" not in (self.encoder, self.decoder),
-             "normalize_embeddings", "false with a transformer encoder or decoder (the authors' "
-             "setting is for the LSTM/CNN tables)"),
+            (not self.normalize_embeddings or not {"transformer", "hf"} & {self.encoder,
+                                                                            self.decoder},
+             "normalize_embeddings", "false with a transformer or hf encoder or decoder (the "
+             "authors' setting is for the LSTM/CNN tables)"),
+            (self.decoder != "hf" or not self.tie_embeddings, "tie_embeddings",
+             "false with an hf decoder (the pretrained model keeps its own output layer)"),
+            (self.decoder != "hf" or self.word_dropout == 0.0, "word_dropout",
+             "0 with an hf decoder (it reads every input token)"),
             (self.loss_pad_length is None or self.decoder == "lstm", "loss_pad_length",
              "null with a transformer decoder (it masks <pad> positions)"),
             (not self.tie_embeddings or self.decoder != "lstm" or self.emb_dim == self.dec_hidden,
@@ -95,12 +108,19 @@ class VAEConfig:
             self.cnn.validate(f"{prefix}.cnn")
         if "transformer" in (self.encoder, self.decoder):
             self.transformer.validate(f"{prefix}.transformer")
+        if self.encoder == "hf":
+            self.hf_encoder.validate(f"{prefix}.hf_encoder")
+        if self.decoder == "hf":
+            self.hf_decoder.validate(f"{prefix}.hf_decoder")
 
 
 #: ``model.encoder`` values
-ENCODERS = ("lstm", "cnn", "transformer")
+ENCODERS = ("lstm", "cnn", "transformer", "hf")
 #: ``model.decoder`` values
-DECODERS = ("lstm", "transformer")
+DECODERS = ("lstm", "transformer", "hf")
+#: parts a family loads from a model directory and passes to :class:`TextVAE` (``encoder=``,
+#: ``decoder=``); never built from the sizes alone
+PRETRAINED = "hf"
 
 
 class RowNormalized(nn.Module):
@@ -209,6 +229,11 @@ class TextVAE(SentenceModel):
         self.latent_dim = config.latent_dim
         self.loss_pad_length = config.loss_pad_length
         own_encoder, own_decoder = encoder is None, decoder is None
+        for part, own, kind in (("encoder", own_encoder, config.encoder),
+                                ("decoder", own_decoder, config.decoder)):
+            if own and kind == PRETRAINED:
+                raise ValueError(f"model.{part} hf is loaded from its directory by the model "
+                                 f"family (cyclevae.families): pass {part}=")
         self.encoder = build_sentence_encoder(config, vocab_size) if own_encoder else encoder
         self.decoder = build_sentence_decoder(config, vocab_size) if own_decoder else decoder
         # init_range for the LSTM / CNN parts (in registration order, so the same draws as
@@ -220,7 +245,7 @@ class TextVAE(SentenceModel):
 
     def amortized_posterior(self, batch: TextBatch) -> Gaussian:
         """The encoder's q(z|x): ``(mu, logvar)``, each ``[B, D]``."""
-        return self.encoder(batch.tokens)
+        return self.encoder.encode(batch)
 
     def posterior(self, batch: TextBatch, *, generator: torch.Generator | None = None
                   ) -> Gaussian:
