@@ -176,7 +176,13 @@ def test_batch_reuses_each_utterance_and_maps_slots() -> None:
     assert torch.equal(each.response[3:6], batch.response[1].repeat(3))
     assert torch.equal(each.context[3], batch.context[1])
     assert rep.num_tokens == 3 * batch.num_tokens
+    assert each.num_tokens == 3 * batch.num_tokens
+    assert batch.select(torch.tensor([0, 0])).num_tokens == 2 * (len(corpus.response_ids(3)) - 1)
     assert batch.to("cpu").num_tokens == batch.num_tokens
+    # the count is known without reading a tensor: the Trainer counts the tokens of batches
+    # on an accelerator with no device-to-host copy (a meta tensor cannot be read at all)
+    assert batch.to("meta").num_tokens == batch.num_tokens
+    assert batch.to("meta").repeat(2).num_tokens == 2 * batch.num_tokens
 
 
 def test_batch_from_context() -> None:

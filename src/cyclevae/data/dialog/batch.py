@@ -28,6 +28,9 @@ class DialogBatch:
             None when the topic feature is off.
         callers: FloatTensor ``[B, 2, CALLER_DIM]``, the responding speaker's ("my") and the
             other caller's vectors (:func:`parse_caller`), or None when the feature is off.
+        counted_tokens: :attr:`num_tokens` counted on the host when the batch was built from
+            arrays (:meth:`~.examples.DialogCorpus.batch`), so that the Trainer reads no
+            tensor of a batch on an accelerator to count it; None: counted from ``lengths``.
 
     ``repeat``/``repeat_each`` repeat the index maps only (the utterances are shared).
     """
@@ -41,30 +44,38 @@ class DialogBatch:
     acts: torch.Tensor
     topics: torch.Tensor | None = None
     callers: torch.Tensor | None = None
+    counted_tokens: int | None = None
 
-    def _rows(self, fn) -> DialogBatch:
+    def _rows(self, fn, counted_tokens: int | None) -> DialogBatch:
         return DialogBatch(self.utterances, self.lengths, fn(self.context),
                            fn(self.context_lengths), fn(self.floors), fn(self.response),
                            fn(self.acts), None if self.topics is None else fn(self.topics),
-                           None if self.callers is None else fn(self.callers))
+                           None if self.callers is None else fn(self.callers), counted_tokens)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> DialogBatch:
         """The same batch on ``device``."""
-        return DialogBatch(*(None if getattr(self, f) is None else
-                             getattr(self, f).to(device, non_blocking=non_blocking)
-                             for f in self.__dataclass_fields__))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        return DialogBatch(move(self.utterances), move(self.lengths), move(self.context),
+                           move(self.context_lengths), move(self.floors), move(self.response),
+                           move(self.acts), move(self.topics), move(self.callers),
+                           self.counted_tokens)
+
+    def _times(self, n: int) -> int | None:
+        return None if self.counted_tokens is None else self.counted_tokens * n
 
     def repeat(self, n: int) -> DialogBatch:
         """Examples stacked ``n`` times (rows ``i, i + B, ...`` are example ``i``)."""
-        return self._rows(lambda t: t.repeat(n, *([1] * (t.dim() - 1))))
+        return self._rows(lambda t: t.repeat(n, *([1] * (t.dim() - 1))), self._times(n))
 
     def repeat_each(self, n: int) -> DialogBatch:
         """Every example repeated ``n`` times in place (rows ``n i .. n i + n - 1``)."""
-        return self._rows(lambda t: t.repeat_interleave(n, dim=0))
+        return self._rows(lambda t: t.repeat_interleave(n, dim=0), self._times(n))
 
     def select(self, index: torch.Tensor) -> DialogBatch:
         """The examples ``index`` (LongTensor ``[M]``, repeats allowed)."""
-        return self._rows(lambda t: t[index])
+        return self._rows(lambda t: t[index], None)
 
     @property
     def device(self) -> torch.device:
@@ -78,6 +89,8 @@ class DialogBatch:
     @property
     def num_tokens(self) -> int:
         """Predicted response tokens: the words plus one ``</s>`` per response."""
+        if self.counted_tokens is not None:
+            return self.counted_tokens
         return int((self.lengths[self.response] - 1).sum())
 
     @property

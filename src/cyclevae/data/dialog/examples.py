@@ -95,14 +95,15 @@ class DialogCorpus:
             context[b, : r - s] = [local[int(g)] for g in slots]
             spk = self.speakers[slots]
             floors[b, : r - s] = (spk == self.speakers[r]) & (spk >= 0)
+        response = np.array([local[int(r)] for r in responses], dtype=np.int64)
         return DialogBatch(
             utterances=torch.from_numpy(tokens), lengths=torch.from_numpy(lengths),
             context=torch.from_numpy(context), context_lengths=torch.from_numpy(ctx_len),
-            floors=torch.from_numpy(floors),
-            response=torch.tensor([local[int(r)] for r in responses], dtype=torch.long),
+            floors=torch.from_numpy(floors), response=torch.from_numpy(response),
             acts=torch.from_numpy(self.acts[responses].astype(np.int64)),
             topics=None if self.topics is None else torch.from_numpy(self.topics[ids]),
-            callers=None if self.callers is None else torch.from_numpy(self.callers[ids]))
+            callers=None if self.callers is None else torch.from_numpy(self.callers[ids]),
+            counted_tokens=int((lengths[response] - 1).sum()))
 
     def context_tokens(self, example: int) -> list[tuple[int, list[int]]]:
         """``(floor, ids)`` of each context utterance of ``example`` (for reports)."""
