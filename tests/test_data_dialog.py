@@ -14,7 +14,6 @@ from cyclevae.data.dialog import (
     Conversation,
     DialogBatcher,
     Utterance,
-    batch_from_context,
     build_act_vocabulary,
     build_vocabulary,
     clean_swda_text,
@@ -22,13 +21,13 @@ from cyclevae.data.dialog import (
     encode_dialogs,
     find_leaked,
     normalization_examples,
-    parse_context,
     prepare_dialog_data,
     read_conversations,
     tokenize_utterance,
 )
 from cyclevae.data.vocab import Vocabulary
 from cyclevae.errors import UserError
+from cyclevae.inference import batch_from_context, parse_context
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -177,7 +176,13 @@ def test_batch_reuses_each_utterance_and_maps_slots() -> None:
     assert torch.equal(each.response[3:6], batch.response[1].repeat(3))
     assert torch.equal(each.context[3], batch.context[1])
     assert rep.num_tokens == 3 * batch.num_tokens
+    assert each.num_tokens == 3 * batch.num_tokens
+    assert batch.select(torch.tensor([0, 0])).num_tokens == 2 * (len(corpus.response_ids(3)) - 1)
     assert batch.to("cpu").num_tokens == batch.num_tokens
+    # the count is known without reading a tensor: the Trainer counts the tokens of batches
+    # on an accelerator with no device-to-host copy (a meta tensor cannot be read at all)
+    assert batch.to("meta").num_tokens == batch.num_tokens
+    assert batch.to("meta").repeat(2).num_tokens == 2 * batch.num_tokens
 
 
 def test_batch_from_context() -> None:
@@ -275,9 +280,12 @@ def test_leakage_filter_on_a_constructed_overlap() -> None:
     found = find_leaked(train, evaluation)
     assert [(i, j) for i, j, _ in found] == [(1, 0)]
     assert 0.5 < found[0][2] < 1.0
-    kept, dropped = drop_leaked(train, [evaluation, [train[2]]])
-    assert dropped == 2 and [c.id for c in kept] == ["cx"]
-    assert drop_leaked(train, [[conversation(5, "q")]]) == (train, 0)
+    kept, matched = drop_leaked(train, [evaluation, [train[2]]])
+    assert matched == [1, 1] and [c.id for c in kept] == ["cx"]
+    assert drop_leaked(train, [[conversation(5, "q")]]) == (train, [0])
+    # a training conversation matching two evaluations is counted in each, dropped once
+    kept, matched = drop_leaked(train, [[train[2]], [train[2]]])
+    assert matched == [1, 1] and len(kept) == 2
 
 
 def test_prepare_dialog_data_drops_leaked_training_conversations(tmp_path: Path) -> None:
@@ -292,7 +300,7 @@ def test_prepare_dialog_data_drops_leaked_training_conversations(tmp_path: Path)
     write_jsonl(tmp_path / "valid.jsonl", [record(conversation(5, "v"))])
     data = prepare_dialog_data(tmp_path / "train.jsonl", {"valid": tmp_path / "valid.jsonl",
                                                           "test": tmp_path / "test.jsonl"})
-    assert data.leaked == 1
+    assert data.leaked == 1 and data.leaked_by == {"valid": 0, "test": 1}
     assert len(data.train) == 12 + 6  # x and z remain
     assert "y0_0" not in data.vocab and "x0_0" in data.vocab
     assert len(data.evaluations["test"]) == 12 and data.act_labels == ["sd"]
@@ -316,8 +324,8 @@ def test_real_leakage_26_of_62(shared_data: Path, swda_train: list[Conversation]
     assert stats.conversations == 62
     found = find_leaked(swda_train, test)
     assert len({j for _, j, _ in found}) == 26
-    kept, dropped = drop_leaked(swda_train, [test])
-    assert dropped == 26 and len(kept) == len(swda_train) - 26
+    kept, matched = drop_leaked(swda_train, [test])
+    assert matched == [26] and len(kept) == len(swda_train) - 26
     assert min(score for _, _, score in found) > 0.55  # well separated from 0.5
 
 

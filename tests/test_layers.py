@@ -68,3 +68,23 @@ def test_no_import_points_up():
     upward = [(a, b) for a, b in _imports() if LAYERS[_unit(b)] > LAYERS[_unit(a)]]
     assert upward == []
 
+
+
+#: the modules of the data.dialog package in the order of its pipeline: each imports only
+#: modules of a lower rank (text cleaning -> reading -> leakage, vocabularies -> examples ->
+#: batcher, preparation)
+DIALOG_STEPS = {"batch": 0, "text": 0, "reading": 1, "settings": 1, "leakage": 2,
+                "vocabularies": 2, "examples": 3, "batcher": 4, "prepare": 4}
+
+
+def test_dialog_data_modules_point_one_way():
+    prefix = "cyclevae.data.dialog."
+    edges = [(a[len(prefix):], b[len(prefix):]) for a, b in _imports()
+             if a.startswith(prefix) and b.startswith(prefix)]
+    assert {a for a, _ in edges} <= set(DIALOG_STEPS)
+    assert {b for _, b in edges} <= set(DIALOG_STEPS)
+    upward = [(a, b) for a, b in edges if DIALOG_STEPS[b] >= DIALOG_STEPS[a]]
+    assert upward == []
+    # the package's modules are all ranked (a new one needs its place here)
+    modules = {p.stem for p in (PACKAGE / "data" / "dialog").glob("*.py")} - {"__init__"}
+    assert modules == set(DIALOG_STEPS)

@@ -11,14 +11,17 @@ allowed and nothing else).
 Written through the one atomic writer (:mod:`cyclevae.atomic`: temp file in the same
 directory, fsync, ``os.replace``), so a run killed at any moment, even during a write, leaves
 the previous complete checkpoint loadable. This module is also the one place that turns a
-checkpoint file back into a model (:func:`load_model`).
+checkpoint file back into a model (:func:`load_model`), and the one that knows a checkpoint's
+layout: what a run saves (:func:`training_state`) and reads back (:func:`restore_training_state`,
+:func:`saved_config`, :func:`saved_vocabulary`, :func:`swapped_weights`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,11 @@ from .errors import UserError
 from .families import Labels, family_of
 from .models.base import LatentTextModel
 from .schedules import BetaScheduler, CyclicalLR
+from .stopping import EarlyStopping
 
 __all__ = ["check_vocabulary_file", "load_checkpoint", "load_model", "load_weights",
-           "restore_training_state", "rng_state", "save_checkpoint", "set_rng_state",
-           "training_state"]
+           "restore_training_state", "rng_state", "save_checkpoint", "saved_config",
+           "saved_vocabulary", "set_rng_state", "swapped_weights", "training_state"]
 
 
 def _legacy_numpy_globals() -> list[Any]:
@@ -80,7 +84,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    beta: BetaScheduler, lr_schedule: CyclicalLR | None,
                    progress: Mapping[str, Any], config: Config, vocab: Vocabulary,
-                   labels: Labels, early_stopping: Mapping[str, Any] | None = None
+                   labels: Labels, stopping: EarlyStopping | None = None
                    ) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimizer, schedulers, RNG, counters
     (``progress``), config, vocabulary and label sets, the stopping rule's state (plain
@@ -92,23 +96,50 @@ def training_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         "rng": rng_state(), "progress": dict(progress),
         "config": config.to_dict(), "vocab": vocab.tokens,
         "act_labels": list(labels.acts), "topic_labels": list(labels.topics),
-        "early_stopping": dict(early_stopping) if early_stopping is not None else None,
+        "early_stopping": stopping.state_dict() if stopping is not None else None,
         "version": __version__,
     }
 
 
 def restore_training_state(checkpoint: Mapping[str, Any], *, model: torch.nn.Module,
                            optimizer: torch.optim.Optimizer, beta: BetaScheduler,
-                           lr_schedule: CyclicalLR | None) -> dict[str, Any]:
-    """Load what :func:`training_state` saved into the run's objects and the RNGs; returns
-    the saved progress counters."""
+                           lr_schedule: CyclicalLR | None,
+                           stopping: EarlyStopping | None = None) -> dict[str, Any]:
+    """Load what :func:`training_state` saved into the run's objects and the RNGs (the
+    stopping rule's state if the checkpoint has one: checkpoints from before the rule have
+    none); returns the saved progress counters."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     beta.load_state_dict(checkpoint["beta_scheduler"])
     if lr_schedule is not None and checkpoint.get("lr_scheduler") is not None:
         lr_schedule.load_state_dict(checkpoint["lr_scheduler"])
+    if stopping is not None and checkpoint.get("early_stopping") is not None:
+        stopping.load_state_dict(checkpoint["early_stopping"])
     set_rng_state(checkpoint["rng"])
     return dict(checkpoint["progress"])
+
+
+def saved_config(checkpoint: Mapping[str, Any]) -> Config:
+    """The run's config as the checkpoint saved it (older keys migrated by
+    :func:`cyclevae.config.config_from_dict`)."""
+    return config_from_dict(checkpoint["config"])
+
+
+def saved_vocabulary(checkpoint: Mapping[str, Any]) -> Vocabulary:
+    """The run's vocabulary as the checkpoint saved it (its tokens, specials first)."""
+    return Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+
+
+@contextlib.contextmanager
+def swapped_weights(model: torch.nn.Module, checkpoint: Mapping[str, Any]) -> Iterator[None]:
+    """Inside the block ``model`` holds the checkpoint's weights; its own are restored after
+    (e.g. to evaluate the best checkpoint at the end of a run)."""
+    current = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(checkpoint["model"])
+    try:
+        yield
+    finally:
+        model.load_state_dict(current)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -197,8 +228,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     model built by its family (:func:`cyclevae.families.family_of`) from the saved config,
     vocabulary and label sets, with the saved weights."""
     checkpoint = load_checkpoint(path, map_location=device)
-    config = config_from_dict(checkpoint["config"])
-    vocab = Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+    config = saved_config(checkpoint)
+    vocab = saved_vocabulary(checkpoint)
     check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
     family = family_of(config)
     model = family.build_model(config.model, len(vocab),

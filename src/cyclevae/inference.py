@@ -1,4 +1,5 @@
-"""Using a trained model: load a checkpoint, evaluate it, generate sentences from z.
+"""Using a trained model: load a checkpoint, evaluate it, generate sentences from z, answer a
+typed context with a dialog model (:func:`parse_context`, :func:`batch_from_context`).
 
 Evaluation goes through :mod:`cyclevae.evaluation` with the run's own settings (seed, IW chunk,
 precision, batching), so ``cyclevae evaluate`` on a run's test split repeats its metrics.json
@@ -8,43 +9,49 @@ SA-VAE and SVI).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import torch
 
 from .checkpoint import load_model
 from .config import Config
 from .data.corpus import read_sentences
+from .data.dialog import (
+    DIALOG_START,
+    DialogBatch,
+    DialogBatcher,
+    DialogCorpus,
+    encode_utterance,
+    tokenize_utterance,
+)
 from .data.splits import split_spec
 from .data.tokenizers import Tokenizers
 from .data.vocab import Vocabulary
 from .errors import UserError
 from .evaluation import posterior_fn, precision_context
-from .families import CheckpointEvalOptions, family_of
+from .families import CheckpointEvalOptions, Labels, family_of
+from .families.dialog import DialogFamily
 from .models.base import LatentTextModel
 from .models.generation import DecodingConfig, resolve_decoding
 from .runtime import check_precision
 
-if TYPE_CHECKING:
-    from .data.dialog import DialogBatcher, DialogCorpus
-
-__all__ = ["decoding_from_options", "evaluate_checkpoint", "generate_from_checkpoint",
-           "load_model"]
+__all__ = ["batch_from_context", "decoding_from_options", "evaluate_checkpoint",
+           "generate_from_checkpoint", "load_model", "parse_context"]
 
 
 def load_checkpoint_dialogs(config: Config, ckpt: dict[str, Any], vocab: Vocabulary, spec: str,
                             data_dir: str | None = None
                             ) -> tuple[DialogBatcher, DialogCorpus, dict[str, Any]]:
     """A conversations file (or ``NAME:SPLIT``) read as a dialog checkpoint's model needs it:
-    its vocabulary, act labels, topic labels and caller switch, batched with the run's seed.
-    Returns :func:`cyclevae.data.dialog.load_dialog_split`'s ``(batches, corpus, stats)``."""
-    from .data.dialog import load_dialog_split
-
-    return load_dialog_split(config.data, spec, vocab, ckpt.get("act_labels") or [],
-                             seed=config.train.seed, data_dir=data_dir,
-                             topic_labels=ckpt.get("topic_labels") or [],
-                             use_caller=config.model.cvae.use_caller)
+    its vocabulary, act labels, topic labels and caller switch, batched with the run's seed
+    (:meth:`cyclevae.families.dialog.DialogFamily.load_split`). Returns ``(batches, corpus,
+    stats)``."""
+    data = DialogFamily().load_split(config, spec, vocab, Labels.from_checkpoint(ckpt),
+                                     data_dir=data_dir)
+    return data.batches, data.batches.corpus, data.stats
 
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | None = None,
@@ -80,8 +87,6 @@ def _respond(model: LatentTextModel, vocab: Vocabulary, config: Config, path: Pa
              responder: str | None, decoding: DecodingConfig, generator: torch.Generator
              ) -> list[str]:
     """``n`` responses (one per line) of a dialog model to the context in the file ``path``."""
-    from .data.dialog import batch_from_context, parse_context
-
     if n < 1:
         raise UserError(f"-n must be >= 1, got {n}")
     cvae = config.model.cvae
@@ -105,6 +110,59 @@ def _respond(model: LatentTextModel, vocab: Vocabulary, config: Config, path: Pa
     with torch.no_grad(), precision_context(config.train.precision, torch.device("cpu")):
         out = model.respond(batch, n, generator=generator, decoding=decoding)
     return [" ".join(vocab.decode(words)) for words in out[0]]
+
+
+def parse_context(text: str, source: str = "context") -> list[tuple[str, list[str]]]:
+    """A typed context, one ``SPEAKER: utterance`` per line (blank lines skipped), ->
+    ``(speaker, tokens)`` per utterance (text cleaned and tokenised like swda-layout files).
+    A line without ``:`` or with an empty speaker is a one-line :class:`UserError` naming
+    ``source`` and the line."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        speaker, colon, utterance = line.partition(":")
+        if not colon or not speaker.strip():
+            raise UserError(f"{source}, line {lineno}: expected 'SPEAKER: utterance', got "
+                            f"{line.strip()[:40]!r}")
+        out.append((speaker.strip(), tokenize_utterance(utterance, clean=True)))
+    if not out:
+        raise UserError(f"{source}: the context is empty: give at least one "
+                        "'SPEAKER: utterance' line")
+    return out
+
+
+def batch_from_context(context: Sequence[tuple[str, Sequence[str]]], vocab: Vocabulary, *,
+                       responder: str | None = None, max_context: int = 9,
+                       max_utterance_length: int = 40, dialog_start: bool = True
+                       ) -> DialogBatch:
+    """A one-example :class:`DialogBatch` for a typed context (``cyclevae generate
+    --respond``): ``context`` is ``(speaker, tokens)`` per utterance, oldest first (tokens
+    from :func:`~cyclevae.data.dialog.tokenize_utterance`). The floor is 1 for utterances by
+    ``responder`` (None: anyone but the last speaker). The response is an empty placeholder
+    (``<s> </s>``).
+    """
+    if not context:
+        raise UserError("the context is empty: give at least one 'SPEAKER: utterance' line")
+    if responder is None:
+        last = context[-1][0]
+        same = [speaker != last for speaker, _ in context]
+    else:
+        same = [speaker == responder for speaker, _ in context]
+    rows = [encode_utterance(vocab, tokens, max_utterance_length) for _, tokens in context]
+    if dialog_start:
+        rows.insert(0, encode_utterance(vocab, [DIALOG_START], max_utterance_length))
+        same.insert(0, False)
+    rows, same = rows[-max_context:], same[-max_context:]
+    rows.append(np.array([Vocabulary.BOS_INDEX, Vocabulary.EOS_INDEX], dtype=np.int64))
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    tokens = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.from_numpy(r)
+    n = len(rows) - 1
+    return DialogBatch(tokens, lengths, torch.arange(n).unsqueeze(0), torch.tensor([n]),
+                       torch.tensor([same], dtype=torch.long), torch.tensor([n]),
+                       torch.tensor([-1]))
 
 
 def warn_unknown_words(vocab: Vocabulary, sentences: list[list[str]], source: str) -> list[str]:

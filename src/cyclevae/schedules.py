@@ -322,10 +322,6 @@ class BetaScheduler:
         period = self.total / self.n_cycles
         return (period if self.continuous else math.ceil(period)) * self.steps_per_unit
 
-    def get_last_beta(self) -> float:
-        """Alias of :attr:`value`, named like ``LRScheduler.get_last_lr``."""
-        return self.value
-
     def step(self) -> float:
         """Advance one call; return the new beta."""
         self.last_step += 1

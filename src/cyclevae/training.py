@@ -27,10 +27,16 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from .checkpoint import load_checkpoint, load_weights, restore_training_state, training_state
-from .config import Config, apply_resume_overrides, config_from_dict
+from .checkpoint import (
+    load_checkpoint,
+    restore_training_state,
+    saved_config,
+    saved_vocabulary,
+    swapped_weights,
+    training_state,
+)
+from .config import Config, apply_resume_overrides
 from .data.batching import Batch, BatchSource
-from .data.vocab import Vocabulary
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
 from .errors import UserError
 from .evaluation import (
@@ -184,7 +190,7 @@ def _run_config(run: RunDirectory, config: Config | None, resume: bool, overwrit
     resume overrides changed the saved config."""
     if resume:
         checkpoint = run.resume_checkpoint()
-        saved = config_from_dict(checkpoint["config"])
+        saved = saved_config(checkpoint)
         updated = apply_resume_overrides(saved, overrides or [])
         run.check_unfinished(checkpoint, updated.train.epochs)
         return updated, checkpoint, updated.to_dict() != saved.to_dict()
@@ -240,8 +246,7 @@ def build_run(config: Config | None, out: str | Path, *, resume: bool = False,
         device = torch.device("cuda", dist.local_rank)
     directory.is_main = dist.is_main
     seed_everything(t.train.seed)
-    vocab = (Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
-             if checkpoint is not None else None)
+    vocab = saved_vocabulary(checkpoint) if checkpoint is not None else None
     data = family.load_data(t, vocab=vocab, labels=None if checkpoint is None
                             else Labels.from_checkpoint(checkpoint))
     if len(data.train) == 0:
@@ -284,9 +289,8 @@ def build_run(config: Config | None, out: str | Path, *, resume: bool = False,
     records: list[dict[str, Any]] = []
     if checkpoint is not None:
         state = Progress(**restore_training_state(checkpoint, model=model, optimizer=optimizer,
-                                                  beta=beta, lr_schedule=lr_schedule))
-        if stopping is not None and checkpoint.get("early_stopping") is not None:
-            stopping.load_state_dict(checkpoint["early_stopping"])
+                                                  beta=beta, lr_schedule=lr_schedule,
+                                                  stopping=stopping))
         if config_changed:
             directory.write_config(t)  # the changed evaluation settings are what will run
         directory.reopen(state.global_step)
@@ -359,8 +363,7 @@ class Trainer:
             self.run.save_checkpoint(training_state(
                 model=self.model, optimizer=self.optimizer, beta=self.beta,
                 lr_schedule=self.lr_schedule, progress=vars(self.state), config=self.config,
-                vocab=self.vocab, labels=self.data.labels,
-                early_stopping=self.stopping.state_dict() if self.stopping else None), name)
+                vocab=self.vocab, labels=self.data.labels, stopping=self.stopping), name)
         barrier(self.dist)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -688,10 +691,8 @@ def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
     wanted = ["test"] + (["test_amortized"] if reports_amortized_block(trainer.model) else [])
     if epoch == trainer.state.epoch and all(key in last for key in wanted):
         return {**out, **{key: last[key] for key in wanted}}
-    current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(ckpt["model"])
-    out.update(trainer.evaluate(trainer.data.test, "test"))
-    trainer.model.load_state_dict(current)
+    with swapped_weights(trainer.model, ckpt):
+        out.update(trainer.evaluate(trainer.data.test, "test"))
     return out
 
 
@@ -699,12 +700,8 @@ def _with_weights(trainer: Trainer, path: Path, fn: Callable[[], dict[str, Any]]
                   ) -> dict[str, Any]:
     """``fn()`` with the weights of the checkpoint ``path`` loaded, the current ones restored
     afterwards."""
-    current = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    load_weights(trainer.model, path, map_location=trainer.device)
-    try:
+    with swapped_weights(trainer.model, load_checkpoint(path, map_location=trainer.device)):
         return fn()
-    finally:
-        trainer.model.load_state_dict(current)
 
 
 def run_training(config: Config, out: str | Path, *, resume: bool = False,

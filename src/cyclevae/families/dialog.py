@@ -3,10 +3,12 @@ context (:class:`~cyclevae.models.cvae.CVAE`), on conversation files.
 
 Config: ``model.cvae`` (:class:`~cyclevae.models.cvae.CVAEConfig`, the sentence-model sizes of
 ``model`` unused) and ``data.dialog`` (:class:`~cyclevae.data.dialog.DialogDataConfig`).
-Data: conversations read, leakage-filtered and batched by :mod:`cyclevae.data.dialog`; the
-model is also sized by the training data's dialog acts and topics (:class:`Labels`). Its own
-evaluation: responses sampled from p(z|c) for each test context, scored by BLEU, A/E-bow and
-distinct-n (:func:`cyclevae.metrics.text.evaluate_responses`).
+Data: the files a run's ``data`` section names (paths or ``swda:SPLIT``, ``swda-zhao:SPLIT``)
+read, leakage-filtered and encoded by :func:`cyclevae.data.dialog.prepare_dialog_data`, batched
+with the run's seed (:class:`~cyclevae.data.dialog.DialogBatcher`); the model is also sized by
+the training data's dialog acts and topics (:class:`Labels`). Its own evaluation: responses
+sampled from p(z|c) for each test context, scored by BLEU, A/E-bow and distinct-n
+(:func:`cyclevae.metrics.text.evaluate_responses`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..config import Config, ModelConfig
-from ..data.dialog import (DialogBatcher, load_dialog_corpora, load_dialog_split,
-                           training_overlap)
+from ..config import Config, DataConfig, ModelConfig
+from ..data.dialog import (
+    DialogBatcher,
+    DialogCorpus,
+    ReadStats,
+    check_features,
+    drop_leaked,
+    encode_dialogs,
+    find_leaked,
+    prepare_dialog_data,
+    read_conversations,
+)
+from ..data.sources import data_dir as default_data_dir
+from ..data.sources import resolve_data_path
 from ..data.vectors import WordVectors, load_glove_text
 from ..data.vocab import Vocabulary
 from ..errors import UserError
@@ -30,7 +44,7 @@ from ..models.base import LatentTextModel
 from ..models.cvae import CVAE
 from .base import CheckpointEvalOptions, Family, Labels, RunData, RunEvaluator, SplitData, require
 
-__all__ = ["DialogFamily", "ResponseEvaluator"]
+__all__ = ["DialogFamily", "ResponseEvaluator", "split_stats", "training_overlap"]
 
 
 class ResponseEvaluator(RunEvaluator[DialogBatcher]):
@@ -83,23 +97,58 @@ class DialogFamily(Family[DialogBatcher]):
 
     def load_data(self, config: Config, *, vocab: Vocabulary | None = None,
                   labels: Labels | None = None) -> RunData[DialogBatcher]:
-        cvae = config.model.cvae
-        d = load_dialog_corpora(config.data, seed=config.train.seed, vocab=vocab,
-                                act_labels=None if labels is None else labels.acts,
-                                use_topic=cvae.use_topic, use_caller=cvae.use_caller,
-                                topic_labels=None if labels is None else labels.topics)
-        return RunData(d.vocab, d.train, d.valid, d.test, d.stats,
-                       Labels(tuple(d.act_labels), tuple(d.topic_labels)))
+        """The run's conversation files read, leakage-filtered (``data.dialog``), encoded and
+        batched (``data.batch_size``, ``train.seed``); ``vocab``/``labels``: a resumed run's
+        (else built from the training conversations that remain). ``stats``: per split
+        (:func:`split_stats`) and ``leakage`` (``dropped``, ``threshold``, ``against``,
+        ``by_file``)."""
+        data, d, cvae = config.data, config.data.dialog, config.model.cvae
+        if not data.train:
+            raise UserError("config: data.train must name a conversations file or a data set "
+                            "(e.g. swda:train)")
+        root = default_data_dir(data.data_dir)
+        train_path = resolve_data_path(data.train, root)
+        specs = {split: spec for split, spec in (("valid", data.valid), ("test", data.test))
+                 if spec}
+        paths = {split: resolve_data_path(spec, root) for split, spec in specs.items()}
+        against = [s for s, p in paths.items() if p.resolve() != train_path.resolve()]
+        prepared = prepare_dialog_data(
+            train_path, paths, max_vocab=data.max_vocab, max_context=d.max_context,
+            max_utterance_length=d.utterance_length, drop_leakage=d.drop_leakage,
+            leakage_threshold=d.leakage_threshold, vocab=vocab,
+            act_labels=None if labels is None else labels.acts, leakage_against=against,
+            min_count=data.min_count, use_topic=cvae.use_topic, use_caller=cvae.use_caller,
+            topic_labels=None if labels is None else labels.topics, preparation=d.preparation)
+        corpora = {"train": prepared.train, **prepared.evaluations}
+        stats: dict[str, Any] = {
+            split: split_stats(prepared.stats[split], corpus,
+                               data.train if split == "train" else specs[split])
+            for split, corpus in corpora.items()}
+        stats["leakage"] = {
+            "dropped": prepared.leaked, "threshold": d.leakage_threshold,
+            "enabled": d.drop_leakage,
+            "against": {s: specs[s] for s in against} if d.drop_leakage else {},
+            "by_file": prepared.leaked_by,
+            "training_conversations_read": prepared.stats["train"].conversations}
+        evals = {s: _batched(config, c) for s, c in prepared.evaluations.items()}
+        return RunData(prepared.vocab, _batched(config, prepared.train), evals.get("valid"),
+                       evals.get("test"), stats,
+                       Labels(tuple(prepared.act_labels), tuple(prepared.topic_labels)))
 
     def load_split(self, config: Config, spec: str, vocab: Vocabulary, labels: Labels, *,
                    data_dir: str | None = None) -> SplitData[DialogBatcher]:
-        """A conversations file read as the checkpoint's model needs it: its vocabulary, act
-        and topic labels and caller switch, batched with the run's seed."""
-        batches, _, stats = load_dialog_split(config.data, spec, vocab, labels.acts,
-                                              seed=config.train.seed, data_dir=data_dir,
-                                              topic_labels=labels.topics,
-                                              use_caller=config.model.cvae.use_caller)
-        return SplitData(batches, stats)
+        """A conversations file (or ``NAME:SPLIT``) read as the checkpoint's model needs it:
+        its vocabulary, act labels, topic labels (topics it lacks are ``<unk>``) and caller
+        switch (the file must then have caller metadata), batched with the run's seed."""
+        d, use_caller = config.data.dialog, config.model.cvae.use_caller
+        path = resolve_data_path(spec, default_data_dir(data_dir or config.data.data_dir))
+        conversations, read = read_conversations(path, d.preparation)
+        check_features(conversations, path, use_caller=use_caller, training=False)
+        corpus = encode_dialogs(conversations, vocab, max_context=d.max_context,
+                                max_utterance_length=d.utterance_length,
+                                act_labels=labels.acts, topic_labels=labels.topics,
+                                callers=use_caller)
+        return SplitData(_batched(config, corpus), split_stats(read, corpus, spec))
 
     def run_evaluator(self, config: Config, vocab: Vocabulary) -> ResponseEvaluator | None:
         return ResponseEvaluator(config, vocab) if config.train.response_samples > 0 else None
@@ -149,3 +198,57 @@ class DialogFamily(Family[DialogBatcher]):
                       file=sys.stderr)
         result.update(posteriors=posterior_labels(model, [split]), **blocks)
         return result
+
+
+def _batched(config: Config, corpus: DialogCorpus) -> DialogBatcher:
+    """``corpus`` in the run's batches (``data.batch_size``, ``train.seed``,
+    ``data.dialog.run_length``)."""
+    return DialogBatcher(corpus, config.data.batch_size, config.train.seed,
+                         run_length=config.data.dialog.run_length)
+
+
+def split_stats(stats: ReadStats, corpus: DialogCorpus, spec: str) -> dict[str, Any]:
+    """The JSON statistics of one split (metrics.json ``data``): ``conversations`` and
+    ``utterances`` kept (after the leakage filter), ``conversations_read`` from the file;
+    with the topic feature, ``unknown_topic_conversations`` (topic id 0)."""
+    extra: dict[str, Any] = {}
+    if corpus.topics is not None:
+        unknown = np.unique(corpus.conversation_of[corpus.topics == 0])
+        extra["unknown_topic_conversations"] = len(unknown)
+    return {"file": spec, "layout": stats.layout,
+            "conversations": len(np.unique(corpus.conversation_of)),
+            "conversations_read": stats.conversations,
+            "utterances": len(corpus), "examples": len(corpus),
+            "tokens": corpus.num_tokens,
+            "skipped_conversations": stats.skipped_conversations,
+            "empty_utterances": stats.empty_utterances, "blank_lines": stats.blank_lines,
+            "joined_utterances": stats.joined, "collapsed_utterances": stats.collapsed,
+            **extra}
+
+
+def training_overlap(data: DataConfig, spec: str, *, data_dir: str | None = None
+                     ) -> dict[str, Any]:
+    """How many conversations of the evaluation file ``spec`` also occur in a run's training
+    data as the run filtered it (``data``: the run's ``data`` section; its training file read
+    again, minus the conversations it dropped for its own valid/test files). Returns
+    ``{"file", "conversations", "conversations_in_training", "threshold"}``, or ``{"file",
+    "checked": False, "reason"}`` when the training file cannot be read here. The run's own
+    valid/test files have none by construction (when its leakage filter was on)."""
+    d = data.dialog
+    root = default_data_dir(data_dir or data.data_dir)
+    try:
+        train_path = resolve_data_path(data.train, root)
+        train, _ = read_conversations(train_path, d.preparation)
+        own = {s: resolve_data_path(p, root) for s, p in (("valid", data.valid),
+                                                          ("test", data.test)) if p}
+    except UserError as exc:
+        return {"file": spec, "checked": False, "reason": str(exc)}
+    target = resolve_data_path(spec, root)
+    if d.drop_leakage:
+        others = [read_conversations(p, d.preparation)[0] for p in own.values()
+                  if p.resolve() != train_path.resolve()]
+        train, _ = drop_leaked(train, others, d.leakage_threshold)
+    evaluation, _ = read_conversations(target, d.preparation)
+    matched = {j for _, j, _ in find_leaked(train, evaluation, d.leakage_threshold)}
+    return {"file": spec, "conversations": len(evaluation),
+            "conversations_in_training": len(matched), "threshold": d.leakage_threshold}
