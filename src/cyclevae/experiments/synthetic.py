@@ -261,7 +261,9 @@ def run_synthetic(
         progress = sys.stderr.isatty()
     if jobs is None:  # one process per schedule (the OS shares the cores among them)
         jobs = len(schedules) if available_cores() > 1 else 1
-    jobs = max(1, min(int(jobs), len(schedules)))
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs!r}")
+    jobs = min(jobs, len(schedules))
     snaps = snapshot_steps(steps, snapshots)
     configs = {name: run_config(name, steps=steps, seed=seed, snapshots=snapshots)
                for name in schedules}
