@@ -159,6 +159,30 @@ def test_run_configs_measure_at_epoch_ends():
     assert (config.schedule.n_cycles, config.schedule.ratio) == (1, 0.25)
 
 
+def test_a_resumed_run_measures_as_an_uninterrupted_one(tmp_path):
+    """The monitor's records survive an interruption mid-epoch: the resumed run's curve,
+    snapshots and final values equal those of a run that was never stopped."""
+    from conftest import stop_after_step
+
+    from cyclevae.experiments.synthetic import _read_run
+    from cyclevae.training import TrainingInterrupted
+
+    config = run_config("cyclical", steps=16, seed=0, snapshots=4)
+    config.data.synthetic.steps_per_epoch, config.train.epochs = 4, 4  # 16 steps, 4 epochs
+    Trainer(config, tmp_path / "whole", progress=False).fit()
+    trainer = Trainer(config, tmp_path / "cut", progress=False)
+    stop_after_step(trainer, 6)  # in the second epoch
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    Trainer(None, tmp_path / "cut", resume=True, progress=False).fit()
+    whole, cut = _read_run(tmp_path / "whole"), _read_run(tmp_path / "cut")
+    assert [p["step"] for p in cut["curve"]] == [0, 4, 8, 12, 16]
+    assert [p["step"] for p in cut["snapshots"]] == [4, 8, 12, 16]
+    for key in ("final", "curve", "snapshots"):
+        assert cut[key] == whole[key], key
+    assert (cut["latent"] == whole["latent"]).all()
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="schedules"):
         run_synthetic(steps=10, out=tmp_path, schedules=("cosine",))
