@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CAPABILITIES = {  # stochastic, has_amortized_posterior, conditional_prior, can_respond
     "vae": (True, True, False, False), "ae": (False, True, False, False),
     "savae": (True, True, False, False), "svi": (True, False, False, False),
-    "cvae": (True, True, True, True),
+    "cvae": (True, True, True, True), "synthetic": (True, True, False, False),
 }
 
 

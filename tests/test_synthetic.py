@@ -1,5 +1,5 @@
-"""The synthetic experiment (paper section 4): data, an end-to-end short run, determinism, and
-the generic report helpers it writes through."""
+"""The synthetic experiment (paper section 4): data, an end-to-end short run through the shared
+Trainer and runner, determinism, and the generic report helpers it writes through."""
 
 from __future__ import annotations
 
@@ -11,9 +11,22 @@ import pytest
 import torch
 
 from cyclevae.data.synthetic import BOS, VOCAB_SIZE, one_hot_sequences
-from cyclevae.experiments.synthetic import SCHEDULES, run_synthetic, snapshot_steps
+from cyclevae.errors import UserError
+from cyclevae.experiments import runner
+from cyclevae.experiments.synthetic import (
+    SCHEDULES,
+    epoch_steps,
+    run_config,
+    run_synthetic,
+    snapshot_steps,
+)
 from cyclevae.report import markdown_table, write_json_atomic, write_text_atomic
 from cyclevae.schedules import cyclical_beta
+from cyclevae.training import Trainer
+
+# the runs of jobs=1 set this process's threads (train.num_threads, as every run does): put
+# them back after each test
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS = 40
 
@@ -39,7 +52,7 @@ def test_snapshot_steps_default_are_cycle_middles_and_ends():
 @pytest.fixture(scope="module")
 def parallel_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic") / "new" / "dir"  # created if missing
-    metrics = run_synthetic(steps=STEPS, seed=0, out=out, progress=False, snapshots=4, workers=2)
+    metrics = run_synthetic(steps=STEPS, seed=0, out=out, progress=False, snapshots=4, jobs=2)
     return out, metrics
 
 
@@ -98,14 +111,76 @@ def test_curve_betas_follow_the_schedules(parallel_run):
     assert all(p["beta"] == 1.0 for p in mono if p["step"] > STEPS // 4)
 
 
-def test_same_seed_same_numbers_in_process_or_in_workers(tmp_path, parallel_run):
-    """A rerun of one schedule, sequential and in this process, matches the parallel run."""
+def test_same_seed_same_numbers_in_process_or_in_workers(tmp_path, parallel_run, monkeypatch):
+    """A rerun of one schedule, sequential and in this process, matches the parallel run; it
+    trains through the shared runner and the Trainer's training step, one step per
+    iteration (the experiment has no training loop of its own)."""
     _, parallel = parallel_run
+    launched, steps = [], []
+    train_runs, train_step = runner.train_runs, Trainer.train_step
+
+    def spy_runs(todo, **kwargs):
+        launched.extend(todo)
+        return train_runs(todo, **kwargs)
+
+    def spy_step(self, batches, beta, seeds=None):
+        steps.append((self.state.global_step, beta))
+        return train_step(self, batches, beta, seeds)
+
+    monkeypatch.setattr("cyclevae.experiments.synthetic.train_runs", spy_runs)
+    monkeypatch.setattr(Trainer, "train_step", spy_step)
     again = run_synthetic(steps=STEPS, seed=0, out=tmp_path, schedules=("cyclical",),
-                          progress=False, snapshots=4, workers=1)
+                          progress=False, snapshots=4, jobs=1)
+    assert [(c.model.kind, c.train.num_threads, run.name) for c, run in launched] == [
+        ("synthetic", 1, "cyclical")]
+    assert [s for s, _ in steps] == list(range(STEPS))
+    assert [b for _, b in steps] == [p["beta"] for p in again["cyclical"]["curve"][1:]]
     assert set(again) == {"cyclical", "settings", "claims"}
     assert again["cyclical"]["final"] == parallel["cyclical"]["final"]
     assert again["cyclical"]["curve"] == parallel["cyclical"]["curve"]
+    assert again["cyclical"]["snapshots"] == parallel["cyclical"]["snapshots"]
+    # a finished run is reused, not trained again
+    steps.clear()
+    assert run_synthetic(steps=STEPS, seed=0, out=tmp_path, schedules=("cyclical",),
+                         progress=False, snapshots=4, jobs=1)["cyclical"] == again["cyclical"]
+    assert steps == []
+    # a run of another config in the way is refused, not resumed with its own config
+    with pytest.raises(UserError, match="another config"):
+        run_synthetic(steps=STEPS, seed=1, out=tmp_path, schedules=("cyclical",),
+                      progress=False, snapshots=4, jobs=1)
+
+
+def test_run_configs_measure_at_epoch_ends():
+    """Every wanted curve point and snapshot is an epoch's end (where the run measures)."""
+    assert epoch_steps(40_000) == 100 and epoch_steps(2_000) == 5 and epoch_steps(8) == 1
+    config = run_config("monotonic", steps=40_000, seed=3)
+    assert config.train.epochs * config.data.synthetic.steps_per_epoch == 40_000
+    assert (config.model.kind, config.train.seed, config.train.clip) == ("synthetic", 3, 0.0)
+    assert (config.schedule.n_cycles, config.schedule.ratio) == (1, 0.25)
+
+
+def test_a_resumed_run_measures_as_an_uninterrupted_one(tmp_path):
+    """The monitor's records survive an interruption mid-epoch: the resumed run's curve,
+    snapshots and final values equal those of a run that was never stopped."""
+    from conftest import stop_after_step
+
+    from cyclevae.experiments.synthetic import _read_run
+    from cyclevae.training import TrainingInterrupted
+
+    config = run_config("cyclical", steps=16, seed=0, snapshots=4)
+    config.data.synthetic.steps_per_epoch, config.train.epochs = 4, 4  # 16 steps, 4 epochs
+    Trainer(config, tmp_path / "whole", progress=False).fit()
+    trainer = Trainer(config, tmp_path / "cut", progress=False)
+    stop_after_step(trainer, 6)  # in the second epoch
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    Trainer(None, tmp_path / "cut", resume=True, progress=False).fit()
+    whole, cut = _read_run(tmp_path / "whole"), _read_run(tmp_path / "cut")
+    assert [p["step"] for p in cut["curve"]] == [0, 4, 8, 12, 16]
+    assert [p["step"] for p in cut["snapshots"]] == [4, 8, 12, 16]
+    for key in ("final", "curve", "snapshots"):
+        assert cut[key] == whole[key], key
+    assert (cut["latent"] == whole["latent"]).all()
 
 
 def test_bad_arguments(tmp_path):
@@ -113,6 +188,8 @@ def test_bad_arguments(tmp_path):
         run_synthetic(steps=10, out=tmp_path, schedules=("cosine",))
     with pytest.raises(ValueError, match="steps"):
         run_synthetic(steps=0, out=tmp_path)
+    with pytest.raises(ValueError, match="jobs"):
+        run_synthetic(steps=10, out=tmp_path, jobs=0)
 
 
 def test_report_helpers(tmp_path):

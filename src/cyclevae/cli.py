@@ -281,6 +281,9 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=40000, help="iterations (default 40000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, default=Path("runs/synthetic"))
+    s.add_argument("--jobs", type=int, metavar="N",
+                   help="train up to N schedules at once, one process each (default: all three "
+                   "on a machine of 2+ cores); the numbers do not depend on it")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_reproduce_synthetic)
     t = exp.add_parser("ptb", help="Penn Treebank language modelling (Table 1 VAE rows, Table 4)",
@@ -345,7 +348,7 @@ def _cmd_reproduce_synthetic(args: argparse.Namespace) -> int:
 
     if args.steps < 4:
         raise UserError(f"--steps must be >= 4 (one per cycle), got {args.steps}")
-    metrics = run_synthetic(steps=args.steps, seed=args.seed, out=args.out,
+    metrics = run_synthetic(steps=args.steps, seed=args.seed, out=args.out, jobs=args.jobs,
                             progress=False if args.no_progress else None)
     rows = {name: m["final"] for name, m in metrics.items() if name not in ("settings", "claims")}
     print(json.dumps(rows, indent=1))

@@ -23,6 +23,7 @@ import yaml
 
 from .atomic import write_text_atomic
 from .data.dialog import DialogDataConfig
+from .data.synthetic import SyntheticDataConfig
 from .errors import UserError
 from .models.cvae import CVAEConfig
 from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
@@ -58,6 +59,9 @@ class DataConfig:
     #: conversation files (``model.kind: cvae``): context window, utterance cut, leakage
     #: filter, batching (:class:`~cyclevae.data.dialog.DialogDataConfig`)
     dialog: DialogDataConfig = field(default_factory=DialogDataConfig)
+    #: the synthetic sequences (``model.kind: synthetic``): their number, steps per epoch,
+    #: latent snapshots (:class:`~cyclevae.data.synthetic.SyntheticDataConfig`)
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
 
 
 @dataclass
@@ -72,11 +76,12 @@ class ModelConfig(VAEConfig):
     prior). ``svi``: :class:`~cyclevae.models.savae.SVIConfig` (unused by ``vae``).
     ``cvae``: Zhao et al.'s conditional VAE for dialog responses on conversation files
     (``data.dialog``); its sizes are ``cvae`` (:class:`~cyclevae.models.cvae.CVAEConfig`),
-    the sentence-model sizes above are then unused.
+    the sentence-model sizes above are then unused. ``synthetic``: the sentence VAE on the
+    paper's section-4 one-hot sequences (``data.synthetic``).
     """
 
     #: vae, ae (the deterministic autoencoder baseline), savae (semi-amortized VAE), svi (SVI
-    #: from the prior, no encoder) or cvae (the dialog CVAE)
+    #: from the prior, no encoder), cvae (the dialog CVAE) or synthetic (the section-4 toy)
     kind: str = "vae"
     #: the SVI refinement of savae and svi
     svi: SVIConfig = field(default_factory=SVIConfig)
@@ -409,6 +414,7 @@ def validate_config(config: Config) -> None:
     m.svi.validate("model.svi")
     m.cvae.validate("model.cvae")
     d.dialog.validate("data.dialog")
+    d.synthetic.validate("data.synthetic")
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(0 <= t.seed < 2**32, "train.seed", "in [0, 2**32 - 1] (NumPy's seed range)", t.seed)
     need(t.lr > 0, "train.lr", "> 0", t.lr)

@@ -339,6 +339,7 @@ class Trainer:
         self.batches_per_step, self.steps_per_epoch = r.batches_per_step, r.steps_per_epoch
         self.state, self.evaluator = r.state, r.evaluator
         self.stopping, self.round_steps = r.stopping, r.round_steps
+        self.monitor = r.family.run_monitor(self.config)  # the family's own measurements
         self.eval_settings = EvalSettings.from_train_config(self.config.train)
         self.git_commit = git_commit()  # the code of this process's start, not of the run's end
         self.run.open_tensorboard()
@@ -454,6 +455,8 @@ class Trainer:
         ``metrics.json``. Raises :class:`TrainingInterrupted` after a signal (checkpoint saved)."""
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if self.state.global_step == 0:
+                self._observe(self.beta.value)
             while self.state.epoch < self.config.train.epochs and not (
                     self.stopping is not None and self.stopping.stopped):
                 self._train_epoch()
@@ -546,6 +549,7 @@ class Trainer:
         st.history.append(record)
         st.epoch, st.batch, st.epoch_sums = st.epoch + 1, 0, {}
         self.log(record)
+        self._observe(beta)
         is_best = "valid" in record and selection_loss(record["valid"]) < st.best_valid_nll
         if is_best:
             st.best_valid_nll = selection_loss(record["valid"])
@@ -554,6 +558,13 @@ class Trainer:
             self.save(BEST)
         if self.dist.is_main:
             self.reporter.line(_summary(record, t.epochs, seconds))
+
+    def _observe(self, beta: float) -> None:
+        """Log the family's measurements of the model as it is now (rank 0;
+        :meth:`cyclevae.families.Family.run_monitor`), ``beta`` that of the last update."""
+        if self.monitor is not None and self.dist.is_main:
+            for record in self.monitor(self.model, self.state.global_step, beta):
+                self.log(record)
 
     def _stopping_round(self, record: dict[str, Any]) -> bool:
         """Count one round of the stopping rule on ``record``'s valid loss (rank 0 evaluates

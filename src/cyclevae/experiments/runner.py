@@ -1,6 +1,6 @@
 """Training several runs of an experiment, one after the other or as parallel processes.
 
-Every experiment (``reproduce ptb``, ``yelp``, ``dialog``) hands its unfinished
+Every experiment (``reproduce ptb``, ``yelp``, ``dialog``, ``synthetic``) hands its unfinished
 ``(config, run directory)`` pairs to :func:`train_runs`; ``--jobs N`` runs up to N at once,
 each in its own process, the cores split between them.
 """

@@ -15,6 +15,14 @@ not state, chosen here: word embeddings of 16 units, parameters initialised unif
 [-0.1, 0.1] (as in the authors' PTB code), no dropout, Adam with lr 1e-3 and no gradient
 clipping.
 
+Each schedule is an ordinary training run (:func:`run_config`: ``model.kind: synthetic``,
+:mod:`cyclevae.families.synthetic`), trained by the same Trainer and training step as every
+other experiment's rows and launched by the same runner (:func:`~cyclevae.experiments.runner.
+train_runs`: ``jobs`` runs at once, one process each, one thread each: ``train.num_threads``
+is 1). The runs go into ``out/SCHEDULE/``; a finished run is reused, an interrupted one
+resumed. The measurements are the family's, logged by each run (``log.jsonl``) and read back
+here.
+
 Usage::
 
     from pathlib import Path
@@ -25,33 +33,29 @@ writes ``metrics.json``, ``learning_curves.png``, ``latent_space.png``,
 ``latent_samples.npz`` and ``report.md`` into ``out``.
 
 Measurement (all with beta = 1, i.e. the true ELBO, in eval mode, from random streams separate
-from training so that measuring never changes the training trajectory):
+from training so that measuring never changes the training trajectory;
+:class:`~cyclevae.families.synthetic.SyntheticMonitor`):
 
-- curve: every ``steps / 400`` iterations, Rec averaged over ``CURVE_SAMPLES`` z per sequence,
-  closed-form KL, ELBO = -(Rec + KL), per sequence; ``beta`` is the weight of the update that
-  produced the parameters (at step 0, the weight of the first update);
+- curve: every ``steps / 400`` iterations (an epoch of the run), Rec averaged over
+  ``CURVE_SAMPLES`` z per sequence, closed-form KL, ELBO = -(Rec + KL), per sequence; ``beta``
+  is the weight of the update that produced the parameters (at step 0, the weight of the first
+  update);
 - snapshots (``snapshots`` evenly spaced iterations, by default the middles and ends of the four
   cycles): ``LATENT_SAMPLES`` samples z ~ q(z|n) per sequence, plus the final-style metrics;
-- final (iteration T): Rec over ``FINAL_SAMPLES`` z per sequence, KL, ELBO, the mutual information
-  I_q(z, n) and marginal KL(q(z)||p(z)) of the ten posteriors, and active units.
-
-Speed: the model is tiny, so a step is dominated by per-operator overhead. Each schedule runs in
-its own process (``spawn``) with one intra-op thread; results are bit-identical to running the
-schedules one after another in-process with ``workers=1``.
+- final (iteration T): the last snapshot's Rec over ``FINAL_SAMPLES`` z per sequence, KL,
+  ELBO, the mutual information I_q(z, n) and marginal KL(q(z)||p(z)) of the ten posteriors,
+  and active units.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import multiprocessing as mp
 import os
 import platform
-import queue as queue_module
-import random
 import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -61,25 +65,41 @@ import torch
 
 from .. import __version__
 from ..atomic import atomic_open, write_json_atomic, write_text_atomic
-from ..data.batching import TextBatch
-from ..data.synthetic import VOCAB_SIZE, one_hot_sequences
-from ..evaluation import monte_carlo_elbo
-from ..losses import beta_vae_loss
-from ..metrics.latent import active_units, latent_decomposition
-from ..models import TextVAE, VAEConfig
+from ..config import (
+    Config,
+    DataConfig,
+    LRScheduleConfig,
+    ModelConfig,
+    ScheduleConfig,
+    TrainConfig,
+    load_config,
+    validate_config,
+)
+from ..data.synthetic import VOCAB_SIZE, SyntheticDataConfig
+from ..errors import UserError
+from ..families.synthetic import (
+    CURVE_SAMPLES,
+    FINAL_SAMPLES,
+    LATENT_SAMPLES,
+    MI_SAMPLES,
+)
+from ..families.synthetic import snapshot_steps as _snapshot_steps
+from ..models import VAEConfig
 from ..report import markdown_table, new_figure, plot_curves, save_figure_atomic
-from ..runtime import cpu_name, make_adam
-from ..schedules import BetaScheduler
+from ..rundir import CONFIG, LOG, METRICS
+from ..runtime import cpu_name
+from .runner import available_cores, train_runs
 
 __all__ = [
     "SCHEDULES",
     "check_claims",
     "curve_steps",
+    "epoch_steps",
     "model_config",
     "render_report",
+    "run_config",
     "run_synthetic",
     "snapshot_steps",
-    "train_schedule",
 ]
 
 #: The paper's Figure 2 schedules, as :class:`~cyclevae.schedules.BetaScheduler` arguments
@@ -98,62 +118,30 @@ LATENT_DIM = 2
 INIT_RANGE = 0.1  # uniform [-0.1, 0.1], as in the authors' PTB code
 LR = 1e-3
 CURVE_POINTS = 400  # a curve point every steps / CURVE_POINTS iterations
-CURVE_SAMPLES = 20  # z samples per sequence for a curve point's Rec
-FINAL_SAMPLES = 100  # z samples per sequence for final / snapshot Rec
-LATENT_SAMPLES = 50  # z ~ q(z|n) per sequence in each latent snapshot
-MI_SAMPLES = 1000  # Monte Carlo samples per sequence for MI and marginal KL
 DEFAULT_SNAPSHOTS = 8  # for T = 40K: 5K, 10K, ..., 40K (middles and ends of the 4 cycles)
+THREADS = 1  # intra-op threads per run: the model is tiny (per-operator overhead dominates)
 
-# Offsets making the evaluation random streams distinct from each other and from training.
-_CURVE_STREAM, _SNAPSHOT_STREAM = 1, 2
+
+_MODEL: dict[str, Any] = {
+    "emb_dim": EMB_DIM, "enc_hidden": HIDDEN, "dec_hidden": HIDDEN, "enc_layers": LAYERS,
+    "dec_layers": LAYERS, "latent_dim": LATENT_DIM, "dropout": 0.0, "word_dropout": 0.0,
+    "init_range": INIT_RANGE,
+}
 
 
 def model_config() -> VAEConfig:
     """The model of the synthetic experiment (section 4 of the paper; module docstring)."""
-    return VAEConfig(
-        emb_dim=EMB_DIM, enc_hidden=HIDDEN, dec_hidden=HIDDEN,
-        enc_layers=LAYERS, dec_layers=LAYERS, latent_dim=LATENT_DIM, dropout=0.0,
-        word_dropout=0.0, init_range=INIT_RANGE,
-    )
-
-
-def _generator(seed: int, stream: int, step: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + stream) * 1_000_033 + step)
-
-
-def _evaluate(
-    model: TextVAE, batch: TextBatch, n_samples: int, generator: torch.Generator
-) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-    """True ELBO (beta = 1) per sequence, Rec averaged over ``n_samples`` z per sequence
-    (:func:`cyclevae.evaluation.monte_carlo_elbo`). Returns ``({"elbo", "rec", "kl"}, mu,
-    logvar)``."""
-    metrics, (mu, logvar) = monte_carlo_elbo(model, batch, n_samples, generator)
-    return metrics, mu, logvar
-
-
-def _full_metrics(
-    model: TextVAE, batch: TextBatch, generator: torch.Generator
-) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-    """Low-noise ELBO/Rec/KL plus MI, marginal KL and active units of the ten posteriors."""
-    metrics, mu, logvar = _evaluate(model, batch, FINAL_SAMPLES, generator)
-    parts = latent_decomposition(mu, logvar, n_samples=MI_SAMPLES, generator=generator)
-    metrics["mi"] = parts["mi"]
-    metrics["marginal_kl"] = parts["marginal_kl"]
-    metrics["active_units"] = active_units(mu)
-    return metrics, mu, logvar
+    return VAEConfig(**_MODEL)
 
 
 def snapshot_steps(steps: int, snapshots: int | None = None) -> list[int]:
     """``snapshots`` evenly spaced iterations ending at ``steps`` (default 8: for T = 40K,
     5K, 10K, ..., 40K, the middles and ends of the four cycles)."""
-    count = DEFAULT_SNAPSHOTS if snapshots is None else int(snapshots)
-    if count < 1:
-        raise ValueError(f"snapshots must be >= 1, got {snapshots!r}")
-    return sorted({max(1, round(steps * k / count)) for k in range(1, count + 1)})
+    return _snapshot_steps(steps, DEFAULT_SNAPSHOTS if snapshots is None else int(snapshots))
 
 
 def curve_steps(steps: int) -> list[int]:
-    """Iterations at which a curve point is recorded: every ``steps / 400`` (at least 1), the
+    """Iterations at which a curve point is wanted: every ``steps / 400`` (at least 1), the
     four cycle ends, and the last iteration; 0 is the initialisation."""
     every = max(1, round(steps / CURVE_POINTS))
     points = set(range(0, steps + 1, every))
@@ -162,172 +150,71 @@ def curve_steps(steps: int) -> list[int]:
     return sorted(points)
 
 
-def train_schedule(
-    name: str,
-    *,
-    steps: int,
-    seed: int,
-    snapshots: Sequence[int],
-    report: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Train one model under schedule ``name`` and measure it (one process, one thread).
-
-    Args:
-        name: a key of :data:`SCHEDULES`.
-        steps: T, the number of iterations (Adam updates on the full batch).
-        seed: seeds the initialisation and the training noise (and, offset, the evaluations).
-        snapshots: iterations at which to sample the latent space (and compute full metrics).
-        report: called with the number of iterations done since its previous call.
-    Returns:
-        ``{"final", "curve", "snapshots", "latent" (ndarray [S, 10, LATENT_SAMPLES, 2]),
-        "seconds", "threads"}``.
-    """
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            return _train(name, steps, seed, list(snapshots), report)
-    finally:
-        torch.set_num_threads(threads)
+def epoch_steps(steps: int, snapshots: int | None = None) -> int:
+    """Optimizer steps per epoch of a run: the largest number dividing every wanted curve
+    point and snapshot (:func:`curve_steps`, :func:`snapshot_steps`), so that each is an
+    epoch's end, where the run measures (``steps / 400`` for T = 40,000 or 2,000)."""
+    return math.gcd(*curve_steps(steps)[1:], *snapshot_steps(steps, snapshots))
 
 
-def _train(
-    name: str,
-    steps: int,
-    seed: int,
-    snapshots: list[int],
-    report: Callable[[int], None] | None,
-) -> dict[str, Any]:
-    start_time, start_cpu = time.perf_counter(), time.process_time()
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    batch = TextBatch(one_hot_sequences(N_SEQUENCES))
-    model = TextVAE(model_config(), VOCAB_SIZE)
-    model.train()
-    optimizer = make_adam(model.parameters(), LR)
-    scheduler = BetaScheduler(steps, **SCHEDULES[name])
-    curve_gen = _generator(seed, _CURVE_STREAM)
+def run_config(name: str, *, steps: int, seed: int, snapshots: int | None = None) -> Config:
+    """The run of schedule ``name`` (a key of :data:`SCHEDULES`): T = ``steps`` optimizer
+    steps on the full batch, in epochs of :func:`epoch_steps`, on one CPU thread."""
+    per_epoch = epoch_steps(steps, snapshots)
+    schedule = SCHEDULES[name]
+    config = Config(
+        data=DataConfig(synthetic=SyntheticDataConfig(
+            sequences=N_SEQUENCES, steps_per_epoch=per_epoch,
+            snapshots=DEFAULT_SNAPSHOTS if snapshots is None else int(snapshots))),
+        model=ModelConfig(kind="synthetic", **_MODEL),
+        schedule=ScheduleConfig(unit="step", interpolate=True, ramp="span", **schedule),
+        lr_schedule=LRScheduleConfig(kind="constant"),
+        train=TrainConfig(epochs=steps // per_epoch, seed=seed, lr=LR, clip=0.0, device="cpu",
+                          num_threads=THREADS, iw_samples=0, log_every=per_epoch),
+    )
+    validate_config(config)
+    return config
 
-    record = set(curve_steps(steps))
-    snap = set(snapshots)
-    curve: list[dict[str, float]] = []
-    snaps: list[dict[str, Any]] = []
-    latent: list[np.ndarray] = []
-    last_beta = scheduler.value
-    reported = 0
 
-    def measure(step: int) -> None:
-        nonlocal reported
-        if step in record:
-            metrics, _, _ = _evaluate(model, batch, CURVE_SAMPLES, curve_gen)
-            curve.append({"step": step, "beta": last_beta, **metrics})
-            if report is not None:
-                report(step - reported)
-                reported = step
-        if step in snap:
-            gen = _generator(seed, _SNAPSHOT_STREAM, step)
-            metrics, mu, logvar = _full_metrics(model, batch, gen)
-            snaps.append({"step": step, "beta": last_beta, **metrics})
-            eps = torch.randn(mu.shape[0], LATENT_SAMPLES, mu.shape[1], generator=gen)
-            z = mu.unsqueeze(1) + (0.5 * logvar).exp().unsqueeze(1) * eps
-            latent.append(z.numpy().astype(np.float32))
+def _todo(out: Path, configs: dict[str, Config]) -> list[tuple[Config, Path]]:
+    """The runs still to train: a directory holding a run of another config is refused (it
+    would be resumed with its own config), a finished one is reused."""
+    todo = []
+    for name, config in configs.items():
+        run = out / name
+        if (run / CONFIG).is_file():
+            saved = load_config(run / CONFIG)
+            if saved.to_dict() != config.to_dict():
+                raise UserError(f"{run}: holds a run of another config than this one's (steps, "
+                                "seed or snapshots differ); choose another --out or remove it")
+        if not (run / METRICS).is_file():
+            todo.append((config, run))
+    return todo
 
-    for step in range(steps):
-        measure(step)
-        beta = scheduler.value
-        out = model(batch, beta=beta)
-        loss = beta_vae_loss(out.rec, out.kl, beta)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        last_beta = beta
-    measure(steps)
 
-    final, _, _ = _full_metrics(model, batch, _generator(seed, _SNAPSHOT_STREAM, steps))
-    final["beta"] = last_beta
+def _read_run(run: Path) -> dict[str, Any]:
+    """A run's measurements from its log: ``curve`` and ``snapshot`` records by step (a step
+    logged twice, by a run resumed before its first step, counts once)."""
+    by_kind: dict[str, dict[int, dict[str, Any]]] = {"curve": {}, "snapshot": {}}
+    for line in (run / LOG).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("kind") in by_kind:
+            kind, step = record.pop("kind"), record["step"]
+            by_kind[kind][step] = record
+    curve = [by_kind["curve"][s] for s in sorted(by_kind["curve"])]
+    snaps = [by_kind["snapshot"][s] for s in sorted(by_kind["snapshot"])]
+    latent = [np.asarray(p.pop("latent"), dtype=np.float32) for p in snaps]
+    times = [(p.pop("seconds"), p.pop("cpu_seconds")) for p in snaps]
+    final = {k: v for k, v in snaps[-1].items() if k not in ("step", "beta")}
+    final["beta"] = snaps[-1]["beta"]
     return {
         "final": final,
         "curve": curve,
         "snapshots": snaps,
-        "latent": np.stack(latent) if latent else np.zeros((0, N_SEQUENCES, LATENT_SAMPLES, 2)),
-        "seconds": time.perf_counter() - start_time,
-        "cpu_seconds": time.process_time() - start_cpu,
-        "threads": torch.get_num_threads(),
+        "latent": np.stack(latent),
+        "seconds": times[-1][0],
+        "cpu_seconds": times[-1][1],
     }
-
-
-# ----------------------------------------------------------------------------- worker processes
-
-_QUEUE: Any = None
-
-
-def _init_worker(progress_queue: Any) -> None:
-    global _QUEUE
-    _QUEUE = progress_queue
-
-
-def _worker(name: str, steps: int, seed: int, snapshots: list[int]) -> dict[str, Any]:
-    q = _QUEUE
-    report = (lambda n: q.put(n)) if q is not None else None
-    return train_schedule(name, steps=steps, seed=seed, snapshots=snapshots, report=report)
-
-
-def _run_all(
-    schedules: Sequence[str],
-    steps: int,
-    seed: int,
-    snaps: list[int],
-    workers: int,
-    progress: bool,
-) -> dict[str, dict[str, Any]]:
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps * len(schedules), desc="synthetic", unit="it", file=sys.stderr)
-    try:
-        if workers <= 1:
-            results = {}
-            for name in schedules:
-                if bar is not None:
-                    bar.set_postfix_str(name)
-                results[name] = train_schedule(
-                    name, steps=steps, seed=seed, snapshots=snaps,
-                    report=bar.update if bar is not None else None,
-                )
-            return results
-        ctx = mp.get_context("spawn")
-        progress_queue = ctx.Queue() if bar is not None else None
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(progress_queue,),
-        ) as pool:
-            futures = {pool.submit(_worker, name, steps, seed, snaps): name for name in schedules}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                if progress_queue is not None:
-                    _drain(progress_queue, bar)
-                for fut in done:
-                    fut.result()  # re-raise a worker's error at once
-            if progress_queue is not None:
-                _drain(progress_queue, bar)
-            return {futures[f]: f.result() for f in futures}
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _drain(progress_queue: Any, bar: Any) -> None:
-    while True:
-        try:
-            bar.update(progress_queue.get_nowait())
-        except queue_module.Empty:
-            return
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -341,20 +228,21 @@ def run_synthetic(
     schedules: Sequence[str] = ("constant", "monotonic", "cyclical"),
     progress: bool | None = None,
     snapshots: int | None = None,
-    workers: int | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the synthetic experiment (SPEC 4.1) and write its outputs into ``out``.
 
     Args:
         steps: T, training iterations per schedule (the paper: 40,000).
         seed: one seed for every schedule (same initialisation).
-        out: output directory (created if missing).
+        out: output directory (created if missing); the runs go into ``out/SCHEDULE``.
         schedules: a subset of ``constant``, ``monotonic``, ``cyclical``.
-        progress: tqdm progress bar; None = only if stderr is a terminal.
+        progress: the runs' progress (with ``jobs`` 1 only); None = only if stderr is a
+            terminal.
         snapshots: number of latent-space snapshots per schedule (default 8, evenly spaced).
-        workers: processes running schedules in parallel; None = one per schedule when the
-            machine has 2+ CPUs, else 1; 1 = one after another in this process. The results
-            do not depend on it.
+        jobs: runs trained at once, one process each (:func:`~cyclevae.experiments.runner.
+            train_runs`); None = one per schedule when the machine has 2+ cores, else 1;
+            1 = one after another in this process. The results do not depend on it.
     Returns:
         The content of ``metrics.json``: one entry per schedule (``final``, ``curve``,
         ``snapshots``, ``schedule``, ``seconds``), ``settings`` and ``claims``.
@@ -371,16 +259,21 @@ def run_synthetic(
         )
     if progress is None:
         progress = sys.stderr.isatty()
-    if workers is None:  # one process per schedule (the OS shares the cores among them)
-        workers = len(schedules) if (os.cpu_count() or 1) > 1 else 1
-    workers = max(1, min(int(workers), len(schedules)))
+    if jobs is None:  # one process per schedule (the OS shares the cores among them)
+        jobs = len(schedules) if available_cores() > 1 else 1
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs!r}")
+    jobs = min(jobs, len(schedules))
+    snaps = snapshot_steps(steps, snapshots)
+    configs = {name: run_config(name, steps=steps, seed=seed, snapshots=snapshots)
+               for name in schedules}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    snaps = snapshot_steps(steps, snapshots)
 
     wall = time.perf_counter()
-    results = _run_all(schedules, steps, seed, snaps, workers, bool(progress))
+    train_runs(_todo(out, configs), jobs=jobs, progress=bool(progress))
     wall = time.perf_counter() - wall
+    results = {name: _read_run(out / name) for name in schedules}
 
     metrics: dict[str, Any] = {}
     for name in schedules:
@@ -393,6 +286,7 @@ def run_synthetic(
             "seconds": res["seconds"],
             "cpu_seconds": res["cpu_seconds"],
         }
+    per_epoch = configs[schedules[0]].data.synthetic.steps_per_epoch
     metrics["settings"] = {
         "experiment": "synthetic (paper section 4, SPEC 4.1)",
         "steps": steps,
@@ -403,18 +297,19 @@ def run_synthetic(
         "optimizer": {"name": "Adam", "lr": LR, "batch": "all 10 sequences",
                       "z_samples_per_sequence": 1, "grad_clip": None},
         "measurement": {
-            "curve_every": max(1, round(steps / CURVE_POINTS)),
+            "curve_every": per_epoch,
             "curve_rec_samples_per_sequence": CURVE_SAMPLES,
             "final_rec_samples_per_sequence": FINAL_SAMPLES,
             "mi_samples_per_sequence": MI_SAMPLES,
             "latent_samples_per_sequence": LATENT_SAMPLES,
             "snapshot_steps": snaps,
         },
+        "runs": {name: str(out / name) for name in schedules},
         "seconds_per_schedule": {name: results[name]["seconds"] for name in schedules},
         "cpu_seconds_per_schedule": {name: results[name]["cpu_seconds"] for name in schedules},
         "wall_seconds": wall,
-        "workers": workers,
-        "threads_per_worker": 1,
+        "workers": jobs,
+        "threads_per_worker": THREADS,
         "cpu_count": os.cpu_count(),
         "cpu": cpu_name(),  # results differ across CPU kinds (floating-point order)
         "torch": torch.__version__,

@@ -5,7 +5,8 @@ its model (:meth:`~Family.build_model`), its data (:meth:`~Family.load_data` for
 :meth:`~Family.load_split` for ``cyclevae evaluate``/``diagnose``), checks of its config
 sections (:meth:`~Family.validate`), initialisation from files (:meth:`~Family.initialise`)
 and any evaluation of its own (:meth:`~Family.run_evaluator`,
-:meth:`~Family.evaluate_checkpoint`). The Trainer, the checkpoint loader, ``evaluate``,
+:meth:`~Family.evaluate_checkpoint`, and measurements during training,
+:meth:`~Family.run_monitor`). The Trainer, the checkpoint loader, ``evaluate``,
 ``generate`` and ``diagnose`` ask :func:`family_of`; what a model can do (its prior, whether it
 is stochastic, has an amortized posterior, can respond to a context) they ask the model
 (:class:`~cyclevae.models.base.LatentTextModel`).
@@ -33,13 +34,22 @@ from ..models.autoencoder import TextAutoencoder
 from ..models.base import LatentTextModel
 from ..models.savae import SemiAmortizedVAE, SVIModel
 from ..models.vae import TextVAE
-from .base import CheckpointEvalOptions, Family, Labels, RunData, RunEvaluator, SplitData
+from .base import (
+    CheckpointEvalOptions,
+    Family,
+    Labels,
+    RunData,
+    RunEvaluator,
+    RunMonitor,
+    SplitData,
+)
 from .dialog import DialogFamily
 from .savae import SVIFamily
 from .sentence import SentenceFamily
+from .synthetic import SyntheticFamily
 
 __all__ = ["FAMILIES", "MODEL_KINDS", "CheckpointEvalOptions", "Family", "Labels", "RunData",
-           "RunEvaluator", "SplitData", "build_model", "family_for", "family_of"]
+           "RunEvaluator", "RunMonitor", "SplitData", "build_model", "family_for", "family_of"]
 
 #: every model family by its ``model.kind``
 FAMILIES: dict[str, Family] = {
@@ -48,6 +58,7 @@ FAMILIES: dict[str, Family] = {
     "savae": SVIFamily("savae", SemiAmortizedVAE),
     "svi": SVIFamily("svi", SVIModel, min_steps=1),
     "cvae": DialogFamily(),
+    "synthetic": SyntheticFamily(),
 }
 
 #: the values of ``model.kind``

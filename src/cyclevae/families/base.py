@@ -22,7 +22,8 @@ from ..data.vocab import Vocabulary
 from ..errors import UserError
 from ..models.base import LatentTextModel
 
-__all__ = ["CheckpointEvalOptions", "Family", "Labels", "RunData", "SplitData", "require"]
+__all__ = ["CheckpointEvalOptions", "Family", "Labels", "RunData", "RunMonitor", "SplitData",
+           "require"]
 
 #: the batched form of a split (a :class:`~cyclevae.data.batching.BatchSource`)
 S = TypeVar("S", bound=BatchSource)
@@ -133,6 +134,11 @@ class Family(ABC, Generic[S]):
         dialog responses), or None."""
         return None
 
+    def run_monitor(self, config: Config) -> RunMonitor | None:
+        """The family's own measurements of the model while it trains (the synthetic
+        experiment's learning curves and latent snapshots), or None."""
+        return None
+
     @abstractmethod
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,
                             vocab: Vocabulary, checkpoint: Mapping[str, Any], *, split: str,
@@ -149,6 +155,20 @@ class RunEvaluator(ABC, Generic[S]):
     def __call__(self, model: LatentTextModel, split: S, device: torch.device
                  ) -> dict[str, Any]:
         """Metrics to merge into the split's block."""
+
+
+class RunMonitor(ABC):
+    """A family's measurements of a run's model during training: the Trainer calls it before
+    the first step of a new run and after every epoch, and logs the records it returns
+    (``log.jsonl``, each with its ``kind`` and ``step``), so that a resumed run keeps the
+    records up to its checkpoint. It must not change the training: its random numbers come
+    from generators of its own, and it leaves the model's mode as it found it."""
+
+    @abstractmethod
+    def __call__(self, model: LatentTextModel, step: int, beta: float
+                 ) -> list[dict[str, Any]]:
+        """Records of the model after ``step`` optimizer steps, ``beta`` the weight of the
+        update that produced it (at step 0, of the first update)."""
 
 
 def require(condition: bool, key: str, expected: str, value: Any) -> None:
