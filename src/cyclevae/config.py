@@ -27,6 +27,8 @@ from .data.synthetic import SyntheticDataConfig
 from .errors import UserError
 from .models.cvae import CVAEConfig
 from .models.encoders import CNNConfig  # noqa: F401  (ModelConfig.cnn's type, for the docs)
+from .models.hf_decoder import HFDecoderConfig  # noqa: F401  (a ModelConfig type, docs)
+from .models.hf_encoder import HFEncoderConfig  # noqa: F401  (a ModelConfig type, docs)
 from .models.savae import SVIConfig
 from .models.transformer import TransformerConfig  # noqa: F401  (a ModelConfig type, docs)
 from .models.vae import VAEConfig
