@@ -193,3 +193,18 @@ def test_many_curves_get_one_legend_below_the_panels():
     assert plot_curves(curves, ["x"], x="epoch").axes[0].get_legend() is not None
     with pytest.raises(ValueError, match="legend must be"):
         plot_curves(curves, ["x"], x="epoch", legend="right")
+
+
+def test_interrupted_reproduce_prints_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    """A signal during `reproduce ptb` ends like one during `train`: the checkpoint's line, no
+    traceback, exit 130 (it raised through `main` as a traceback before)."""
+    from cyclevae.errors import TrainingInterrupted
+    from cyclevae.experiments import ptb
+
+    def interrupted(**kwargs):
+        raise TrainingInterrupted("SIGINT received: checkpoint written to X at epoch 2")
+
+    monkeypatch.setattr(ptb, "run_ptb", interrupted)
+    assert main(["reproduce", "ptb", "--rows", "vae-monotonic", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err == "cyclevae: SIGINT received: checkpoint written to X at epoch 2\n"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import TrainingInterrupted, UserError
 
 
 def _add_schedule_parser(sub: argparse._SubParsersAction) -> None:
@@ -678,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(f"{where}{exc.strerror or exc}".split())
         print(f"cyclevae: error: {message}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:  # any command that trains (train, reproduce ...)
+        print(f"cyclevae: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("cyclevae: interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,11 @@ class UserError(ValueError):
     """A problem with the user's input: the message says where and what was expected."""
 
 
+class TrainingInterrupted(Exception):
+    """Raised after SIGINT/SIGTERM once the mid-epoch checkpoint is written; the CLI prints
+    its message (where the checkpoint is, how to go on) on one line and exits with 130."""
+
+
 def check_fields(obj: object, prefix: str, checks: list[tuple[bool, str, str]]) -> None:
     """Raise a :class:`UserError` for the first ``(ok, field, expected)`` of ``checks`` that is
     not ok: ``config: PREFIX.FIELD must be EXPECTED, got VALUE`` (``obj`` holds the values)."""

@@ -38,7 +38,7 @@ from .checkpoint import (
 from .config import Config, apply_resume_overrides
 from .data.batching import Batch, BatchSource
 from .distributed import DistContext, any_flag, barrier, init_distributed, shutdown, sum_floats
-from .errors import UserError
+from .errors import TrainingInterrupted, UserError
 from .evaluation import (
     EvalSettings,
     evaluate_blocks,
@@ -61,10 +61,6 @@ from .stopping import EarlyStopping, round_ends, round_steps
 
 __all__ = ["BEST", "LAST", "NonFiniteLoss", "Run", "StepTotals", "Trainer", "TrainingInterrupted",
            "build_run", "make_schedules", "resolve_device", "run_training", "seed_everything"]
-
-
-class TrainingInterrupted(Exception):
-    """Raised after SIGINT/SIGTERM once the mid-epoch checkpoint is written."""
 
 
 class NonFiniteLoss(RuntimeError):
