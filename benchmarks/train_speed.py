@@ -181,10 +181,12 @@ def _shape(batch) -> tuple[int, ...]:
     return tuple(tokens.shape)
 
 
-def reference_step_fn(reference: ReferenceVAE, beta: float = 0.5):
-    """The reference's training step on a ``[B, L+1]`` batch: mean ELBO loss, backward,
-    ``clip_grad_norm_`` (5.0), ``torch.optim.Adam`` (lr 1e-3). The model is ``step.model``."""
-    opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
+def reference_step_fn(reference: nn.Module, beta: float = 0.5, lr: float = 1e-3,
+                      clip: float = 5.0):
+    """A reference's plain training step on a ``[B, L+1]`` batch: mean ELBO loss
+    (``reference(b)`` returns per-sentence Rec and KL), backward, ``clip_grad_norm_``,
+    ``torch.optim.Adam``. The model is ``step.model``. Shared by the benchmarks' references."""
+    opt = torch.optim.Adam(reference.parameters(), lr=lr)
 
     def step(b: torch.Tensor) -> None:
         reference.train()
@@ -192,7 +194,7 @@ def reference_step_fn(reference: ReferenceVAE, beta: float = 0.5):
         loss = rec.mean() + beta * kl.mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(reference.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), clip)
         opt.step()
 
     step.model = reference  # type: ignore[attr-defined]

@@ -71,7 +71,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import fp32_peaks, gemm_peak  # the benchmarks' shared modules
 from profiling import part_table, profile_parts
-from train_speed import timed_with_cpu
+from train_speed import reference_step_fn, timed_with_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -180,23 +180,6 @@ class ReferenceTransformerVAE(nn.Module):
                               reduction="none").view(tgt.shape).sum(1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
         return rec, kl
-
-
-def reference_step_fn(model: ReferenceTransformerVAE, lr: float, clip: float):
-    """The reference's training step on ``[B, L+1]`` token ids (``step.model``: the model)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def step(tokens: torch.Tensor) -> None:
-        model.train()
-        rec, kl = model(tokens)
-        loss = rec.mean() + BETA * kl.mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-
-    step.model = model  # type: ignore[attr-defined]
-    return step
 
 
 # --------------------------------------------------------------------- profile scopes
@@ -354,7 +337,7 @@ def main() -> None:
         torch.manual_seed(0)
         ref_step = reference_step_fn(
             ReferenceTransformerVAE(vocab, sizes, latent, tc.dropout, injection, tc.max_length),
-            cfg.train.lr, cfg.train.clip)
+            beta=BETA, lr=cfg.train.lr, clip=cfg.train.clip)
         size_fields = {"sizes": {"d_model": sizes.d_model, "n_layers": sizes.n_layers,
                                  "d_ff": sizes.d_ff, "n_heads": sizes.n_heads,
                                  "z_injection": injection, "dropout": tc.dropout,

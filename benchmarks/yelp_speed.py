@@ -44,6 +44,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import fp32_peaks, gemm_peak  # the benchmarks' shared modules
 from profiling import part_table, profile_parts
+from train_speed import reference_step_fn
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLEVAE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -121,23 +122,6 @@ def reference_spec(model_config, vocab: int, pad: int) -> dict:
             "pad": pad, "dropout": model_config.dropout, "init_range": model_config.init_range}
 
 
-def reference_step_fn(reference: ReferenceCNNVAE, lr: float, clip: float):
-    """One plain training step of the reference on a ``[B, L+1]`` token tensor."""
-    opt = torch.optim.Adam(reference.parameters(), lr=lr)
-
-    def step(tokens: torch.Tensor) -> None:
-        reference.train()
-        rec, kl = reference(tokens)
-        loss = rec.mean() + BETA * kl.mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(reference.parameters(), clip)
-        opt.step()
-
-    step.model = reference  # type: ignore[attr-defined]
-    return step
-
-
 # --------------------------------------------------------------------- measurement
 def step_flops(batch_tokens: torch.Tensor, model_config, vocab: int) -> dict[str, float]:
     """FLOPs (multiply-add = 2) of one training step on ``[B, L+1]`` tokens, by part, forward
@@ -184,7 +168,8 @@ def _reference_child(job_path: str) -> None:
     job = torch.load(job_path)
     torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
-    step = reference_step_fn(build_reference(job["spec"]), job["lr"], job["clip"])
+    step = reference_step_fn(build_reference(job["spec"]), beta=BETA, lr=job["lr"],
+                             clip=job["clip"])
     for b in job["batches"][:2]:  # warm-up
         step(b)
     seconds = statistics.median(timed(step, job["batches"])[0] for _ in range(job["repeats"]))
@@ -244,7 +229,8 @@ def main() -> None:
 
     spec = reference_spec(cfg.model, vocab, Vocabulary.PAD_INDEX)
     torch.manual_seed(0)
-    ref_step = reference_step_fn(build_reference(spec), cfg.train.lr, cfg.train.clip)
+    ref_step = reference_step_fn(build_reference(spec), beta=BETA, lr=cfg.train.lr,
+                                 clip=cfg.train.clip)
     ref_batches = [b.tokens for b in batches]
     threads = torch.get_num_threads()
     n = 512 if args.small else 2048
