@@ -285,14 +285,26 @@ def clip_grad_norm_(parameters: list[torch.nn.Parameter], max_norm: float) -> to
     of a PTB step). Given the same norm, the gradients equal PyTorch's bit for bit.
     ``max_norm``: ``inf`` for no clipping. Returns the total 2-norm of the gradients (a 0-d
     tensor; non-finite if a gradient is, in which case nothing is scaled: the caller skips
-    the step)."""
+    the step). Reads the norm to the host once (:func:`clip_to_norm_`)."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
     norm = total_grad_norm(grads)
-    # PyTorch's coefficient: max_norm / (norm + 1e-6), clamped at 1 (a multiply by 1.0 is
-    # exact, so skipping it changes nothing)
-    if math.isfinite(max_norm) and bool(torch.isfinite(norm)) and float(
-            max_norm / (norm + 1e-6)) < 1.0:
-        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
+    clip_to_norm_(parameters, max_norm, norm, float(norm))
     return norm
+
+
+def clip_to_norm_(parameters: list[torch.nn.Parameter], max_norm: float, norm: torch.Tensor,
+                  norm_value: float) -> None:
+    """Scale the gradients by PyTorch's coefficient ``max_norm / (norm + 1e-6)`` when it is
+    below 1, given their total 2-norm both as the tensor ``norm`` (0-d, what the gradients are
+    scaled with) and as the host float ``norm_value`` it holds (what decides: a caller that
+    reads several scalars at once passes the value it has read, so deciding costs no device
+    sync). Nothing is scaled when ``norm_value`` is not finite or ``max_norm`` is ``inf``."""
+    if not (math.isfinite(max_norm) and math.isfinite(norm_value)):
+        return
+    # PyTorch's coefficient in the norm's own dtype (a CPU scalar: no sync), so the decision is
+    # PyTorch's to the bit; a multiply by 1.0 is exact, so skipping it changes nothing
+    value = torch.tensor(norm_value, dtype=norm.dtype)
+    if float(max_norm / (value + 1e-6)) < 1.0:
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)

@@ -51,7 +51,7 @@ from .families import Family, Labels, RunData, RunEvaluator, family_of
 from .losses import beta_vae_loss
 from .memory import check_parameter_memory
 from .models.base import LatentTextModel
-from .ops import clip_grad_norm_
+from .ops import clip_to_norm_, total_grad_norm
 from .provenance import git_commit, provenance
 from .reporter import Reporter
 from .rundir import BEST, LAST, RunDirectory
@@ -421,12 +421,20 @@ class Trainer:
             for name, value in out.aux.items():  # e.g. the dialog CVAE's bag-of-words loss
                 totals[name] = (totals.get(name, zero)
                                 + value.detach().sum().double() / batch.num_examples / n)
-        norm = clip_grad_norm_(list(self.model.parameters()), t.clip if t.clip > 0 else math.inf)
-        finite = bool((torch.isfinite(torch.stack(losses)).all() & torch.isfinite(norm)).item())
+        params = list(self.model.parameters())
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = total_grad_norm(grads) if grads else torch.zeros((), device=self.device)
+        # the step's one read to the host: the gradient norm and whether every loss is finite
+        norm_value, losses_finite = torch.stack(
+            [norm.double(), torch.isfinite(torch.stack(losses)).all().double()]).tolist()
         problem = None
-        if not finite:
+        if losses_finite != 1.0:
             bad = [v for v in torch.stack(losses).tolist() if not math.isfinite(v)]
-            problem = f"loss is {bad[-1]}" if bad else f"gradient norm is {norm.item()}"
+            problem = f"loss is {bad[-1]}"
+        elif not math.isfinite(norm_value):
+            problem = f"gradient norm is {norm_value}"
+        else:
+            clip_to_norm_(params, t.clip if t.clip > 0 else math.inf, norm, norm_value)
         if any_flag(problem is not None, self.dist):
             _stop_or_skip(self, problem, beta)
             return None
