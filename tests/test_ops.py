@@ -166,3 +166,23 @@ def test_clip_grad_norm_leaves_non_finite_gradients_for_the_caller():
     assert not torch.isfinite(norm)
     assert torch.equal(p.grad, torch.tensor([1.0, float("inf"), 2.0]))  # untouched
     assert float(ops.clip_grad_norm_([torch.nn.Parameter(torch.zeros(2))], 1.0)) == 0.0
+
+
+@pytest.mark.parametrize("max_norm", [1.0, 5.0, 0.3])
+def test_clip_to_norm_decides_as_pytorch_does_at_the_boundary(max_norm):
+    """Norms a few float32 ulps either side of max_norm - 1e-6, where the decision depends on
+    PyTorch's 1e-6 and on the precision of its coefficient (float64 and float32 disagree on
+    some; there the float32 coefficient clamps to exactly 1): the gradients must equal
+    PyTorch's clip_grads_with_norm_ with the same norm, bit for bit."""
+    centre = torch.tensor(max_norm - 1e-6, dtype=torch.float32)
+    values = [centre]
+    for _ in range(6):
+        values.append(torch.nextafter(values[-1], torch.tensor(math.inf)))
+        values.insert(0, torch.nextafter(values[0], torch.tensor(-math.inf)))
+    for norm in values:
+        ours, theirs = (torch.nn.Parameter(torch.zeros(3)) for _ in range(2))
+        g = torch.tensor([0.6, -0.8, 0.1]) * norm
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        ops.clip_to_norm_([ours], max_norm, norm, float(norm))
+        torch.nn.utils.clip_grads_with_norm_([theirs], max_norm, norm, foreach=True)
+        assert torch.equal(ours.grad, theirs.grad), float(norm)
