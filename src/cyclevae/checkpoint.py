@@ -40,7 +40,8 @@ from .stopping import EarlyStopping
 
 __all__ = ["check_vocabulary_file", "load_checkpoint", "load_model", "load_weights",
            "restore_training_state", "rng_state", "save_checkpoint", "saved_config",
-           "saved_vocabulary", "set_rng_state", "swapped_weights", "training_state"]
+           "saved_epoch", "saved_tokens", "saved_valid", "saved_vocabulary", "set_rng_state",
+           "swapped_weights", "training_state"]
 
 
 def _legacy_numpy_globals() -> list[Any]:
@@ -127,7 +128,23 @@ def saved_config(checkpoint: Mapping[str, Any]) -> Config:
 
 def saved_vocabulary(checkpoint: Mapping[str, Any]) -> Vocabulary:
     """The run's vocabulary as the checkpoint saved it (its tokens, specials first)."""
-    return Vocabulary(checkpoint["vocab"][len(Vocabulary.SPECIALS):])
+    return Vocabulary(saved_tokens(checkpoint)[len(Vocabulary.SPECIALS):])
+
+
+def saved_tokens(checkpoint: Mapping[str, Any]) -> list[str]:
+    """The vocabulary's tokens as the checkpoint saved them, specials first (index order)."""
+    return list(checkpoint["vocab"])
+
+
+def saved_epoch(checkpoint: Mapping[str, Any]) -> int:
+    """The number of epochs trained when the checkpoint was written."""
+    return int(checkpoint["progress"]["epoch"])
+
+
+def saved_valid(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The valid block of the checkpoint's last epoch (None when no valid split was
+    evaluated)."""
+    return checkpoint["progress"]["history"][-1].get("valid")
 
 
 @contextlib.contextmanager

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import remove_stale_temporaries, write_json_atomic, write_text_atomic
-from .checkpoint import check_vocabulary_file, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    check_vocabulary_file,
+    load_checkpoint,
+    save_checkpoint,
+    saved_epoch,
+    saved_tokens,
+)
 from .config import RESUME_SETTABLE, Config, load_config, save_config
 from .data.vocab import Vocabulary
 from .errors import UserError
@@ -58,14 +64,14 @@ class RunDirectory:
                     "--overwrite" if (self.path / CONFIG).is_file() else "")
             raise UserError(f"{self.path}: nothing to resume (no {LAST}){hint}")
         checkpoint = load_checkpoint(last)
-        check_vocabulary_file(self.path / VOCAB, checkpoint["vocab"], last)
+        check_vocabulary_file(self.path / VOCAB, saved_tokens(checkpoint), last)
         return checkpoint
 
     def check_unfinished(self, checkpoint: dict[str, Any], epochs: int) -> None:
         """Refuse to resume a finished run (its checkpoint at ``epochs`` and ``metrics.json``
         written): there is nothing left to do but to train it longer, which a larger
         ``train.epochs`` asks for."""
-        done = checkpoint["progress"]["epoch"]
+        done = saved_epoch(checkpoint)
         if done >= epochs and (self.path / METRICS).is_file():
             raise UserError(f"{self.path}: the run is finished ({done} of {epochs} epochs, "
                             f"{METRICS} written); to train it longer: cyclevae train --resume "

@@ -31,6 +31,8 @@ from .checkpoint import (
     load_checkpoint,
     restore_training_state,
     saved_config,
+    saved_epoch,
+    saved_valid,
     saved_vocabulary,
     swapped_weights,
     training_state,
@@ -701,8 +703,8 @@ def _best_checkpoint_metrics(trainer: Trainer, path: Path, last: dict[str, Any]
     that epoch was evaluated on test, its record is reused: evaluation is seeded, so a second
     pass over the same weights would only repeat the same numbers."""
     ckpt = load_checkpoint(path, map_location=trainer.device)
-    epoch = ckpt["progress"]["epoch"]
-    out: dict[str, Any] = {"epoch": epoch, "valid": ckpt["progress"]["history"][-1].get("valid")}
+    epoch = saved_epoch(ckpt)
+    out: dict[str, Any] = {"epoch": epoch, "valid": saved_valid(ckpt)}
     wanted = ["test"] + (["test_amortized"] if reports_amortized_block(trainer.model) else [])
     if epoch == trainer.state.epoch and all(key in last for key in wanted):
         return {**out, **{key: last[key] for key in wanted}}

@@ -223,7 +223,7 @@ def _fetch(url: str, dest: Path, progress: bool) -> None:
     except urllib.error.HTTPError as e:
         raise UserError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
+        reason = (e.reason if isinstance(e, urllib.error.URLError) else None) or e
         raise UserError(f"could not download {url}: {reason}") from None
 
 

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import torch
+
 from ..atomic import write_text_atomic
 from ..errors import UserError
 
@@ -145,8 +147,8 @@ class Vocabulary:
                 for a word).
             stop_at_eos: stop at the first ``</s>`` (for generated sequences).
         """
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()  # type: ignore[union-attr]
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
         out: list[str] = []
         n = len(self._itos)
         for raw in ids:
