@@ -356,11 +356,8 @@ def check_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         claims.append({"claim": "cyclical has higher KL than monotonic", "pass": c > m,
                        "detail": f"KL cyclical {c:.4f} vs monotonic {m:.4f} "
                                  f"(difference {c - m:+.4f} nats)"})
-    if {"monotonic", "constant"} <= have:
-        m, c = final("monotonic", "kl"), final("constant", "kl")
-        claims.append({"claim": "monotonic has higher KL than constant", "pass": m > c,
-                       "detail": f"KL monotonic {m:.4f} vs constant {c:.4f} "
-                                 f"(difference {m - c:+.4f} nats)"})
+    if "cyclical" in have and len(have) >= 2:
+        claims.append(_separation_claim({k: final(k, "mi") for k in SCHEDULES if k in have}))
     if len(have) >= 2:
         elbos = {k: final(k, "elbo") for k in SCHEDULES if k in have}
         spread = max(elbos.values()) - min(elbos.values())
@@ -378,6 +375,25 @@ def check_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         if len(ends) >= 2:
             claims.append(_cycle_by_cycle_claim(ends, source))
     return claims
+
+
+def _separation_claim(mi: dict[str, float]) -> dict[str, Any]:
+    """Section 4 of the paper: the cyclical schedule separates the ten sequences' clusters in
+    the latent space best (Figure 4). Judged on the mutual information I(n; z) between the
+    sequence index and its code at T, which is how separable the ten clusters of z ~ q(z|n)
+    are in nats: 0 when every q(z|n) is the same (one cluster), log 10 = 2.3026 when the ten
+    do not overlap. The claim passes when the cyclical run's I(n; z) is the highest of the
+    schedules run.
+
+    This replaces an earlier check, "monotonic has higher KL than constant", which is not a
+    statement of the paper and at T compared two collapsed runs' KLs, both below 0.025 nats
+    on every seed run (the Monte Carlo noise of the measurement, not a finding)."""
+    margin = mi["cyclical"] - max(v for k, v in mi.items() if k != "cyclical")
+    listed = ", ".join(f"{k} {v:.4f}" for k, v in mi.items())
+    return {"claim": "cyclical separates the ten clusters best (highest I(n; z))",
+            "pass": margin > 0,
+            "detail": f"I(n; z) {listed} nats (upper bound log 10 = {math.log(10):.4f}); "
+                      f"cyclical minus the best other {margin:+.4f}"}
 
 
 #: standard errors of a difference within which two cycle-end Recs count as equal
