@@ -139,11 +139,16 @@ def test_same_seed_same_numbers_in_process_or_in_workers(tmp_path, parallel_run,
     assert again["cyclical"]["final"] == parallel["cyclical"]["final"]
     assert again["cyclical"]["curve"] == parallel["cyclical"]["curve"]
     assert again["cyclical"]["snapshots"] == parallel["cyclical"]["snapshots"]
-    # a finished run is reused, not trained again
+    assert again["settings"]["schedules_trained_now"] == ["cyclical"]
+    assert "Wall time" in (tmp_path / "report.md").read_text()
+    # a finished run is reused, not trained again, and the report does not time it as if it were
     steps.clear()
-    assert run_synthetic(steps=STEPS, seed=0, out=tmp_path, schedules=("cyclical",),
-                         progress=False, snapshots=4, jobs=1)["cyclical"] == again["cyclical"]
-    assert steps == []
+    reused = run_synthetic(steps=STEPS, seed=0, out=tmp_path, schedules=("cyclical",),
+                           progress=False, snapshots=4, jobs=1)
+    assert reused["cyclical"] == again["cyclical"]
+    assert steps == [] and reused["settings"]["schedules_trained_now"] == []
+    report = (tmp_path / "report.md").read_text()
+    assert "Wall time" not in report and "reused from an earlier command" in report
     # a run of another config in the way is refused, not resumed with its own config
     with pytest.raises(UserError, match="another config"):
         run_synthetic(steps=STEPS, seed=1, out=tmp_path, schedules=("cyclical",),
