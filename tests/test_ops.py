@@ -186,3 +186,22 @@ def test_clip_to_norm_decides_as_pytorch_does_at_the_boundary(max_norm):
         ops.clip_to_norm_([ours], max_norm, norm, float(norm))
         torch.nn.utils.clip_grads_with_norm_([theirs], max_norm, norm, foreach=True)
         assert torch.equal(ours.grad, theirs.grad), float(norm)
+
+
+@settings(max_examples=300, deadline=None)
+@given(max_norm=st.one_of(st.sampled_from([0.1, 0.25, 0.3, 1.0, 5.0, 10.0]),
+                          st.floats(1e-3, 1e3)),
+       offset=st.floats(-1e-5, 1e-5), wide=st.floats(0.0, 2.0), near=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_clip_to_norm_coefficient_on_the_host_is_pytorchs(max_norm, offset, wide, near, dtype):
+    """The host's NumPy arithmetic gives PyTorch's clipping coefficient to the bit, near the
+    boundary and away from it, in float32 and float64: the gradients after clip_to_norm_ equal
+    clip_grads_with_norm_'s."""
+    value = (max_norm - 1e-6) * (1 + offset) if near else wide * max_norm
+    norm = torch.tensor(value, dtype=dtype)
+    g = torch.tensor([0.6, -0.8], dtype=dtype) * norm
+    ours, theirs = (torch.nn.Parameter(torch.zeros(2, dtype=dtype)) for _ in range(2))
+    ours.grad, theirs.grad = g.clone(), g.clone()
+    ops.clip_to_norm_([ours], max_norm, norm, float(norm))
+    torch.nn.utils.clip_grads_with_norm_([theirs], max_norm, norm, foreach=True)
+    assert torch.equal(ours.grad, theirs.grad)

@@ -198,3 +198,44 @@ def test_epoch_records_carry_the_beta_and_lr_of_the_epochs_last_step(ptb_slice, 
         record = next(r for r in records if r["kind"] == "epoch" and r["epoch"] == epoch)
         assert last_step["step"] == record["step"]
         assert (record["beta"], record["lr"]) == (last_step["beta"], last_step["lr"])
+
+
+def test_a_training_step_reads_to_the_host_once(ptb_slice, tmp_path, monkeypatch):
+    """Issue 27, item 4: every host read is a device sync on a GPU. A step reads one thing
+    (the gradient norm with the losses' finiteness); the logged numbers are read at the logged
+    steps only. Counted on CPU by wrapping the tensor methods that copy to the host."""
+    import torch
+
+    config = load_config(None, small_overrides(ptb_slice, **{"train.epochs": 1,
+                                                             "train.log_every": 1000}))
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    reads: list[str] = []
+    inside = [False]
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def method(self, *args, **kwargs):
+            if inside[0]:
+                reads.append(name)
+            return original(self, *args, **kwargs)
+        return method
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, counted(name))
+    original_step = trainer.train_step
+    per_step: list[list[str]] = []
+
+    def step(batches, beta, seeds=None):
+        reads.clear()
+        inside[0] = True
+        try:
+            return original_step(batches, beta, seeds)
+        finally:
+            inside[0] = False
+            per_step.append(list(reads))
+
+    trainer.train_step = step
+    trainer.fit()
+    assert len(per_step) > 3
+    assert all(r == ["tolist"] for r in per_step), per_step[:3]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -303,8 +304,17 @@ def clip_to_norm_(parameters: list[torch.nn.Parameter], max_norm: float, norm: t
     sync). Nothing is scaled when ``norm_value`` is not finite or ``max_norm`` is ``inf``."""
     if not (math.isfinite(max_norm) and math.isfinite(norm_value)):
         return
-    # PyTorch's coefficient in the norm's own dtype (a CPU scalar: no sync), so the decision is
-    # PyTorch's to the bit; a multiply by 1.0 is exact, so skipping it changes nothing
-    value = torch.tensor(norm_value, dtype=norm.dtype)
-    if float(max_norm / (value + 1e-6)) < 1.0:
+    # PyTorch's coefficient, max_norm / (norm + 1e-6) in the norm's dtype (Tensor.__rtruediv__:
+    # a reciprocal, then a product), computed on the host with NumPy scalars of that dtype
+    # (IEEE, so the same to the bit: tests/test_ops.py); a multiply by 1.0 is exact, so
+    # skipping it changes nothing
+    real = _NUMPY_REAL.get(norm.dtype)
+    if real is None:  # half precisions: PyTorch's own arithmetic, on a CPU scalar
+        coef = float(max_norm / (torch.tensor(norm_value, dtype=norm.dtype) + 1e-6))
+    else:
+        coef = float(real(1.0) / (real(norm_value) + real(1e-6)) * real(max_norm))
+    if coef < 1.0:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
+
+
+_NUMPY_REAL = {torch.float32: np.float32, torch.float64: np.float64}
