@@ -287,12 +287,18 @@ def clip_grad_norm_(parameters: list[torch.nn.Parameter], max_norm: float) -> to
     ``max_norm``: ``inf`` for no clipping. Returns the total 2-norm of the gradients (a 0-d
     tensor; non-finite if a gradient is, in which case nothing is scaled: the caller skips
     the step). Reads the norm to the host once (:func:`clip_to_norm_`)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.tensor(0.0)
-    norm = total_grad_norm(grads)
+    norm = parameters_grad_norm(parameters)
     clip_to_norm_(parameters, max_norm, norm, float(norm))
     return norm
+
+
+def parameters_grad_norm(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The total 2-norm of the parameters' gradients (:func:`total_grad_norm`; a 0-d tensor,
+    0 on the first parameter's device, or the CPU, when no parameter has a gradient)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=parameters[0].device if parameters else "cpu")
+    return total_grad_norm(grads)
 
 
 def clip_to_norm_(parameters: list[torch.nn.Parameter], max_norm: float, norm: torch.Tensor,
@@ -308,13 +314,10 @@ def clip_to_norm_(parameters: list[torch.nn.Parameter], max_norm: float, norm: t
     # a reciprocal, then a product), computed on the host with NumPy scalars of that dtype
     # (IEEE, so the same to the bit: tests/test_ops.py); a multiply by 1.0 is exact, so
     # skipping it changes nothing
-    real = _NUMPY_REAL.get(norm.dtype)
+    real = {torch.float32: np.float32, torch.float64: np.float64}.get(norm.dtype)
     if real is None:  # half precisions: PyTorch's own arithmetic, on a CPU scalar
         coef = float(max_norm / (torch.tensor(norm_value, dtype=norm.dtype) + 1e-6))
     else:
         coef = float(real(1.0) / (real(norm_value) + real(1e-6)) * real(max_norm))
     if coef < 1.0:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
-
-
-_NUMPY_REAL = {torch.float32: np.float32, torch.float64: np.float64}

@@ -53,7 +53,7 @@ from .families import Family, Labels, RunData, RunEvaluator, family_of
 from .losses import beta_vae_loss
 from .memory import check_parameter_memory
 from .models.base import LatentTextModel
-from .ops import clip_to_norm_, total_grad_norm
+from .ops import clip_to_norm_, parameters_grad_norm
 from .provenance import git_commit, provenance
 from .reporter import Reporter
 from .rundir import BEST, LAST, RunDirectory
@@ -424,8 +424,7 @@ class Trainer:
                 totals[name] = (totals.get(name, zero)
                                 + value.detach().sum().double() / batch.num_examples / n)
         params = list(self.model.parameters())
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = total_grad_norm(grads) if grads else torch.zeros((), device=self.device)
+        norm = parameters_grad_norm(params)
         # the step's one read to the host: the gradient norm and whether every loss is finite
         norm_value, losses_finite = torch.stack(
             [norm.double(), torch.isfinite(torch.stack(losses)).all().double()]).tolist()
