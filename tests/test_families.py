@@ -67,6 +67,10 @@ def test_a_new_family_needs_only_a_registry_entry(ptb_slice, tmp_path, monkeypat
     metrics = Trainer(config, tmp_path / "run", progress=False).fit()
     model, _, saved, _ = load_model(tmp_path / "run" / LAST)
     assert type(model) is _WideVAE and saved.model.kind == "wide"
-    assert evaluate_checkpoint(tmp_path / "run" / LAST, iw_samples=8)["test"] == metrics["test"]
+    result = evaluate_checkpoint(tmp_path / "run" / LAST, iw_samples=8)
+    assert result["test"] == metrics["test"]
+    # the evaluation path, not the family, names the checkpoint, its data and its epoch
+    assert list(result)[:3] == ["checkpoint", "data", "epoch"]
+    assert result["epoch"] == 1 and result["data"] == config.data.test
     assert diagnose_checkpoint(tmp_path / "run" / LAST).sentences == metrics["test"]["sentences"]
     assert families.family_for("wide") is FAMILIES["wide"]

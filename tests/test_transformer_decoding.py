@@ -10,7 +10,7 @@ import torch
 from transformer_support import BOS, EOS, D, Uncached, decoder, random_rows
 
 from cyclevae.models.generation import DecodingConfig, decode
-from cyclevae.models.transformer import INJECTIONS, TransformerDecoder
+from cyclevae.models.transformer import INJECTIONS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,8 @@ directory, fsync, ``os.replace``), so a run killed at any moment, even during a 
 the previous complete checkpoint loadable. This module is also the one place that turns a
 checkpoint file back into a model (:func:`load_model`), and the one that knows a checkpoint's
 layout: what a run saves (:func:`training_state`) and reads back (:func:`restore_training_state`,
-:func:`saved_config`, :func:`saved_vocabulary`, :func:`swapped_weights`).
+:func:`saved_config`, :func:`saved_vocabulary`, :func:`saved_labels`, :func:`saved_epoch`,
+:func:`swapped_weights`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from .stopping import EarlyStopping
 
 __all__ = ["check_vocabulary_file", "load_checkpoint", "load_model", "load_weights",
            "restore_training_state", "rng_state", "save_checkpoint", "saved_config",
-           "saved_epoch", "saved_tokens", "saved_valid", "saved_vocabulary", "set_rng_state",
-           "swapped_weights", "training_state"]
+           "saved_epoch", "saved_labels", "saved_tokens", "saved_valid", "saved_vocabulary",
+           "set_rng_state", "swapped_weights", "training_state"]
 
 
 def _legacy_numpy_globals() -> list[Any]:
@@ -134,6 +135,12 @@ def saved_vocabulary(checkpoint: Mapping[str, Any]) -> Vocabulary:
 def saved_tokens(checkpoint: Mapping[str, Any]) -> list[str]:
     """The vocabulary's tokens as the checkpoint saved them, specials first (index order)."""
     return list(checkpoint["vocab"])
+
+
+def saved_labels(checkpoint: Mapping[str, Any]) -> Labels:
+    """The label sets the checkpoint saved (empty for a sentence model's)."""
+    return Labels(tuple(checkpoint.get("act_labels") or ()),
+                  tuple(checkpoint.get("topic_labels") or ()))
 
 
 def saved_epoch(checkpoint: Mapping[str, Any]) -> int:
@@ -250,7 +257,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     check_vocabulary_file(Path(path).parent / "vocab.txt", vocab.tokens, path)
     family = family_of(config)
     model = family.build_model(config.model, len(vocab),
-                               Labels.from_checkpoint(checkpoint)).to(device)
+                               saved_labels(checkpoint)).to(device)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:

@@ -372,9 +372,9 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     """:func:`diagnose` a checkpoint on a corpus file (or ``NAME:SPLIT``; default the run's
     test split), batched and seeded as its run evaluates. ``max_sentences``: a seeded sample
     of whole batches instead of every sentence."""
-    from .checkpoint import load_model
+    from .checkpoint import load_model, saved_labels
     from .data.splits import split_spec
-    from .families import Labels, family_of
+    from .families import family_of
     from .runtime import check_precision
 
     if max_sentences is not None and max_sentences < 2:
@@ -384,7 +384,7 @@ def diagnose_checkpoint(path: str | Path, *, data: str | None = None,
     if not spec:
         raise UserError(f"{path}: the run has no data.test; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    corpus = family_of(config).load_split(config, spec, vocab, Labels.from_checkpoint(ckpt),
+    corpus = family_of(config).load_split(config, spec, vocab, saved_labels(ckpt),
                                           data_dir=data_dir).batches
     batches = (corpus.batches(0, shuffle=False, drop_last=False) if max_sentences is None
                else _sample_batches(corpus, max_sentences))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import load_model, saved_epoch, saved_labels
 from .config import Config
 from .data.corpus import read_sentences
 from .data.dialog import (
@@ -32,7 +32,7 @@ from .data.tokenizers import Tokenizers
 from .data.vocab import Vocabulary
 from .errors import UserError
 from .evaluation import posterior_fn, precision_context
-from .families import CheckpointEvalOptions, Labels, family_of
+from .families import CheckpointEvalOptions, family_of
 from .families.dialog import DialogFamily
 from .models.base import LatentTextModel
 from .models.generation import DecodingConfig, resolve_decoding
@@ -49,7 +49,7 @@ def load_checkpoint_dialogs(config: Config, ckpt: dict[str, Any], vocab: Vocabul
     its vocabulary, act labels, topic labels and caller switch, batched with the run's seed
     (:meth:`cyclevae.families.dialog.DialogFamily.load_split`). Returns ``(batches, corpus,
     stats)``."""
-    data = DialogFamily().load_split(config, spec, vocab, Labels.from_checkpoint(ckpt),
+    data = DialogFamily().load_split(config, spec, vocab, saved_labels(ckpt),
                                      data_dir=data_dir)
     return data.batches, data.batches.corpus, data.stats
 
@@ -76,11 +76,12 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data: str | No
     if not spec:
         raise UserError(f"{path}: the run has no data.{split}; pass --data FILE")
     check_precision(config.train.precision, torch.device("cpu"))
-    return family_of(config).evaluate_checkpoint(
-        path, model, config, vocab, ckpt,
+    result = family_of(config).evaluate_checkpoint(
+        path, model, config, vocab, saved_labels(ckpt),
         split=split, spec=spec,
         options=CheckpointEvalOptions(iw_samples=iw_samples, samples=samples, contexts=contexts,
                                       glove=glove, data_dir=data_dir))
+    return {"checkpoint": str(path), "data": spec, "epoch": saved_epoch(ckpt), **result}
 
 
 def _respond(model: LatentTextModel, vocab: Vocabulary, config: Config, path: Path, *, n: int,

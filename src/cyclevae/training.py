@@ -32,6 +32,7 @@ from .checkpoint import (
     restore_training_state,
     saved_config,
     saved_epoch,
+    saved_labels,
     saved_valid,
     saved_vocabulary,
     swapped_weights,
@@ -49,7 +50,7 @@ from .evaluation import (
     reports_amortized_block,
     selection_loss,
 )
-from .families import Family, Labels, RunData, RunEvaluator, family_of
+from .families import Family, RunData, RunEvaluator, family_of
 from .losses import beta_vae_loss
 from .memory import check_parameter_memory
 from .models.base import LatentTextModel
@@ -246,7 +247,7 @@ def build_run(config: Config | None, out: str | Path, *, resume: bool = False,
     seed_everything(t.train.seed)
     vocab = saved_vocabulary(checkpoint) if checkpoint is not None else None
     data = family.load_data(t, vocab=vocab, labels=None if checkpoint is None
-                            else Labels.from_checkpoint(checkpoint))
+                            else saved_labels(checkpoint))
     if len(data.train) == 0:
         raise UserError(f"{t.data.train}: no sentences left to train on")
     if t.train.response_glove is not None and not Path(t.train.response_glove).is_file():

@@ -8,7 +8,6 @@ branches on ``model.kind``. The registry (:data:`cyclevae.families.FAMILIES`) ma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,16 +32,10 @@ S = TypeVar("S", bound=BatchSource)
 class Labels:
     """The label sets a model is sized by besides the vocabulary, in id order: the dialog
     CVAE's dialog acts and topics (``<unk>`` first); empty for sentence models. Saved in every
-    checkpoint (``act_labels``, ``topic_labels``)."""
+    checkpoint (:func:`cyclevae.checkpoint.saved_labels` reads them back)."""
 
     acts: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> Labels:
-        """The labels a checkpoint saved (none for one of a sentence model)."""
-        return cls(tuple(checkpoint.get("act_labels") or ()),
-                   tuple(checkpoint.get("topic_labels") or ()))
 
 
 @dataclass
@@ -141,10 +134,13 @@ class Family(ABC, Generic[S]):
 
     @abstractmethod
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,
-                            vocab: Vocabulary, checkpoint: Mapping[str, Any], *, split: str,
-                            spec: str, options: CheckpointEvalOptions) -> dict[str, Any]:
+                            vocab: Vocabulary, labels: Labels, *, split: str, spec: str,
+                            options: CheckpointEvalOptions) -> dict[str, Any]:
         """``cyclevae evaluate``'s result for a checkpoint's model on the file ``spec``,
-        reported under ``split`` (:func:`cyclevae.inference.evaluate_checkpoint`)."""
+        reported under ``split``: the family's part of
+        :func:`cyclevae.inference.evaluate_checkpoint`'s result, which puts the checkpoint's
+        path, the data spec and the epoch before it. ``path`` names the checkpoint in
+        messages; ``labels`` are the ones it saved."""
 
 
 class RunEvaluator(ABC, Generic[S]):

@@ -14,7 +14,6 @@ sampled from p(z|c) for each test context, scored by BLEU, A/E-bow and distinct-
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +153,8 @@ class DialogFamily(Family[DialogBatcher]):
         return ResponseEvaluator(config, vocab) if config.train.response_samples > 0 else None
 
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,
-                            vocab: Vocabulary, checkpoint: Mapping[str, Any], *, split: str,
-                            spec: str, options: CheckpointEvalOptions) -> dict[str, Any]:
+                            vocab: Vocabulary, labels: Labels, *, split: str, spec: str,
+                            options: CheckpointEvalOptions) -> dict[str, Any]:
         """The ELBO block (IW-NLL with the run's ``train.iw_samples`` unless
         ``options.iw_samples``), the sampled-response metrics and, for a file other than the
         run's own, how many of its conversations occur in the training data (``leakage``; a
@@ -172,7 +171,7 @@ class DialogFamily(Family[DialogBatcher]):
             raise UserError(f"{glove}: GloVe file not found (expected 'word v1 .. vd' per line)")
         vectors, source = (resolve_word_vectors(glove or t.response_glove, set(vocab.tokens))
                            if n > 0 else (None, None))  # a bad --glove fails before the work
-        data = self.load_split(config, spec, vocab, Labels.from_checkpoint(checkpoint),
+        data = self.load_split(config, spec, vocab, labels,
                                data_dir=options.data_dir)
         blocks = evaluate_blocks(model, data.batches.batches(0, shuffle=False), split,
                                  iw_samples=(t.iw_samples if options.iw_samples is None
@@ -184,9 +183,7 @@ class DialogFamily(Family[DialogBatcher]):
                     model, data.batches.corpus, vocab, samples=n, contexts=count,
                     vectors=vectors, vectors_source=source, seed=t.seed,
                     batch_size=config.data.batch_size))
-        result: dict[str, Any] = {"checkpoint": str(path), "data": spec,
-                                  "epoch": checkpoint["progress"]["epoch"],
-                                  "data_stats": data.stats}
+        result: dict[str, Any] = {"data_stats": data.stats}
         if spec not in (config.data.valid, config.data.test):  # the run's own were filtered
             leak = training_overlap(config.data, spec, data_dir=options.data_dir)
             result["leakage"] = leak

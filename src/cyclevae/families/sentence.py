@@ -13,7 +13,6 @@ model's Hugging Face parts read (:func:`~cyclevae.families.pretrained.tokenizers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from ..data.splits import EncoderLimit, load_corpora, load_split
 from ..data.tokenizers import Tokenizers
 from ..data.vocab import Vocabulary
 from ..evaluation import EvalSettings, evaluate_blocks, posterior_labels
-from ..models.autoencoder import TextAutoencoder
 from ..models.base import LatentTextModel
 from ..models.vae import TextVAE
 from .base import CheckpointEvalOptions, Family, Labels, RunData, SplitData, require
@@ -80,8 +78,8 @@ class SentenceFamily(Family[BatchedCorpus]):
         return SplitData(corpus, stats)
 
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,
-                            vocab: Vocabulary, checkpoint: Mapping[str, Any], *, split: str,
-                            spec: str, options: CheckpointEvalOptions) -> dict[str, Any]:
+                            vocab: Vocabulary, labels: Labels, *, split: str, spec: str,
+                            options: CheckpointEvalOptions) -> dict[str, Any]:
         """The reported q's block (IW-NLL with ``options.iw_samples``, default 500) and, for
         SA-VAE, the amortized q's; ``dropped_too_long``: sentences over ``data.max_length``."""
         iw_samples = 500 if options.iw_samples is None else options.iw_samples
@@ -89,6 +87,5 @@ class SentenceFamily(Family[BatchedCorpus]):
         blocks = evaluate_blocks(model, data.batches.batches(0, shuffle=False), split,
                                  iw_samples=iw_samples,
                                  settings=EvalSettings.from_train_config(config.train))
-        return {"checkpoint": str(path), "data": spec, "epoch": checkpoint["progress"]["epoch"],
-                "dropped_too_long": data.stats["too_long"],
+        return {"dropped_too_long": data.stats["too_long"],
                 "posteriors": posterior_labels(model, [split]), **blocks}

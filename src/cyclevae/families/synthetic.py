@@ -25,7 +25,6 @@ and a resumed run measures as an uninterrupted one):
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +155,7 @@ class SyntheticFamily(Family[RepeatedBatch]):
                                 d.snapshots, TextBatch(one_hot_sequences(d.sequences)))
 
     def evaluate_checkpoint(self, path: str | Path, model: LatentTextModel, config: Config,
-                            vocab: Vocabulary, checkpoint: Mapping[str, Any], *, split: str,
-                            spec: str, options: CheckpointEvalOptions) -> dict[str, Any]:
+                            vocab: Vocabulary, labels: Labels, *, split: str, spec: str,
+                            options: CheckpointEvalOptions) -> dict[str, Any]:
         raise UserError(f"{path}: a synthetic run is measured while it trains (its log.jsonl); "
                         "`cyclevae evaluate` reads data files, which it has none of")
