@@ -310,6 +310,10 @@ def test_reproduce_dialog_reports_beside_table_3_and_reuses_finished_work(swda_s
     assert ("CVAE C has a lower rec_ppl_batch_mean than CVAE M (paper: 29.77 vs 36.16): ours"
             in report)
     assert report.count("### Context") == 2 and (out / "learning_curves.png").is_file()
+    assert "CVAE C has a higher bleu4_precision than CVAE M (paper: 0.234 vs 0.185): " in report
+    # the "why the numbers differ" paragraph says what these rows ran: zhao text, cut at 1 epoch
+    assert "`cvae-cyclical` zhao" in report and "a shorter run" not in report
+    assert "`cvae-monotonic` cut at train.epochs after " in report
     samples = json.loads((out / "cvae-cyclical" / "samples.json").read_text())["contexts"]
     others = json.loads((out / "cvae-monotonic" / "samples.json").read_text())["contexts"]
     assert [c["example"] for c in samples] == [c["example"] for c in others]  # same contexts
