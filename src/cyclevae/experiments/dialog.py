@@ -425,13 +425,15 @@ def write_dialog_report(out: Path, *, rows: list[str], eval_sets: list[str] | No
         leak = (m.get("data") or {}).get("leakage") or {}
         best = m.get("best") or {}
         rule = m.get("early_stopping")
+        # a round inside a pass is best after the passes before it: name the round, not the
+        # number of passes finished when it was kept
         stopping = (f"early-stopped after {rule['rounds']} rounds of {rule['round_steps']} steps "
                     f"({rule['reason'] or 'train.epochs reached'}), best round "
-                    f"{rule['best_round']}, " if rule else "")
+                    f"{rule['best_round']}, " if rule else
+                    f"best epoch {best.get('epoch', m['epochs'])}, ")
         lines.append(
             f"- `{row}`: {m['epochs']} epochs, {m['steps']} steps (the authors: at most "
-            f"{PAPER_STEPS}, early-stopped), {stopping}best epoch "
-            f"{best.get('epoch', m['epochs'])}, "
+            f"{PAPER_STEPS}, early-stopped), {stopping}"
             f"{leak.get('dropped')} leaked training conversations dropped "
             f"(against {', '.join((leak.get('against') or {}).values()) or 'none'}), "
             f"schedule {m['config']['schedule']}, lr {m['config']['lr_schedule']}, "
