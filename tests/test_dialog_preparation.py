@@ -118,3 +118,36 @@ def test_the_measurement_script_on_a_small_copy(shared_data: Path, tmp_path: Pat
     assert after["response_tokens"]["mean"] > before["response_tokens"]["mean"]
     assert after["rules"]["joined"] > 0 and before["rules"]["joined"] == 0
     assert "| share of Zhao's utterances exactly ours, 1 aligned conversations |" in done.stdout
+
+
+def test_the_text_gap_script_pairs_each_zhao_line_with_its_swda_line(shared_data: Path,
+                                                                      tmp_path: Path) -> None:
+    """benchmarks/dialog_text_gap.py's aligned files: conversation 2227 of swda/train is one of
+    Zhao's (its lines are written side by side, in the same order); the others are not."""
+    import importlib.util
+
+    from cyclevae.data.dialog import find_leaked, read_conversations
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "dialog_text_gap.py"
+    spec = importlib.util.spec_from_file_location("dialog_text_gap", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = (shared_data / "swda" / "train.jsonl").read_text().splitlines()
+    ours_line = next(x for x in lines if json.loads(x)["conversation"] == "2227")
+    (tmp_path / "swda").mkdir()
+    (tmp_path / "swda" / "train.jsonl").write_text("\n".join(lines[:3] + [ours_line]) + "\n")
+    (tmp_path / "swda-zhao").symlink_to(shared_data / "swda-zhao")
+    found = {}
+    for split in ("valid", "test"):
+        out = tmp_path / split
+        out.mkdir()
+        zhao_file, ours_file, pairs = module.aligned_files(tmp_path, split, out)
+        found[split] = pairs
+        if pairs:
+            assert ours_file.read_text() == ours_line + "\n"
+            theirs, _ = read_conversations(zhao_file)
+            ours, _ = read_conversations(ours_file)
+            assert [(0, 0)] == [(i, j) for i, j, _ in find_leaked(ours, theirs)]
+            assert zhao_file.read_text().strip() in (
+                shared_data / "swda-zhao" / f"{split}.jsonl").read_text().splitlines()
+    assert sorted(found.values()) == [0, 1]
