@@ -225,6 +225,26 @@ def test_reproduce_yelp_shortened(yelp_slice, tmp_path, monkeypatch) -> None:
     assert report.count("**The paper's finding:**") == 2
     assert set(result["classifiers"]) == {"ours", "authors"}
     assert len(result["classifiers"]["authors"]["finding"]) == 2
+    # a second training seed: its own run directories, seed 0's runs and probes reused, the
+    # report over both seeds
+    result = run_yelp(rows=["ae", "vae-cyclical"], out=tmp_path, epochs=2,
+                      overrides=[*overrides, "schedule.n_cycles=2", "lr_schedule.n_cycles=2"],
+                      fractions=[0.1, 1.0], draws=2, tsne_points=0, progress=False, data=files,
+                      seeds=[0, 1])
+    assert (tmp_path / "ae" / "probe.json").stat().st_mtime_ns == stamp
+    seeded = {s: json.loads((tmp_path / d / "metrics.json").read_text())
+              for s, d in ((0, "ae"), (1, "ae-seed1"))}
+    assert [seeded[s]["config"]["train"]["seed"] for s in (0, 1)] == [0, 1]
+    assert seeded[0]["test"]["rec"] != seeded[1]["test"]["rec"]
+    assert result["seeds"] == {"ae": [0, 1], "vae-cyclical": [0, 1]}
+    draws = [a for d in ("ae", "ae-seed1") for a in
+             json.loads((tmp_path / d / "probe.json").read_text())["fractions"][0]["accuracy"]]
+    assert result["accuracy"]["ae"][0] == pytest.approx(np.mean(draws))
+    report = (tmp_path / "report.md").read_text()
+    assert "mean over 2 training seeds × 2 draws" in report and "AE (seed 1)" in report
+    assert "Each training seed" in report and "`vae-cyclical-seed1`" in report
+    assert all("95% Welch interval" in line and "2 vs 2 seeds" in line
+               for line in result["finding"])
     # unless set, its epoch limit is the authors': 1000 on the AE's codes, 3000 on a VAE's
     import dataclasses
 
@@ -277,9 +297,61 @@ def test_report_names_the_probe_fits_that_did_not_converge() -> None:
                                "C": [100.0, 1.0, 1.0, 10.0]},
                               {"fraction": 1.0, "not_converged": [], "C": [1.0]}]}
 
-    assert _convergence_note({"ae": probe()}).startswith("Every probe fit converged")
-    note = _convergence_note({"ae": probe(), "vae-cyclical": probe([0, 100.0], [3, 100.0])})
+    assert _convergence_note({"AE": probe()}).startswith("Every probe fit converged")
+    note = _convergence_note({"AE": probe(), "VAE, cyclical": probe([0, 100.0], [3, 100.0])})
     assert "VAE, cyclical at 1% (C = 100; 2 fit(s), 1 of them the C chosen on valid)" in note
     assert "AE at" not in note
     old = {"fractions": [{"fraction": 1.0}]}
-    assert "not recorded" in _convergence_note({"ae": old})
+    assert "not recorded" in _convergence_note({"AE": old})
+
+
+def _probe(fractions: list[tuple[float, list[float]]]) -> dict:
+    return {"regularisation": "C", "fractions": [
+        {"fraction": f, "labels": int(f * 1000), "draws": len(acc), "accuracy": acc,
+         "mean": float(np.mean(acc)), "sd": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0}
+        for f, acc in fractions]}
+
+
+def test_over_seeds_pools_draws_and_measures_the_seed_spread() -> None:
+    from cyclevae.errors import UserError
+    from cyclevae.experiments.yelp import over_seeds
+
+    by_seed = {2: _probe([(0.1, [0.70, 0.74]), (1.0, [0.80])]),
+               0: _probe([(0.1, [0.60, 0.62]), (1.0, [0.78])]),
+               1: _probe([(0.1, [0.66, 0.66]), (1.0, [0.79])])}
+    small, full = over_seeds(by_seed)["fractions"]
+    assert small["seeds"] == 3 and small["seed_means"] == pytest.approx([0.61, 0.66, 0.72])
+    assert small["mean"] == pytest.approx(np.mean([0.60, 0.62, 0.66, 0.66, 0.70, 0.74]))
+    assert small["sd"] == pytest.approx(np.std([0.61, 0.66, 0.72], ddof=1))
+    within = [np.var(d, ddof=1) for d in ([0.60, 0.62], [0.66, 0.66], [0.70, 0.74])]
+    assert small["draw_sd"] == pytest.approx(np.sqrt(np.mean(within)))
+    assert full["sd"] == pytest.approx(0.01) and full["draw_sd"] == 0.0
+    one = over_seeds({0: by_seed[0]})["fractions"][0]  # one seed: the draws' sd, as probed
+    assert one["seeds"] == 1 and one["sd"] == pytest.approx(np.std([0.60, 0.62], ddof=1))
+    with pytest.raises(UserError, match="seed 1: probed at other fractions or draws"):
+        over_seeds({0: by_seed[0], 1: _probe([(0.1, [0.6, 0.6])])})
+
+
+def test_finding_is_judged_by_the_welch_interval_of_the_seed_means() -> None:
+    from scipy import stats
+
+    from cyclevae.experiments.yelp import finding_check, over_seeds
+
+    def row(means_small, means_full):
+        return over_seeds({s: _probe([(0.01, [a, a]), (1.0, [b])])
+                           for s, (a, b) in enumerate(zip(means_small, means_full))})
+
+    probes = {"ae": row([0.79, 0.80, 0.81], [0.70, 0.71, 0.72]),
+              "vae-monotonic": row([0.50, 0.50, 0.51], [0.50, 0.50, 0.51]),
+              "vae-cyclical": row([0.80, 0.81, 0.82], [0.75, 0.76, 0.77])}
+    small, full = finding_check(probes)
+    # equal sds (1 point) and 3 seeds each: Welch's dof is 4, the half-width t(0.975, 4) *
+    # sqrt(1/3 + 1/3) points
+    half = stats.t.ppf(0.975, 4) * np.sqrt(2 / 3)
+    assert f"interval ± {half:.2f}, 4.0 dof, 3 vs 3 seeds" in small
+    assert "finding holds (gap +1.00 points, within seed noise" in small  # 1.00 < 2.27
+    assert "finding holds (gap +5.00 points, beyond seed noise" in full
+    assert "next best AE" in small
+    probes["ae"] = row([0.85], [0.70])  # the rival with one seed: the draw sd, said so
+    small, _ = finding_check(probes)
+    assert "does not hold (gap -4.00 points" in small and "one seed, no seed spread" in small

@@ -307,6 +307,10 @@ def _add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--rows", default="ae,vae-monotonic,vae-cyclical",
                    help="comma-separated rows (default: ae,vae-monotonic,vae-cyclical)")
     y.add_argument("--epochs", type=int, help="shorten every row to this many epochs")
+    y.add_argument("--seeds", type=_int_list, default=[0],
+                   help="comma-separated training seeds (default 0); seed 0 trains into "
+                        "OUT/ROW, seed S into OUT/ROW-seedS; the report gives the mean and sd "
+                        "over seeds and judges the finding by the seed spread")
     y.add_argument("--fractions", default="0.001,0.01,0.1,1",
                    help="labelled fractions probed (default 0.001,0.01,0.1,1)")
     y.add_argument("--draws", type=int, default=5, help="probe draws per fraction (default 5)")
@@ -399,7 +403,7 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
         raise UserError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
     if args.report_only:
         result = yelp.write_yelp_report(args.out, rows=rows, tsne_points=args.tsne_points,
-                                        seed=args.seed)
+                                        seed=args.seed, seeds=args.seeds)
     else:
         result = yelp.run_yelp(rows=rows, out=args.out, epochs=args.epochs,
                                overrides=args.overrides, fractions=parse_fractions(args.fractions),
@@ -407,7 +411,7 @@ def _cmd_reproduce_yelp(args: argparse.Namespace) -> int:
                                config_dir=args.configs or yelp.CONFIG_DIR,
                                progress=False if args.no_progress else None, jobs=args.jobs,
                                classifier=args.classifier,
-                               classifier_epochs=args.classifier_epochs)
+                               classifier_epochs=args.classifier_epochs, seeds=args.seeds)
     print(json.dumps(result, indent=1))
     print(f"wrote {args.out}/report.md", file=sys.stderr)
     return 0

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..report import format_number, markdown_table, plot_curves, save_figure_atomic
 from . import CONFIGS
 from .ptb_claims import best_epoch_row, check_claims, spread
-from .runner import assign_threads, available_cores, train_runs
+from .runner import assign_threads, available_cores, run_dir_name, train_runs
 
 __all__ = ["ROWS", "TEXAR_ROWS", "TRANSFORMER_ROWS", "assign_threads", "available_cores",
            "run_dir_name", "run_ptb", "train_runs",
@@ -108,12 +108,6 @@ DEFAULT_ROWS = ("vae-monotonic", "vae-cyclical-cyclr")
 PAPER_SECONDS_PER_EPOCH = {"vae": 30.0, "savae": 472.0}
 PAPER_EPOCHS = 40
 METRICS = ("rec", "kl", "elbo", "ppl", "iw_nll", "iw_ppl", "mi", "active_units")
-
-
-def run_dir_name(row: str, seed: int) -> str:
-    """``row`` for seed 0 (the committed rows), ``row-seedS`` for the others, so that
-    ``--seeds 0,1,2`` reuses a finished seed-0 run."""
-    return row if seed == 0 else f"{row}-seed{seed}"
 
 
 def run_ptb(

@@ -20,7 +20,13 @@ from ..rundir import LAST, RunDirectory
 from ..runtime import configure_process
 from ..training import Trainer
 
-__all__ = ["assign_threads", "available_cores", "train_runs"]
+__all__ = ["assign_threads", "available_cores", "run_dir_name", "train_runs"]
+
+
+def run_dir_name(row: str, seed: int) -> str:
+    """``row`` for seed 0 (the committed rows), ``row-seedS`` for the others, so that
+    ``--seeds 0,1,2`` reuses a finished seed-0 run."""
+    return row if seed == 0 else f"{row}-seed{seed}"
 
 
 def available_cores() -> int:

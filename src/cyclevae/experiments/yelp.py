@@ -2,21 +2,25 @@
 supplement).
 
 Each row (``configs/yelp/``: ``ae``, ``vae-monotonic``, ``vae-cyclical``) pre-trains through the
-ordinary Trainer into ``OUT/<row>/`` (resumable; a finished row is reused); its best-on-valid
-checkpoint is then frozen and probed (:mod:`cyclevae.probe`) at labelled fractions of
+ordinary Trainer into ``OUT/<row>[-seedS]/``, once per training seed (resumable; a finished run
+is reused); each run's best-on-valid checkpoint is then frozen and probed (:mod:`cyclevae.probe`) at labelled fractions of
 ``yelp:train``, the regularisation chosen on ``yelp:valid``, accuracy on ``yelp:test``, by our
 classifier (``probe.json``) or the authors' (``classifier="authors"``: ``probe-authors.json``).
-The report puts an accuracy table per classifier probed beside the paper's finding, draws
-accuracy against the labelled fraction and a t-SNE of the codes of test sentences, and lists
-each model's test metrics.
+The report puts an accuracy table per classifier probed beside the paper's finding (with
+several seeds: the mean over seeds and draws, the sd of the seeds' means, and the finding judged
+by Welch's 95% interval on the seeds' means, as the PTB claims are), draws accuracy against the
+labelled fraction and a t-SNE of the codes of test sentences (the first seed's), and lists each
+run's test metrics.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +31,8 @@ from ..errors import UserError
 from ..report import format_number, markdown_table, new_figure, save_figure_atomic
 from ..rundir import BEST, LAST
 from . import CONFIGS
-from .runner import train_runs
+from .ptb_claims import t_half_width, welch_dof
+from .runner import run_dir_name, train_runs
 
 CONFIG_DIR = CONFIGS / "yelp"
 ROWS = ("ae", "vae-monotonic", "vae-cyclical")
@@ -53,12 +58,16 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
              draws: int = 5, seed: int = 0, tsne_points: int = 5000,
              config_dir: Path = CONFIG_DIR, progress: bool | None = None,
              data: dict[str, str] | None = None, jobs: int = 1, classifier: str = "ours",
-             classifier_epochs: int | None = None) -> dict[str, Any]:
-    """Pre-train every row not finished in ``out``, probe each (reused when its ``probe.json``
-    has the same settings), then write ``OUT/report.md`` and its figures.
+             classifier_epochs: int | None = None, seeds: list[int] | None = None
+             ) -> dict[str, Any]:
+    """Pre-train every (row, seed) not finished in ``out``, probe each run (reused when its
+    ``probe.json`` has the same settings), then write ``OUT/report.md`` and its figures.
 
     Args:
         rows: row names (config stems in ``config_dir``).
+        seeds: training seeds (``train.seed``; default ``[0]``): seed 0 trains into
+            ``OUT/<row>``, seed S into ``OUT/<row>-seedS`` (:func:`run_dir_name`). The probe's
+            draws (``seed``) are the same for every training seed.
         epochs: shortens every row (cycles kept, fewer epochs per cycle).
         overrides: ``key=value`` strings applied to every row.
         fractions, draws, seed: the probe's (:func:`cyclevae.probe.probe_fractions`).
@@ -74,6 +83,7 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
     from ..probe import probe_checkpoint
 
     fractions = list(fractions or DEFAULT_FRACTIONS)
+    seeds = list(dict.fromkeys(seeds or [0]))
     if classifier not in PROBE_FILES:
         raise UserError(f"--classifier: expected one of {', '.join(PROBE_FILES)}, got "
                         f"{classifier!r}")
@@ -87,11 +97,13 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
         if not path.is_file():
             raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
         extra = list(overrides or []) + ([f"train.epochs={epochs}"] if epochs else [])
-        config = load_config(path, extra)
-        if epochs is not None and config.schedule.n_cycles > epochs:
-            raise UserError(f"--epochs {epochs}: row {row!r} has {config.schedule.n_cycles} "
-                            "cycles; shortening keeps them, so give at least that many epochs")
-        todo.append((row, config, out / row))
+        for training_seed in seeds:
+            config = load_config(path, [*extra, f"train.seed={training_seed}"])
+            if epochs is not None and config.schedule.n_cycles > epochs:
+                raise UserError(f"--epochs {epochs}: row {row!r} has "
+                                f"{config.schedule.n_cycles} cycles; shortening keeps them, so "
+                                "give at least that many epochs")
+            todo.append((row, config, out / run_dir_name(row, training_seed)))
     train_runs([(config, run) for _, config, run in todo
                 if not (run / "metrics.json").is_file()], jobs=jobs, progress=progress)
     settings = {**_probe_settings(fractions, draws, seed), **files}
@@ -107,12 +119,47 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
                                   authors_epochs=classifier_epochs)
         write_json_atomic(cached, {"settings": settings, **result})
     return write_yelp_report(out, rows=rows, tsne_points=tsne_points, seed=seed,
-                             test_file=files["test"])
+                             test_file=files["test"], seeds=seeds)
 
 
 def _checkpoint(run: Path) -> Path:
     """The best-on-valid checkpoint of a run (the last one if the run kept no best)."""
     return run / BEST if (run / BEST).is_file() else run / LAST
+
+
+def run_label(row: str, seed: int | None = None) -> str:
+    """The report's name of a row (``AE``) or of one of its runs (``AE (seed 1)``)."""
+    name = LABELS.get(row, row)
+    return name if seed is None else f"{name} (seed {seed})"
+
+
+def over_seeds(probes: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """One row's probe results, one per training seed (seed -> probe file), as one.
+
+    Per fraction: ``mean`` the accuracy over every seed and draw (fractions of 1),
+    ``seed_means`` each seed's mean over its draws (seed order), ``seeds`` their number,
+    ``draw_sd`` the pooled sample sd over draws within a seed (0 with one draw per seed), and
+    ``sd`` the spread the report shows and judges by: the sample sd of the seeds' means with two
+    or more seeds, else the single seed's sd over its draws. The other keys are the first
+    seed's. Raises UserError when the seeds were probed at different fractions or draws.
+    """
+    ordered = [probes[seed] for seed in sorted(probes)]
+    first = ordered[0]
+    shape = [(r["fraction"], r["draws"]) for r in first["fractions"]]
+    for seed, probe in zip(sorted(probes), ordered):
+        if [(r["fraction"], r["draws"]) for r in probe["fractions"]] != shape:
+            raise UserError(f"seed {seed}: probed at other fractions or draws than seed "
+                            f"{min(probes)} ({shape}); probe every seed with the same settings")
+    fractions = []
+    for i, row in enumerate(first["fractions"]):
+        per_seed = [p["fractions"][i] for p in ordered]
+        means = [r["mean"] for r in per_seed]
+        draw_sd = math.sqrt(statistics.fmean(r["sd"] ** 2 for r in per_seed))
+        fractions.append({**row, "seeds": len(per_seed), "seed_means": means,
+                          "mean": statistics.fmean(a for r in per_seed for a in r["accuracy"]),
+                          "sd": statistics.stdev(means) if len(means) > 1 else row["sd"],
+                          "draw_sd": draw_sd})
+    return {**first, "fractions": fractions, "seeds": sorted(probes)}
 
 
 def _accuracy_figure(by_classifier: dict[str, dict[str, dict[str, Any]]]) -> Any:
@@ -138,16 +185,20 @@ def _accuracy_figure(by_classifier: dict[str, dict[str, dict[str, Any]]]) -> Any
     ax.minorticks_off()
     ax.set_xlabel("labelled training data (share of the training set, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Linear probe on the frozen codes (mean ± sd over draws)")
+    several_seeds = any(r["seeds"] > 1 for probes in by_classifier.values()
+                        for p in probes.values() for r in p["fractions"])
+    ax.set_title("Linear probe on the frozen codes (mean ± sd over "
+                 f"{'seeds' if several_seeds else 'draws'})")
     ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
 
 
-def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed: int
+def _tsne_figure(out: Path, rows: Mapping[str, int], test_file: str, n_points: int, seed: int
                  ) -> tuple[Any, dict[str, dict[str, dict[str, float]]]]:
     """The t-SNE panels and, per row, :func:`cyclevae.probe.label_separation` of the sampled
-    sentences in the 2-D map (``"map"``) and in the codes themselves (``"codes"``)."""
+    sentences in the 2-D map (``"map"``) and in the codes themselves (``"codes"``); ``rows``
+    maps each row to the training seed whose run is pictured."""
     from sklearn.manifold import TSNE
 
     from ..embedding import embed_file
@@ -155,8 +206,8 @@ def _tsne_figure(out: Path, rows: list[str], test_file: str, n_points: int, seed
 
     fig, axes = new_figure(1, len(rows), figsize=(4.2 * len(rows), 4.2))
     separation: dict[str, dict[str, dict[str, float]]] = {}
-    for ax, row in zip(axes[0], rows):
-        codes = embed_file(_checkpoint(out / row), test_file)
+    for ax, (row, training_seed) in zip(axes[0], rows.items()):
+        codes = embed_file(_checkpoint(out / run_dir_name(row, training_seed)), test_file)
         labels = np.asarray(codes.labels if codes.labels is not None else ["?"] * len(codes.mu))
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(codes.mu), size=min(n_points, len(codes.mu)),
@@ -195,10 +246,23 @@ def _separation_table(separation: dict[str, dict[str, dict[str, float]]]) -> lis
                             "silhouette (codes)", "agreement by chance (%)"], rows), ""]
 
 
+def seed_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """``mean(a) - mean(b)``, its Welch-Satterthwaite degrees of freedom and the half-width of
+    its two-sided 95% Student-t interval, from two rows' per-seed values (two or more each;
+    units as given)."""
+    parts = [(statistics.variance(v) / len(v), len(v) - 1) for v in (a, b)]
+    se = math.sqrt(sum(v for v, _ in parts))
+    dof = welch_dof(parts)
+    return statistics.fmean(a) - statistics.fmean(b), dof, t_half_width(se, dof)
+
+
 def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclical"
                   ) -> list[str]:
-    """One sentence per fraction: whether ``best_row`` has the highest mean accuracy there,
-    by how much, and whether the gap exceeds the larger of the two rows' draw sd."""
+    """One sentence per fraction: whether ``best_row`` has the highest mean accuracy there
+    and by how much, against the next best row. Where both rows have two or more seeds
+    (:func:`over_seeds`) the gap is judged by the 95% Welch interval of the difference of the
+    seeds' means; otherwise against the larger of the two rows' draw sd (one seed: the draws
+    are all the spread measured)."""
     if best_row not in probes or len(probes) < 2:
         return []
     lines = []
@@ -207,30 +271,40 @@ def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclic
         others = {name: p["fractions"][i] for name, p in probes.items() if name != best_row}
         rival_name, rival = max(others.items(), key=lambda kv: kv[1]["mean"])
         gap = (ours - rival["mean"]) * 100
-        spread = max(row["sd"], rival["sd"]) * 100
         verdict = "holds" if gap > 0 else "does not hold"
-        size = "beyond" if abs(gap) > spread else "within"
-        lines.append(f"- {row['fraction'] * 100:g}% labels ({row['labels']}): "
-                     f"{LABELS[best_row]} {ours * 100:.2f}% vs next best "
-                     f"{LABELS.get(rival_name, rival_name)} {rival['mean'] * 100:.2f}%: the "
-                     f"finding {verdict} (gap {gap:+.2f} points, {size} the larger draw sd "
-                     f"{spread:.2f})")
+        head = (f"- {row['fraction'] * 100:g}% labels ({row['labels']}): "
+                f"{LABELS[best_row]} {ours * 100:.2f}% vs next best "
+                f"{LABELS.get(rival_name, rival_name)} {rival['mean'] * 100:.2f}%: the "
+                f"finding {verdict}")
+        if row.get("seeds", 1) > 1 and rival.get("seeds", 1) > 1:
+            _, dof, half = seed_interval([m * 100 for m in row["seed_means"]],
+                                         [m * 100 for m in rival["seed_means"]])
+            size = "beyond" if abs(gap) > half else "within"
+            lines.append(f"{head} (gap {gap:+.2f} points, {size} seed noise: 95% Welch "
+                         f"interval ± {half:.2f}, {dof:.1f} dof, {row['seeds']} vs "
+                         f"{rival['seeds']} seeds)")
+        else:
+            spread = max(row["sd"], rival["sd"]) * 100
+            size = "beyond" if abs(gap) > spread else "within"
+            lines.append(f"{head} (gap {gap:+.2f} points, {size} the larger draw sd "
+                         f"{spread:.2f}; one seed, no seed spread measured)")
     return lines
 
 
-def _convergence_note(probes: dict[str, dict[str, Any]]) -> str:
-    """One sentence on the probe fits whose solver stopped at its iteration limit."""
+def _convergence_note(runs: Mapping[str, dict[str, Any]]) -> str:
+    """One sentence on the probe fits whose solver stopped at its iteration limit; ``runs``
+    maps the name the report gives a run (:func:`run_label`) to its probe result."""
     from ..probe import MAX_ITER
 
-    if any("not_converged" not in r for p in probes.values() for r in p["fractions"]):
+    if any("not_converged" not in r for p in runs.values() for r in p["fractions"]):
         return "Solver convergence was not recorded for these probes (probed before it was)."
     stopped = []
-    for row, p in probes.items():
+    for name, p in runs.items():
         for r in p["fractions"]:
             if r["not_converged"]:
                 chosen = sum(r["C"][int(d)] == c for d, c in r["not_converged"])
                 stopped.append(
-                    f"{LABELS.get(row, row)} at {r['fraction'] * 100:g}% (C = "
+                    f"{name} at {r['fraction'] * 100:g}% (C = "
                     f"{', '.join(sorted({f'{c:g}' for _, c in r['not_converged']}))}; "
                     f"{len(r['not_converged'])} fit(s), {chosen} of them the C chosen on valid)")
     if not stopped:
@@ -239,18 +313,47 @@ def _convergence_note(probes: dict[str, dict[str, Any]]) -> str:
             f"{'; '.join(stopped)}.")
 
 
-def _classifier_section(classifier: str, probes: dict[str, dict[str, Any]],
+def _epochs_kept_note(runs: Mapping[str, Mapping[int, dict[str, Any]]]) -> str:
+    """One sentence on the epochs the authors' classifier kept (best valid accuracy): per row
+    and fraction the median and range over seeds and draws, and how many sat at the epoch
+    limit (where a longer run might have kept a later one)."""
+    parts = []
+    for row, by_seed in runs.items():
+        first = by_seed[min(by_seed)]
+        cells = []
+        for i, r in enumerate(first["fractions"]):
+            kept = [e for p in by_seed.values() for e in p["fractions"][i]["epoch"]]
+            limit = sum(e == r["epochs"] for e in kept)
+            cells.append(f"{r['fraction'] * 100:g}%: {statistics.median(kept):g} "
+                         f"({min(kept)}-{max(kept)}; {limit} of {len(kept)} at the limit)")
+        parts.append(f"{run_label(row)} (limit {first['fractions'][0]['epochs']}) "
+                     + ", ".join(cells))
+    return ("Epoch kept (1-based; median, range and how many at the epoch limit, over seeds "
+            "and draws): " + "; ".join(parts) + ".")
+
+
+def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[str, Any]]],
                         several: bool) -> list[str]:
-    """Markdown lines: one classifier's accuracy table, its fit notes and the finding check."""
+    """Markdown lines: one classifier's accuracy table (over seeds where a row has several,
+    then each seed's), its fit notes and the finding check; ``runs`` maps row -> training
+    seed -> probe result."""
+    probes = {row: over_seeds(by_seed) for row, by_seed in runs.items()}
     first = next(iter(probes.values()))
     headers = ["model", *[f"{r['fraction'] * 100:g}% ({r['labels']} labels)"
                           for r in first["fractions"]]]
-    table = [[LABELS.get(row, row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
-                                      for r in p["fractions"]]] for row, p in probes.items()]
+    table = [[run_label(row), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
+                                for r in p["fractions"]]] for row, p in probes.items()]
     draws = first["fractions"][0]["draws"]
-    spread = f"mean ± sd over {draws} draws; one draw at 100%"
+    seeds = sorted({len(by_seed) for by_seed in runs.values()})
+    if seeds == [1]:
+        spread = f"mean ± sd over {draws} draws; one draw at 100%"
+    else:
+        counts = "/".join(str(n) for n in seeds)
+        spread = (f"mean over {counts} training seeds × {draws} draws ± the sample sd of the "
+                  f"seeds' means, one draw per seed at 100%; a row with one seed shows its sd "
+                  f"over draws; the same labelled draws for every seed")
     if classifier == "authors":
-        epochs = " / ".join(f"{LABELS.get(row, row)} {p['fractions'][0]['epochs']}"
+        epochs = " / ".join(f"{run_label(row)} {p['fractions'][0]['epochs']}"
                             for row, p in probes.items())
         intro = (f"Test accuracy (%) of the authors' classifier (`--classifier authors`: one "
                  f"linear layer on the raw posterior means, for the AE its codes, of the "
@@ -258,59 +361,81 @@ def _classifier_section(classifier: str, probes: dict[str, dict[str, Any]],
                  f"epochs {epochs}; the test accuracy of the epoch of best valid accuracy), "
                  f"trained on a stratified random fraction of the labelled training set "
                  f"({spread}).")
-        notes = ["Epochs kept (1-based, per draw): " + "; ".join(
-            f"{LABELS.get(row, row)} " + ", ".join(
-                f"{r['fraction'] * 100:g}%: {'/'.join(str(e) for e in r['epoch'])}"
-                for r in p["fractions"]) for row, p in probes.items()) + "."]
+        notes = [_epochs_kept_note(runs)]
     else:
         intro = (f"Test accuracy (%) of a logistic regression on the frozen posterior means of "
                  f"the best-on-valid checkpoint, trained on a stratified random fraction of the "
                  f"labelled training set ({spread}), regularisation chosen on valid "
                  f"({first['regularisation']}).")
-        notes = [_convergence_note(probes)]
+        named = {(run_label(row, seed) if len(by_seed) > 1 else run_label(row)): probe
+                 for row, by_seed in runs.items() for seed, probe in sorted(by_seed.items())}
+        notes = [_convergence_note(named)]
+    per_seed: list[str] = []
+    if seeds != [1]:
+        per_seed = ["Each training seed (mean ± sd over its draws):", "", markdown_table(
+            headers, [[run_label(row, seed), *[f"{r['mean'] * 100:.2f} ± {r['sd'] * 100:.2f}"
+                                               for r in probe["fractions"]]]
+                      for row, by_seed in runs.items() for seed, probe in sorted(by_seed.items())]
+        ), ""]
     heading = ([f"## Classifier: {'ours' if classifier == 'ours' else 'the authors'}", ""]
                if several else [])
-    return [*heading, intro, "", markdown_table(headers, table), "", *notes, "",
+    return [*heading, intro, "", markdown_table(headers, table), "", *per_seed, *notes, "",
             f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
             "", "**In our runs:**",
             *(finding_check(probes) or ["- (needs the cyclical row and another row)"]), ""]
 
 
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
-                      test_file: str = "yelp:test") -> dict[str, Any]:
-    """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed rows: a
-    section per classifier whose results (``PROBE_FILES``) some rows have."""
-    by_classifier: dict[str, dict[str, dict[str, Any]]] = {}
-    metrics = {}
+                      test_file: str = "yelp:test", seeds: list[int] | None = None
+                      ) -> dict[str, Any]:
+    """``OUT/report.md``, ``OUT/accuracy.png`` and ``OUT/tsne.png`` from the probed runs of
+    ``rows`` at the training ``seeds`` (default ``[0]``; run directories by
+    :func:`run_dir_name`): a section per classifier whose results (``PROBE_FILES``) some runs
+    have; the t-SNE of each row's first probed seed; the test metrics of every run."""
+    seeds = list(dict.fromkeys(seeds or [0]))
+    raw: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    metrics: dict[tuple[str, int], dict[str, Any]] = {}
     for classifier, name in PROBE_FILES.items():
         for row in rows:
-            if (out / row / name).is_file() and (out / row / "metrics.json").is_file():
-                by_classifier.setdefault(classifier, {})[row] = json.loads(
-                    (out / row / name).read_text())
-                metrics[row] = json.loads((out / row / "metrics.json").read_text())
-    if not by_classifier:
+            for training_seed in seeds:
+                run = out / run_dir_name(row, training_seed)
+                if (run / name).is_file() and (run / "metrics.json").is_file():
+                    raw.setdefault(classifier, {}).setdefault(row, {})[training_seed] = \
+                        json.loads((run / name).read_text())
+                    metrics[(row, training_seed)] = json.loads(
+                        (run / "metrics.json").read_text())
+    if not raw:
         raise UserError(f"{out}: no pre-trained and probed Yelp rows to report")
-    metrics = {row: metrics[row] for row in rows if row in metrics}
+    metrics = {(row, s): metrics[(row, s)] for row in rows for s in seeds if (row, s) in metrics}
+    several_seeds = len({s for _, s in metrics}) > 1
+    by_classifier = {c: {row: over_seeds(by_seed) for row, by_seed in runs.items()}
+                     for c, runs in raw.items()}
     save_figure_atomic(_accuracy_figure(by_classifier), out / "accuracy.png")
     tsne = tsne_points > 0
     separation: dict[str, dict[str, dict[str, float]]] = {}
+    pictured = {}  # row -> its first probed seed
+    for row, s in metrics:
+        pictured.setdefault(row, s)
     if tsne:
-        figure, separation = _tsne_figure(out, list(metrics), test_file, tsne_points, seed)
+        figure, separation = _tsne_figure(out, pictured, test_file, tsne_points, seed)
         save_figure_atomic(figure, out / "tsne.png")
     metric_rows = []
-    for row, m in metrics.items():
+    for (row, s), m in metrics.items():
         best = (m.get("best") or {}).get("test") or m.get("test") or {}
-        metric_rows.append([LABELS.get(row, row), (m.get("best") or {}).get("epoch", m["epochs"]),
+        metric_rows.append([run_label(row, s if several_seeds else None),
+                            (m.get("best") or {}).get("epoch", m["epochs"]),
                             m["epochs"], *[best.get(k) for k in TEST_METRICS],
                             m.get("seconds_per_epoch")])
     lines = ["# Yelp unsupervised pre-training: linear probes on the codes, ours beside the paper",
              ""]
-    for classifier, probes in by_classifier.items():
-        lines += _classifier_section(classifier, probes, len(by_classifier) > 1)
+    for classifier, runs in raw.items():
+        lines += _classifier_section(classifier, runs, len(raw) > 1)
     lines += ["![accuracy against labelled fraction](accuracy.png)", ""]
     if tsne:
+        which = ("" if not several_seeds else " (each row's first seed: "
+                 + ", ".join(f"{run_label(row)} {s}" for row, s in pictured.items()) + ")")
         lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
-                  "sentences for every model), coloured by label:", "",
+                  f"sentences for every model){which}, coloured by label:", "",
                   "![t-SNE of the codes](tsne.png)", "", *_separation_table(separation)]
     lines += [
         "Test metrics of the pre-trained models (the probed, best-on-valid checkpoint; per "
@@ -321,11 +446,11 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
                        metric_rows),
         "",
     ]
-    for row, m in metrics.items():
+    for (row, s), m in metrics.items():
         short = "" if m["epochs"] >= PAPER_EPOCHS else f" (shortened: {m['epochs']} of " \
             f"{PAPER_EPOCHS} epochs)"
-        lines.append(f"- `{row}`{short}: schedule {m['config']['schedule']}, lr "
-                     f"{m['config']['lr_schedule']}, commit {m.get('git_commit')}, torch "
+        lines.append(f"- `{run_dir_name(row, s)}`{short}: schedule {m['config']['schedule']}, "
+                     f"lr {m['config']['lr_schedule']}, commit {m.get('git_commit')}, torch "
                      f"{m.get('torch')}, {m.get('num_threads')} threads, "
                      f"{format_number(m.get('seconds_per_epoch'))} s/epoch")
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
@@ -333,6 +458,8 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     main = by_classifier.get("ours") or next(iter(by_classifier.values()))
     return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in main.items()},
             "finding": finding_check(main), "separation": separation,
+            "seeds": {row: sorted(by_seed) for row, by_seed in
+                      (raw.get("ours") or next(iter(raw.values()))).items()},
             "classifiers": {c: {"accuracy": {row: [r["mean"] for r in p["fractions"]]
                                              for row, p in probes.items()},
                                 "finding": finding_check(probes)}
