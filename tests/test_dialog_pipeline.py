@@ -366,3 +366,27 @@ def test_trailing_mean_of_the_learning_curves() -> None:
         [4.0, 2.0, 4.0, (1.0 * 16.0 * 2.0) ** (1 / 3)])
     assert trailing_mean(values, 1) == values and trailing_mean([], 5) == []
 
+
+
+def test_findings_judge_the_bow_rows_cyclical_against_monotonic() -> None:
+    """Table 3 orders the two CVAE+BoW rows as the plain ones (cyclical: higher KL, lower
+    Rec-P): judged both ways round, and left unchecked when a row is missing."""
+    from cyclevae.experiments.dialog import finding_checks
+
+    def runs(c_kl, c_rec, m_kl=14.0, m_rec=21.6):
+        return {row: {"evals": {"swda-zhao:test": {"test": {"kl": kl,
+                                                             "rec_ppl_batch_mean": rec}}}}
+                for row, kl, rec in (("cvae-bow-cyclical", c_kl, c_rec),
+                                     ("cvae-bow-monotonic", m_kl, m_rec))}
+
+    kl = "CVAE+BoW C has a higher kl than CVAE+BoW M (paper: 15.55 vs 14.06): ours"
+    rec = ("CVAE+BoW C has a lower rec_ppl_batch_mean than CVAE+BoW M (paper: 16.74 vs "
+           "18.44): ours")
+    lines = finding_checks(runs(13.2, 22.4), "swda-zhao:test")
+    assert f"- {kl} 13.2 vs 14: does not hold" in lines
+    assert f"- {rec} 22.4 vs 21.6: does not hold" in lines
+    lines = finding_checks(runs(15.0, 20.0), "swda-zhao:test")
+    assert f"- {kl} 15 vs 14: holds" in lines and f"- {rec} 20 vs 21.6: holds" in lines
+    one = finding_checks({"cvae-bow-cyclical": runs(15.0, 20.0)["cvae-bow-cyclical"]},
+                         "swda-zhao:test")
+    assert f"- {kl.removesuffix(': ours')}: not checked (a row or its value is missing)" in one
