@@ -118,6 +118,56 @@ def test_jobs_split_the_cores_unless_threads_are_set(tmp_path):
         train_runs(todo, jobs=0)
 
 
+def test_a_signal_stops_parallel_runs_and_starts_no_other(ptb_slice, tmp_path):
+    """SIGINT to the process training four runs with jobs=2: the two in progress write their
+    checkpoints, the other two never start, no worker is left behind, and one
+    TrainingInterrupted names them (before, the pool went on to the next runs and its workers
+    outlived the parent)."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    import pytest
+
+    from cyclevae.config import load_config
+    from cyclevae.errors import TrainingInterrupted
+    from cyclevae.experiments.ptb import CONFIG_DIR, train_runs
+
+    config = load_config(CONFIG_DIR / "vae-monotonic.yaml", small_overrides(
+        ptb_slice, **{"train.epochs": 100000, "train.iw_samples": 0, "train.num_threads": 1}))
+    runs = [tmp_path / f"run{i}" for i in range(4)]
+
+    returned = threading.Event()
+
+    def signal_when_both_train() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(
+                (run / "checkpoint_last.pt").is_file() for run in runs[:2]):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+        if not returned.wait(60):  # still training: end the workers so that the test fails
+            for child in multiprocessing.active_children():
+                child.kill()
+
+    watcher = threading.Thread(target=signal_when_both_train, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(TrainingInterrupted) as caught:
+            train_runs([(config, run) for run in runs], jobs=2)
+    finally:
+        returned.set()
+        watcher.join()
+    message = str(caught.value)
+    assert message.startswith("SIGINT received: checkpoint written by 2 run(s) in progress")
+    assert f"{runs[0]}, {runs[1]}" in message and "2 run(s) not started" in message
+    for run in runs[:2]:
+        assert (run / "checkpoint_last.pt").is_file() and not (run / "metrics.json").exists()
+    assert not runs[2].exists() and not runs[3].exists()
+    assert multiprocessing.active_children() == []
+
+
 def test_curve_panels_have_y_labels_with_units():
     from cyclevae.report import plot_curves
 
