@@ -3,9 +3,10 @@ supplement).
 
 Each row (``configs/yelp/``: ``ae``, ``vae-monotonic``, ``vae-cyclical``) pre-trains through the
 ordinary Trainer into ``OUT/<row>[-seedS]/``, once per training seed (resumable; a finished run
-is reused); each run's best-on-valid checkpoint is then frozen and probed (:mod:`cyclevae.probe`) at labelled fractions of
-``yelp:train``, the regularisation chosen on ``yelp:valid``, accuracy on ``yelp:test``, by our
-classifier (``probe.json``) or the authors' (``classifier="authors"``: ``probe-authors.json``).
+is reused); each run's best-on-valid checkpoint is then frozen and probed
+(:mod:`cyclevae.probe`) at labelled fractions of ``yelp:train``, the regularisation chosen on
+``yelp:valid``, accuracy on ``yelp:test``, by our classifier (``probe.json``) or the authors'
+(``classifier="authors"``: ``probe-authors.json``).
 The report puts an accuracy table per classifier probed beside the paper's finding (with
 several seeds: the mean over seeds and draws, the sd of the seeds' means, and the finding judged
 by Welch's 95% interval on the seeds' means, as the PTB claims are), draws accuracy against the
@@ -19,8 +20,8 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
