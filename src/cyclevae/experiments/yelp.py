@@ -334,11 +334,10 @@ def _epochs_kept_note(runs: Mapping[str, Mapping[int, dict[str, Any]]]) -> str:
 
 
 def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[str, Any]]],
-                        several: bool) -> list[str]:
+                        probes: Mapping[str, dict[str, Any]], several: bool) -> list[str]:
     """Markdown lines: one classifier's accuracy table (over seeds where a row has several,
     then each seed's), its fit notes and the finding check; ``runs`` maps row -> training
-    seed -> probe result."""
-    probes = {row: over_seeds(by_seed) for row, by_seed in runs.items()}
+    seed -> probe result, ``probes`` row -> those results over seeds (:func:`over_seeds`)."""
     first = next(iter(probes.values()))
     headers = ["model", *[f"{r['fraction'] * 100:g}% ({r['labels']} labels)"
                           for r in first["fractions"]]]
@@ -383,7 +382,7 @@ def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[st
     return [*heading, intro, "", markdown_table(headers, table), "", *per_seed, *notes, "",
             f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
             "", "**In our runs:**",
-            *(finding_check(probes) or ["- (needs the cyclical row and another row)"]), ""]
+            *(finding_check(dict(probes)) or ["- (needs the cyclical row and another row)"]), ""]
 
 
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
@@ -430,7 +429,8 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     lines = ["# Yelp unsupervised pre-training: linear probes on the codes, ours beside the paper",
              ""]
     for classifier, runs in raw.items():
-        lines += _classifier_section(classifier, runs, len(raw) > 1)
+        lines += _classifier_section(classifier, runs, by_classifier[classifier],
+                                     len(raw) > 1)
     lines += ["![accuracy against labelled fraction](accuracy.png)", ""]
     if tsne:
         which = ("" if not several_seeds else " (each row's first seed: "
@@ -459,8 +459,7 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     main = by_classifier.get("ours") or next(iter(by_classifier.values()))
     return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in main.items()},
             "finding": finding_check(main), "separation": separation,
-            "seeds": {row: sorted(by_seed) for row, by_seed in
-                      (raw.get("ours") or next(iter(raw.values()))).items()},
+            "seeds": {row: p["seeds"] for row, p in main.items()},
             "classifiers": {c: {"accuracy": {row: [r["mean"] for r in p["fractions"]]
                                              for row, p in probes.items()},
                                 "finding": finding_check(probes)}
