@@ -158,13 +158,14 @@ def train_runs(todo: list[tuple[Config, Path]], *, jobs: int = 1,
         for s, h in handlers.items():
             signal.signal(s, h)
     errors = [f.exception() for f in futures if not f.cancelled()]
-    if received:
+    untouched = sum(f.cancelled() or (f.exception() is None and f.result() is None)
+                    for f in futures)
+    if received or untouched:  # untouched alone: a worker was signalled, not this process
         checkpointed = [str(run) for (_, run), f in zip(jobs_todo, futures)
                         if not f.cancelled() and isinstance(f.exception(), TrainingInterrupted)]
-        untouched = sum(f.cancelled() or (f.exception() is None and f.result() is None)
-                        for f in futures)
+        name = signal.Signals(received[0]).name if received else "a worker's signal"
         raise TrainingInterrupted(
-            f"{signal.Signals(received[0]).name} received: checkpoint written by "
+            f"{name} received: checkpoint written by "
             f"{len(checkpointed)} run(s) in progress ({', '.join(checkpointed) or 'none'}), "
             f"{untouched} run(s) not started; run the same command again to continue")
     for error in errors:
