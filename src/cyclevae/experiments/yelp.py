@@ -1,12 +1,17 @@
 """Unsupervised pre-training on Yelp (paper section 6.3, Figure 6; t-SNE in Figure 9 of the
 supplement).
 
-Each row (``configs/yelp/``: ``ae``, ``vae-monotonic``, ``vae-cyclical``) pre-trains through the
+Each row (``configs/yelp/``: the paper's ``ae``, ``vae-monotonic``, ``vae-cyclical``; beyond
+it ``minilm-monotonic`` and ``minilm-cyclical``, the VAE with the pretrained all-MiniLM-L6-v2
+encoder fine-tuned, as Optimus (Li et al. 2020) puts a pretrained encoder under the schedule)
+pre-trains through the
 ordinary Trainer into ``OUT/<row>[-seedS]/``, once per training seed (resumable; a finished run
 is reused); each run's best-on-valid checkpoint is then frozen and probed
 (:mod:`cyclevae.probe`) at labelled fractions of ``yelp:train``, the regularisation chosen on
 ``yelp:valid``, accuracy on ``yelp:test``, by our classifier (``probe.json``) or the authors'
-(``classifier="authors"``: ``probe-authors.json``).
+(``classifier="authors"``: ``probe-authors.json``). The row ``minilm-features`` trains
+nothing: it probes the pretrained encoder's own sentence embedding (mean-pooled, L2-normalised,
+as sentence-transformers' ``encode``), the baseline the MiniLM VAE's codes are compared with.
 The report puts an accuracy table per classifier probed beside the paper's finding (with
 several seeds: the mean over seeds and draws, the sd of the seeds' means, and the finding judged
 by Welch's 95% interval on the seeds' means, as the PTB claims are), draws accuracy against the
@@ -36,14 +41,31 @@ from .ptb_claims import t_half_width, welch_dof
 from .runner import run_dir_name, train_runs
 
 CONFIG_DIR = CONFIGS / "yelp"
-ROWS = ("ae", "vae-monotonic", "vae-cyclical")
+#: the rows of Figure 6
+PAPER_ROWS = ("ae", "vae-monotonic", "vae-cyclical")
+#: rows that train nothing and probe a pretrained encoder's own sentence embedding (mean-pooled
+#: and L2-normalised): row -> the row whose config names the encoder (``model.hf_encoder``,
+#: after ``--set``)
+FEATURE_ROWS = {"minilm-features": "minilm-cyclical"}
+ROWS = (*PAPER_ROWS, "minilm-monotonic", "minilm-cyclical", *FEATURE_ROWS)
 #: neighbours counted by the report's label-separation numbers under the t-SNE picture
 SEPARATION_K = 10
-LABELS = {"ae": "AE", "vae-monotonic": "VAE, monotonic", "vae-cyclical": "VAE, cyclical"}
+LABELS = {"ae": "AE", "vae-monotonic": "VAE, monotonic", "vae-cyclical": "VAE, cyclical",
+          "minilm-monotonic": "MiniLM VAE, monotonic", "minilm-cyclical": "MiniLM VAE, cyclical",
+          "minilm-features": "MiniLM embedding, no VAE"}
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 1.0)
 PAPER_EPOCHS = 100
 PAPER_FINDING = ("the cyclical schedule is the most accurate at every labelled proportion, and "
                  "its t-SNE clusters are the clearest (Figure 6; Figure 9 of the supplement)")
+#: the comparisons the report judges: (the row claimed best, the rows it is compared with,
+#: the claim, whether it is the paper's)
+FINDINGS = (
+    ("vae-cyclical", ("ae", "vae-monotonic"), PAPER_FINDING, True),
+    ("minilm-cyclical", ("minilm-monotonic", "minilm-features"),
+     ("with the pretrained MiniLM encoder, the cyclical schedule's codes are the most "
+      "accurate at every labelled proportion, ahead of the monotonic schedule's and of "
+      "MiniLM's own sentence embedding"), False),
+)
 TEST_METRICS = ("rec", "kl", "mi", "active_units", "ppl", "rec_ppl")
 #: each classifier's probe results in a row's directory (cyclevae.probe.CLASSIFIERS)
 PROBE_FILES = {"ours": "probe.json", "authors": "probe-authors.json"}
@@ -65,7 +87,9 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
     ``probe.json`` has the same settings), then write ``OUT/report.md`` and its figures.
 
     Args:
-        rows: row names (config stems in ``config_dir``).
+        rows: row names (config stems in ``config_dir``; a row of ``FEATURE_ROWS`` trains
+            nothing and probes, once into ``OUT/<row>``, the pretrained encoder that its
+            source row's config names).
         seeds: training seeds (``train.seed``; default ``[0]``): seed 0 trains into
             ``OUT/<row>``, seed S into ``OUT/<row>-seedS`` (:func:`run_dir_name`). The probe's
             draws (``seed``) are the same for every training seed.
@@ -81,7 +105,7 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
             (:func:`cyclevae.probe.probe_checkpoint`), kept in ``PROBE_FILES[classifier]``;
             the report shows every classifier probed in ``out``.
     """
-    from ..probe import probe_checkpoint
+    from ..probe import probe_checkpoint, probe_pretrained
 
     fractions = list(fractions or DEFAULT_FRACTIONS)
     seeds = list(dict.fromkeys(seeds or [0]))
@@ -93,11 +117,20 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
         raise UserError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
     files = {"train": "yelp:train", "valid": "yelp:valid", "test": "yelp:test", **(data or {})}
     todo = []
+    features = []  # (row, its run directory, the pretrained encoder it embeds with)
     for row in rows:
-        path = config_dir / f"{row}.yaml"
+        path = config_dir / f"{FEATURE_ROWS.get(row, row)}.yaml"
         if not path.is_file():
             raise UserError(f"{path}: config of row {row!r} not found (pass --configs DIR)")
         extra = list(overrides or []) + ([f"train.epochs={epochs}"] if epochs else [])
+        if row in FEATURE_ROWS:
+            encoder = load_config(path, extra).model
+            if encoder.encoder != "hf":
+                raise UserError(f"{path}: row {row!r} embeds with this config's pretrained "
+                                f"encoder, but its model.encoder is {encoder.encoder!r}, not "
+                                "'hf'")
+            features.append((row, out / run_dir_name(row, 0), encoder.hf_encoder))
+            continue
         for training_seed in seeds:
             config = load_config(path, [*extra, f"train.seed={training_seed}"])
             if epochs is not None and config.schedule.n_cycles > epochs:
@@ -119,6 +152,19 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
                                   seed=seed, classifier=classifier,
                                   authors_epochs=classifier_epochs)
         write_json_atomic(cached, {"settings": settings, **result})
+    for row, run, encoder in features:
+        cached = run / PROBE_FILES[classifier]
+        row_settings = {**settings, "pretrained": encoder.path, "pooling": encoder.pooling,
+                        "normalize": True, "max_tokens": encoder.max_tokens}
+        if cached.is_file() and json.loads(cached.read_text()).get("settings") == row_settings:
+            continue
+        result = probe_pretrained(encoder.path or "", files["train"], files["test"],
+                                  valid=files["valid"], fractions=fractions, draws=draws,
+                                  seed=seed, classifier=classifier,
+                                  authors_epochs=classifier_epochs, pooling=encoder.pooling,
+                                  normalize=True, max_tokens=encoder.max_tokens)
+        run.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cached, {"settings": row_settings, **result})
     return write_yelp_report(out, rows=rows, tsne_points=tsne_points, seed=seed,
                              test_file=files["test"], seeds=seeds)
 
@@ -129,9 +175,24 @@ def _checkpoint(run: Path) -> Path:
 
 
 def run_label(row: str, seed: int | None = None) -> str:
-    """The report's name of a row (``AE``) or of one of its runs (``AE (seed 1)``)."""
+    """The report's name of a row (``AE``) or of one of its runs (``AE (seed 1)``; a row of
+    ``FEATURE_ROWS`` trains nothing and has no seed)."""
     name = LABELS.get(row, row)
-    return name if seed is None else f"{name} (seed {seed})"
+    return name if seed is None or row in FEATURE_ROWS else f"{name} (seed {seed})"
+
+
+def _row_codes(run: Path, row: str, test_file: str) -> Any:
+    """The :class:`~cyclevae.embedding.SentenceCodes` of ``test_file`` under a run: a trained
+    run's probed checkpoint, or for a row of ``FEATURE_ROWS`` the pretrained encoder with the
+    settings its probe recorded."""
+    from ..embedding import embed_file, embed_pretrained
+
+    if row not in FEATURE_ROWS:
+        return embed_file(_checkpoint(run), test_file)
+    settings = next(json.loads((run / name).read_text())["settings"]
+                    for name in PROBE_FILES.values() if (run / name).is_file())
+    return embed_pretrained(settings["pretrained"], test_file, pooling=settings["pooling"],
+                            normalize=settings["normalize"], max_tokens=settings["max_tokens"])
 
 
 def over_seeds(probes: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
@@ -202,13 +263,12 @@ def _tsne_figure(out: Path, rows: Mapping[str, int], test_file: str, n_points: i
     maps each row to the training seed whose run is pictured."""
     from sklearn.manifold import TSNE
 
-    from ..embedding import embed_file
     from ..probe import label_separation
 
     fig, axes = new_figure(1, len(rows), figsize=(4.2 * len(rows), 4.2))
     separation: dict[str, dict[str, dict[str, float]]] = {}
     for ax, (row, training_seed) in zip(axes[0], rows.items()):
-        codes = embed_file(_checkpoint(out / run_dir_name(row, training_seed)), test_file)
+        codes = _row_codes(out / run_dir_name(row, training_seed), row, test_file)
         labels = np.asarray(codes.labels if codes.labels is not None else ["?"] * len(codes.mu))
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(codes.mu), size=min(n_points, len(codes.mu)),
@@ -247,11 +307,13 @@ def _separation_table(separation: dict[str, dict[str, dict[str, float]]]) -> lis
                             "silhouette (codes)", "agreement by chance (%)"], rows), ""]
 
 
-def seed_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def seed_interval(a: Sequence[float], b: Sequence[float], *, b_fixed: bool = False
+                  ) -> tuple[float, float, float]:
     """``mean(a) - mean(b)``, its Welch-Satterthwaite degrees of freedom and the half-width of
     its two-sided 95% Student-t interval, from two rows' per-seed values (two or more each;
-    units as given)."""
-    parts = [(statistics.variance(v) / len(v), len(v) - 1) for v in (a, b)]
+    units as given). ``b_fixed``: ``b`` does not vary with the seed (a pretrained encoder's
+    embedding, which trains nothing), so only ``a``'s spread counts (one-sample t)."""
+    parts = [(statistics.variance(v) / len(v), len(v) - 1) for v in ((a,) if b_fixed else (a, b))]
     se = math.sqrt(sum(v for v, _ in parts))
     dof = welch_dof(parts)
     return statistics.fmean(a) - statistics.fmean(b), dof, t_half_width(se, dof)
@@ -262,8 +324,9 @@ def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclic
     """One sentence per fraction: whether ``best_row`` has the highest mean accuracy there
     and by how much, against the next best row. Where both rows have two or more seeds
     (:func:`over_seeds`) the gap is judged by the 95% Welch interval of the difference of the
-    seeds' means; otherwise against the larger of the two rows' draw sd (one seed: the draws
-    are all the spread measured)."""
+    seeds' means (against a row of ``FEATURE_ROWS``, which has no seed spread, by the
+    one-sample interval of ``best_row``'s seeds); otherwise against the larger of the two
+    rows' draw sd (one seed: the draws are all the spread measured)."""
     if best_row not in probes or len(probes) < 2:
         return []
     lines = []
@@ -277,13 +340,16 @@ def finding_check(probes: dict[str, dict[str, Any]], best_row: str = "vae-cyclic
                 f"{LABELS[best_row]} {ours * 100:.2f}% vs next best "
                 f"{LABELS.get(rival_name, rival_name)} {rival['mean'] * 100:.2f}%: the "
                 f"finding {verdict}")
-        if row.get("seeds", 1) > 1 and rival.get("seeds", 1) > 1:
+        fixed = rival_name in FEATURE_ROWS
+        if row.get("seeds", 1) > 1 and (fixed or rival.get("seeds", 1) > 1):
             _, dof, half = seed_interval([m * 100 for m in row["seed_means"]],
-                                         [m * 100 for m in rival["seed_means"]])
+                                         [m * 100 for m in rival["seed_means"]], b_fixed=fixed)
             size = "beyond" if abs(gap) > half else "within"
-            lines.append(f"{head} (gap {gap:+.2f} points, {size} seed noise: 95% Welch "
-                         f"interval ± {half:.2f}, {dof:.1f} dof, {row['seeds']} vs "
-                         f"{rival['seeds']} seeds)")
+            against = ("its seeds' one-sample 95% t interval" if fixed else
+                       "95% Welch interval")
+            lines.append(f"{head} (gap {gap:+.2f} points, {size} seed noise: {against} "
+                         f"± {half:.2f}, {dof:.1f} dof, {row['seeds']} vs "
+                         f"{'no' if fixed else rival['seeds']} seeds)")
         else:
             spread = max(row["sd"], rival["sd"]) * 100
             size = "beyond" if abs(gap) > spread else "within"
@@ -380,9 +446,29 @@ def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[st
     heading = ([f"## Classifier: {'ours' if classifier == 'ours' else 'the authors'}", ""]
                if several else [])
     return [*heading, intro, "", markdown_table(headers, table), "", *per_seed, *notes, "",
-            f"**The paper's finding:** {PAPER_FINDING}. The paper gives a figure, no numbers.",
-            "", "**In our runs:**",
-            *(finding_check(dict(probes)) or ["- (needs the cyclical row and another row)"]), ""]
+            *_findings(probes)]
+
+
+def _among(probes: Mapping[str, dict[str, Any]], best: str, rivals: Sequence[str]
+           ) -> dict[str, dict[str, Any]]:
+    """The probes of one comparison of ``FINDINGS``: ``best`` and its ``rivals``, those present."""
+    return {row: probes[row] for row in (best, *rivals) if row in probes}
+
+
+def _findings(probes: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: each comparison of ``FINDINGS`` with a row in ``probes``, its claim and
+    :func:`finding_check` among its own rows (the paper's among the paper's rows)."""
+    lines: list[str] = []
+    for best, rivals, claim, paper in FINDINGS:
+        present = _among(probes, best, rivals)
+        if not present:
+            continue
+        head = (f"**The paper's finding:** {claim}. The paper gives a figure, no numbers."
+                if paper else f"**Beyond the paper:** {claim}?")
+        lines += [head, "", "**In our runs:**",
+                  *(finding_check(present, best)
+                    or [f"- (needs the row {best} and another of {', '.join(rivals)})"]), ""]
+    return lines
 
 
 def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, seed: int = 0,
@@ -395,15 +481,25 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     seeds = list(dict.fromkeys(seeds or [0]))
     raw: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     metrics: dict[tuple[str, int], dict[str, Any]] = {}
+    pictured: dict[str, int] = {}  # row -> its first probed seed
     for classifier, name in PROBE_FILES.items():
         for row in rows:
-            for training_seed in seeds:
+            trains = row not in FEATURE_ROWS
+            for training_seed in seeds if trains else [0]:
                 run = out / run_dir_name(row, training_seed)
-                if (run / name).is_file() and (run / "metrics.json").is_file():
-                    raw.setdefault(classifier, {}).setdefault(row, {})[training_seed] = \
-                        json.loads((run / name).read_text())
+                if not (run / name).is_file() or (trains and not
+                                                   (run / "metrics.json").is_file()):
+                    continue
+                raw.setdefault(classifier, {}).setdefault(row, {})[training_seed] = \
+                    json.loads((run / name).read_text())
+                if trains:
                     metrics[(row, training_seed)] = json.loads(
                         (run / "metrics.json").read_text())
+    for row in rows:
+        probed = [s for s in (seeds if row not in FEATURE_ROWS else [0])
+                  if any(s in runs.get(row, {}) for runs in raw.values())]
+        if probed:
+            pictured[row] = probed[0]
     if not raw:
         raise UserError(f"{out}: no pre-trained and probed Yelp rows to report")
     metrics = {(row, s): metrics[(row, s)] for row in rows for s in seeds if (row, s) in metrics}
@@ -413,9 +509,6 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     save_figure_atomic(_accuracy_figure(by_classifier), out / "accuracy.png")
     tsne = tsne_points > 0
     separation: dict[str, dict[str, dict[str, float]]] = {}
-    pictured = {}  # row -> its first probed seed
-    for row, s in metrics:
-        pictured.setdefault(row, s)
     if tsne:
         figure, separation = _tsne_figure(out, pictured, test_file, tsne_points, seed)
         save_figure_atomic(figure, out / "tsne.png")
@@ -434,7 +527,8 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     lines += ["![accuracy against labelled fraction](accuracy.png)", ""]
     if tsne:
         which = ("" if not several_seeds else " (each row's first seed: "
-                 + ", ".join(f"{run_label(row)} {s}" for row, s in pictured.items()) + ")")
+                 + ", ".join(f"{run_label(row)} {s}" for row, s in pictured.items()
+                             if row not in FEATURE_ROWS) + ")")
         lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
                   f"sentences for every model){which}, coloured by label:", "",
                   "![t-SNE of the codes](tsne.png)", "", *_separation_table(separation)]
@@ -457,12 +551,19 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     main = by_classifier.get("ours") or next(iter(by_classifier.values()))
+    best, rivals, _, _ = FINDINGS[0]
+
+    def judged(probes: Mapping[str, dict[str, Any]]) -> dict[str, list[str]]:
+        return {b: finding_check(_among(probes, b, r), b) for b, r, _, _ in FINDINGS}
+
     return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in main.items()},
-            "finding": finding_check(main), "separation": separation,
+            "finding": finding_check(_among(main, best, rivals), best),
+            "findings": judged(main), "separation": separation,
             "seeds": {row: p["seeds"] for row, p in main.items()},
             "classifiers": {c: {"accuracy": {row: [r["mean"] for r in p["fractions"]]
                                              for row, p in probes.items()},
-                                "finding": finding_check(probes)}
+                                "finding": finding_check(_among(probes, best, rivals), best),
+                                "findings": judged(probes)}
                             for c, probes in by_classifier.items()},
             "finite": all(math.isfinite(r["mean"]) for probes in by_classifier.values()
                           for p in probes.values() for r in p["fractions"])}

