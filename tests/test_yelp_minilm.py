@@ -140,6 +140,11 @@ def test_reproduce_yelp_minilm_rows(yelp_tiny, tmp_path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "**Beyond the paper:** with the pretrained MiniLM encoder" in report
     assert "The paper's finding" not in report and result["finding"] == []
+    assert "(MiniLM embedding, no VAE: the pretrained encoder's pooled sentence vector)" in report
+    assert ("- `minilm-features` (trains nothing): all-MiniLM-L6-v2, the pretrained encoder's "
+            "sentence embedding (mean-pooled last layer, L2-normalised, 384 dimensions; no "
+            "VAE)") in report
+    assert "`minilm-cyclical` (shortened: 1 of 10 epochs)" in report
     (line,) = result["findings"]["minilm-cyclical"]
     assert "MiniLM VAE, cyclical" in line and "next best MiniLM embedding, no VAE" in line
     assert set(result["separation"]) == set(rows) and (tmp_path / "tsne.png").is_file()

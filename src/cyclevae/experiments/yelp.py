@@ -169,6 +169,15 @@ def run_yelp(*, rows: list[str], out: Path, epochs: int | None = None,
                              test_file=files["test"], seeds=seeds)
 
 
+def _full_epochs(row: str) -> int | None:
+    """The epochs a row trains unshortened: the paper's for its rows, else the shipped
+    config's (None for a row with no shipped config)."""
+    if row in PAPER_ROWS:
+        return PAPER_EPOCHS
+    path = CONFIG_DIR / f"{row}.yaml"
+    return load_config(path, []).train.epochs if path.is_file() else None
+
+
 def _checkpoint(run: Path) -> Path:
     """The best-on-valid checkpoint of a run (the last one if the run kept no best)."""
     return run / BEST if (run / BEST).is_file() else run / LAST
@@ -422,15 +431,15 @@ def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[st
         epochs = " / ".join(f"{run_label(row)} {p['fractions'][0]['epochs']}"
                             for row, p in probes.items())
         intro = (f"Test accuracy (%) of the authors' classifier (`--classifier authors`: one "
-                 f"linear layer on the raw posterior means, for the AE its codes, of the "
-                 f"best-on-valid checkpoint; Adam lr 1e-4, batches of 32, no regularisation, "
+                 f"linear layer on the raw {_codes_phrase(probes)}; Adam lr 1e-4, batches of "
+                 f"32, no regularisation, "
                  f"epochs {epochs}; the test accuracy of the epoch of best valid accuracy), "
                  f"trained on a stratified random fraction of the labelled training set "
                  f"({spread}).")
         notes = [_epochs_kept_note(runs)]
     else:
-        intro = (f"Test accuracy (%) of a logistic regression on the frozen posterior means of "
-                 f"the best-on-valid checkpoint, trained on a stratified random fraction of the "
+        intro = (f"Test accuracy (%) of a logistic regression on the frozen "
+                 f"{_codes_phrase(probes)}, trained on a stratified random fraction of the "
                  f"labelled training set ({spread}), regularisation chosen on valid "
                  f"({first['regularisation']}).")
         named = {(run_label(row, seed) if len(by_seed) > 1 else run_label(row)): probe
@@ -447,6 +456,17 @@ def _classifier_section(classifier: str, runs: Mapping[str, Mapping[int, dict[st
                if several else [])
     return [*heading, intro, "", markdown_table(headers, table), "", *per_seed, *notes, "",
             *_findings(probes)]
+
+
+def _codes_phrase(probes: Mapping[str, Any]) -> str:
+    """What the probed codes are, for the report's sentences: the posterior means of the
+    best-on-valid checkpoints, and what stands for them in the AE and a feature row."""
+    instead = {"ae": "the AE: its codes",
+               **{row: f"{LABELS[row]}: the pretrained encoder's pooled sentence vector"
+                  for row in FEATURE_ROWS}}
+    also = [what for row, what in instead.items() if row in probes]
+    return ("posterior means of the best-on-valid checkpoint"
+            + (f" ({'; '.join(also)})" if also else ""))
 
 
 def _among(probes: Mapping[str, dict[str, Any]], best: str, rivals: Sequence[str]
@@ -532,18 +552,25 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
         lines += [f"t-SNE of the codes of {tsne_points} test sentences (seeded sample, the same "
                   f"sentences for every model){which}, coloured by label:", "",
                   "![t-SNE of the codes](tsne.png)", "", *_separation_table(separation)]
-    lines += [
-        "Test metrics of the pre-trained models (the probed, best-on-valid checkpoint; per "
-        "sentence, nats). KL, MI and PPL are not defined for the AE (no posterior "
-        "distribution); rec_ppl = exp(Rec summed / tokens).",
-        "",
-        markdown_table(["model", "best epoch", "epochs", *TEST_METRICS, "s/epoch"],
-                       metric_rows),
-        "",
-    ]
+    if metric_rows:
+        lines += [
+            "Test metrics of the pre-trained models (the probed, best-on-valid checkpoint; per "
+            "sentence, nats). KL, MI and PPL are not defined for the AE (no posterior "
+            "distribution); rec_ppl = exp(Rec summed / tokens).",
+            "",
+            markdown_table(["model", "best epoch", "epochs", *TEST_METRICS, "s/epoch"],
+                           metric_rows),
+            "",
+        ]
+    for row in FEATURE_ROWS:
+        if row in pictured:
+            probe = next(runs[row][0] for runs in raw.values() if row in runs)
+            lines.append(f"- `{row}` (trains nothing): {probe['pretrained']}, "
+                         f"{probe['features']}")
     for (row, s), m in metrics.items():
-        short = "" if m["epochs"] >= PAPER_EPOCHS else f" (shortened: {m['epochs']} of " \
-            f"{PAPER_EPOCHS} epochs)"
+        full = _full_epochs(row)
+        short = ("" if full is None or m["epochs"] >= full else
+                 f" (shortened: {m['epochs']} of {full} epochs)")
         lines.append(f"- `{run_dir_name(row, s)}`{short}: schedule {m['config']['schedule']}, "
                      f"lr {m['config']['lr_schedule']}, commit {m.get('git_commit')}, torch "
                      f"{m.get('torch')}, {m.get('num_threads')} threads, "
