@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,18 +154,21 @@ def embed_file(checkpoint: str | Path, data: str, *, data_dir: str | None = None
 @torch.no_grad()
 def pretrained_codes(path: str | Path, sentences: list[list[str]], *, pooling: str = "mean",
                      normalize: bool = False, max_tokens: int = 128, batch_size: int = 256,
-                     field: str = "--pretrained") -> np.ndarray:
+                     field: str = "--pretrained", loaded: tuple[Any, Any] | None = None
+                     ) -> np.ndarray:
     """The sentence embeddings ``[N, H]`` (float32, in the sentences' order) of a pretrained
     encoder with no VAE: the model directory's (or installed model's) last hidden layer,
     pooled (:func:`~cyclevae.models.hf_encoder.pool_hidden`), L2-normalised with
     ``normalize``, each sentence read as the VAE's hf encoder reads it (its own subword rows,
     cut to ``max_tokens``). A directory that does not load is a one-line :class:`UserError`
-    naming ``field``."""
+    naming ``field``. ``loaded``: the ``(model, tokenizer)`` of
+    :func:`~cyclevae.models.hf_encoder.load_hf_encoder` for ``path``, to encode several files
+    with one load."""
     from .models.hf_encoder import HFEncoderConfig, encoder_tokenizer, load_hf_encoder, pool_hidden
 
     if not sentences:
         raise UserError("no sentences to encode")
-    model, tokenizer = load_hf_encoder(path, field=field)
+    model, tokenizer = loaded if loaded is not None else load_hf_encoder(path, field=field)
     model.eval()
     tokenize = encoder_tokenizer(tokenizer, HFEncoderConfig(path=str(path), pooling=pooling,
                                                             max_tokens=max_tokens))
@@ -184,14 +188,15 @@ def pretrained_codes(path: str | Path, sentences: list[list[str]], *, pooling: s
 
 def embed_pretrained(path: str | Path, data: str, *, data_dir: str | None = None,
                      pooling: str = "mean", normalize: bool = False, max_tokens: int = 128,
-                     batch_size: int = 256) -> SentenceCodes:
+                     batch_size: int = 256, loaded: tuple[Any, Any] | None = None
+                     ) -> SentenceCodes:
     """:func:`pretrained_codes` of every sentence of ``data`` (a file, or a known data set
     ``NAME:SPLIT``; ``.tsv`` is ``LABEL<TAB>SENTENCE``) in file order, with its labels; the
-    codes are points (``stochastic`` False)."""
+    codes are points (``stochastic`` False); ``loaded`` as :func:`pretrained_codes`."""
     from .data.sources import data_dir as default_data_dir
     from .data.sources import resolve_data_path
 
     sentences, labels = read_sentence_file(resolve_data_path(data, default_data_dir(data_dir)))
     mu = pretrained_codes(path, sentences, pooling=pooling, normalize=normalize,
-                          max_tokens=max_tokens, batch_size=batch_size)
+                          max_tokens=max_tokens, batch_size=batch_size, loaded=loaded)
     return SentenceCodes(mu=mu, labels=labels, stochastic=False)

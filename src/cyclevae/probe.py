@@ -348,10 +348,13 @@ def probe_pretrained(path: str | Path, train: str, test: str, *, valid: str | No
     with. The authors' classifier defaults to their AE's 1,000 epochs (the embedding is a
     point, as the AE's code)."""
     from .embedding import embed_pretrained
+    from .models.hf_encoder import load_hf_encoder
 
+    loaded = load_hf_encoder(path, field="--pretrained")  # once for the three files
     result = _probe_files(
         lambda spec: embed_pretrained(path, spec, data_dir=data_dir, pooling=pooling,
-                                      normalize=normalize, max_tokens=max_tokens),
+                                      normalize=normalize, max_tokens=max_tokens,
+                                      loaded=loaded),
         train, test, valid=valid, fractions=fractions, draws=draws, seed=seed,
         skip_infeasible=skip_infeasible, classifier=classifier, authors_epochs=authors_epochs)
     norm = ", L2-normalised" if normalize else ""
