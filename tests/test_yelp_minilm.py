@@ -145,7 +145,7 @@ def test_reproduce_yelp_minilm_rows(yelp_tiny, tmp_path) -> None:
             "sentence embedding (mean-pooled last layer, L2-normalised, 384 dimensions; no "
             "VAE)") in report
     assert "`minilm-cyclical` (shortened: 1 of 10 epochs)" in report
-    (line,) = result["findings"]["minilm-cyclical"]
+    (line,) = result["findings"]["minilm"]
     assert "MiniLM VAE, cyclical" in line and "next best MiniLM embedding, no VAE" in line
     assert set(result["separation"]) == set(rows) and (tmp_path / "tsne.png").is_file()
     stamp = (tmp_path / "minilm-features" / "probe.json").stat().st_mtime_ns

@@ -355,3 +355,44 @@ def test_finding_is_judged_by_the_welch_interval_of_the_seed_means() -> None:
     probes["ae"] = row([0.85], [0.70])  # the rival with one seed: the draw sd, said so
     small, _ = finding_check(probes)
     assert "does not hold (gap -4.00 points" in small and "one seed, no seed spread" in small
+
+
+def test_the_ae_authors_row_is_the_ae_with_the_authors_four_settings_alone() -> None:
+    from dataclasses import asdict
+
+    from cyclevae.config import load_config
+    from cyclevae.experiments.yelp import CONFIG_DIR
+
+    def flat(tree: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    ae = flat(asdict(load_config(CONFIG_DIR / "ae.yaml", [])))
+    theirs = flat(asdict(load_config(CONFIG_DIR / "ae-authors.yaml", [])))
+    changed = {key: theirs[key] for key in ae if ae[key] != theirs[key]}
+    assert changed == {"train.clip": 0.0, "lr_schedule.kind": "exponential",
+                       "model.normalize_embeddings": True, "model.loss_pad_length": 24}
+    assert theirs["lr_schedule.decay_rate"] == 0.99 and theirs["lr_schedule.decay_epochs"] == 2.0
+
+
+def test_the_ae_authors_comparison_is_judged_only_when_that_row_is_probed() -> None:
+    from cyclevae.experiments.yelp import _findings, over_seeds
+
+    def row(small: float, full: float) -> dict:
+        return over_seeds({0: _probe([(0.01, [small, small]), (1.0, [full])])})
+
+    paper = {"ae": row(0.81, 0.85), "vae-monotonic": row(0.75, 0.79),
+             "vae-cyclical": row(0.80, 0.82)}
+    lines = "\n".join(_findings(paper))
+    assert "**The paper's finding:**" in lines and "**Beyond the paper" not in lines
+    lines = "\n".join(_findings({**paper, "ae-authors": row(0.78, 0.80)}))
+    assert "**Beyond the paper:** with the AE pre-trained as the authors pre-trained it" in lines
+    # judged among its own rows: the cyclical VAE beats the authors' AE, not ours
+    beyond = lines.split("**Beyond the paper:**")[1]
+    assert beyond.count("the finding holds") == 2 and "next best AE, the authors'" in beyond
+    assert "finding does not hold" in lines.split("**Beyond the paper:**")[0]
