@@ -362,15 +362,7 @@ def test_the_ae_authors_row_is_the_ae_with_the_authors_four_settings_alone() -> 
 
     from cyclevae.config import load_config
     from cyclevae.experiments.yelp import CONFIG_DIR
-
-    def flat(tree: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
+    from cyclevae.runs_table import _flatten as flat  # dotted keys, as `runs` shows them
 
     ae = flat(asdict(load_config(CONFIG_DIR / "ae.yaml", [])))
     theirs = flat(asdict(load_config(CONFIG_DIR / "ae-authors.yaml", [])))
