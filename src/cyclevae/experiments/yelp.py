@@ -5,8 +5,8 @@ Each row (``configs/yelp/``: the paper's ``ae``, ``vae-monotonic``, ``vae-cyclic
 it ``ae-authors``, the AE pre-trained with the authors' four settings where ours differ, and
 ``minilm-monotonic`` and ``minilm-cyclical``, the VAE with the pretrained all-MiniLM-L6-v2
 encoder fine-tuned, as Optimus (Li et al. 2020) puts a pretrained encoder under the schedule)
-pre-trains through the ordinary Trainer into ``OUT/<row>[-seedS]/``, once per training seed (resumable; a finished run
-is reused); each run's best-on-valid checkpoint is then frozen and probed
+pre-trains through the ordinary Trainer into ``OUT/<row>[-seedS]/``, once per training seed
+(resumable; a finished run is reused); each run's best-on-valid checkpoint is then frozen and probed
 (:mod:`cyclevae.probe`) at labelled fractions of ``yelp:train``, the regularisation chosen on
 ``yelp:valid``, accuracy on ``yelp:test``, by our classifier (``probe.json``) or the authors'
 (``classifier="authors"``: ``probe-authors.json``). The row ``minilm-features`` trains
@@ -597,20 +597,19 @@ def write_yelp_report(out: Path, *, rows: list[str], tsne_points: int = 5000, se
     lines.append(f"\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     main = by_classifier.get("ours") or next(iter(by_classifier.values()))
-    _, best, rivals, _, _ = FINDINGS[0]
 
-    def judged(probes: Mapping[str, dict[str, Any]]) -> dict[str, list[str]]:
-        return {c.key: finding_check(_among(probes, c.best, c.rivals), c.best)
-                for c in FINDINGS}
+    def judged(probes: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """``finding``: the paper's comparison; ``findings``: every comparison by its key."""
+        found = {c.key: finding_check(_among(probes, c.best, c.rivals), c.best)
+                 for c in FINDINGS}
+        return {"finding": found["paper"], "findings": found}
 
     return {"accuracy": {row: [r["mean"] for r in p["fractions"]] for row, p in main.items()},
-            "finding": finding_check(_among(main, best, rivals), best),
-            "findings": judged(main), "separation": separation,
+            **judged(main), "separation": separation,
             "seeds": {row: p["seeds"] for row, p in main.items()},
             "classifiers": {c: {"accuracy": {row: [r["mean"] for r in p["fractions"]]
                                              for row, p in probes.items()},
-                                "finding": finding_check(_among(probes, best, rivals), best),
-                                "findings": judged(probes)}
+                                **judged(probes)}
                             for c, probes in by_classifier.items()},
             "finite": all(math.isfinite(r["mean"]) for probes in by_classifier.values()
                           for p in probes.values() for r in p["fractions"])}
